@@ -1,0 +1,1 @@
+//! Session merging for one key (to be implemented).
