@@ -1,1 +1,65 @@
-//! weir-actors
+//! # weir-actors: the weir runtime
+//!
+//! A weir job is a graph of actix actors — sources, operators, window
+//! managers and sinks — exchanging typed, batched messages through bounded
+//! mailboxes. A full mailbox is the backpressure signal: the sender keeps
+//! its message and stops taking work until the receiver has room. Watermarks
+//! (and checkpoint barriers) travel in-band with the data, so every actor
+//! sees one ordered stream per input.
+//!
+//! Build a topology with [`JobBuilder`], run it with [`Job::run_blocking`]
+//! (from `main`), [`Job::start`] (inside an actix System) or [`Job::spawn`]
+//! (on a thread of its own), and watch it through its [`JobHandle`].
+//!
+//! Most users depend on the `weir` crate, which re-exports this one with
+//! connectors and the command-line tool.
+
+pub mod job;
+pub mod message;
+pub mod metrics;
+pub mod operator;
+pub(crate) mod output;
+pub mod sink;
+pub mod source;
+pub mod time;
+pub mod topology;
+pub mod window;
+pub(crate) mod window_manager;
+
+pub use job::{Job, JobError, JobHandle, JobReport};
+pub use message::{CheckpointId, Envelope, Message, Record, Timestamp, END_OF_TIME};
+pub use metrics::{ActorKind, JobMetrics, MetricsSnapshot};
+pub use operator::{Collector, Operator, OperatorContext, OperatorHarness};
+pub use output::outlet::Outlet;
+pub use sink::{CollectSink, Collected, FileSink, FnSink, Sink, SinkError, StdoutSink};
+pub use source::{
+    push_source, DeadLetter, FileSource, IterSource, PushHandle, Source, SourceBatch, SourceStatus, Throttled,
+    TrySendError,
+};
+pub use time::{InputEvent, InputTracker, WatermarkStrategy};
+pub use topology::{ActorOperatorInfo, BuildError, JobBuilder, KeyedStream, Stream, WindowedStream};
+pub use window::{
+    Aggregate, Average, Collect, Count, Max, Min, Sum, Timing, Window, WindowOptions, WindowResult, Windows,
+};
+
+/// What a job author needs, in one `use weir_actors::prelude::*`.
+pub mod prelude {
+    pub use crate::{
+        push_source, Aggregate, Average, Collect, CollectSink, Count, DeadLetter, FileSink, FileSource, FnSink,
+        IterSource, Job, JobBuilder, JobHandle, Max, Min, Record, Sink, StdoutSink, Stream, Sum, Throttled, Timing,
+        WatermarkStrategy, Window, WindowResult, Windows,
+    };
+}
+
+/// For operator authors: the edge protocol, input tracking, the output
+/// handle of plain-actor operators and the operator test harness.
+pub mod dev {
+    pub use crate::{
+        ActorOperatorInfo, Collector, Envelope, InputEvent, InputTracker, Message, Operator, OperatorContext,
+        OperatorHarness, Outlet, Source, SourceBatch, SourceStatus,
+    };
+}
+
+impl<K: Send + 'static, R: Send + 'static> actix::Message for WindowResult<K, R> {
+    type Result = ();
+}

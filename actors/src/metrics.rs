@@ -1,0 +1,195 @@
+//! Per-actor counters and gauges, readable while a job runs.
+//!
+//! Every actor of a job owns one [`ActorMetrics`] (atomics behind an `Arc`)
+//! and updates it per batch, never per record. The job keeps them in a
+//! `DashMap` keyed by actor name so that a [`crate::JobHandle`] — or a
+//! dashboard on another thread — can read them at any time without stopping
+//! anyone. Reading gives a [`MetricsSnapshot`].
+
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use serde::Serialize;
+
+/// The role an actor plays in the job graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum ActorKind {
+    /// Pulls records from a source.
+    Source,
+    /// Runs a custom operator.
+    Operator,
+    /// Keyed window manager.
+    Window,
+    /// Delivers results.
+    Sink,
+}
+
+/// The live counters of one actor. Cheap to update (relaxed atomics).
+#[derive(Debug)]
+pub struct ActorMetrics {
+    pub(crate) name: String,
+    pub(crate) kind: ActorKind,
+    pub(crate) records_in: AtomicU64,
+    pub(crate) records_out: AtomicU64,
+    pub(crate) batches_in: AtomicU64,
+    pub(crate) batches_out: AtomicU64,
+    pub(crate) backpressured_ns: AtomicU64,
+    pub(crate) watermark: AtomicI64,
+    pub(crate) late_records: AtomicU64,
+    pub(crate) dead_letters: AtomicU64,
+    pub(crate) open_windows: AtomicU64,
+    /// Messages queued in this actor's mailbox (raised by senders, lowered
+    /// by this actor when it takes a message).
+    pub(crate) mailbox: Arc<AtomicUsize>,
+    pub(crate) mailbox_capacity: usize,
+}
+
+impl ActorMetrics {
+    pub(crate) fn new(name: String, kind: ActorKind, mailbox_capacity: usize) -> Arc<Self> {
+        Arc::new(ActorMetrics {
+            name,
+            kind,
+            records_in: AtomicU64::new(0),
+            records_out: AtomicU64::new(0),
+            batches_in: AtomicU64::new(0),
+            batches_out: AtomicU64::new(0),
+            backpressured_ns: AtomicU64::new(0),
+            watermark: AtomicI64::new(i64::MIN),
+            late_records: AtomicU64::new(0),
+            dead_letters: AtomicU64::new(0),
+            open_windows: AtomicU64::new(0),
+            mailbox: Arc::new(AtomicUsize::new(0)),
+            mailbox_capacity,
+        })
+    }
+
+    pub(crate) fn add_in(&self, records: usize) {
+        self.records_in.fetch_add(records as u64, Relaxed);
+        self.batches_in.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn add_out(&self, records: usize) {
+        self.records_out.fetch_add(records as u64, Relaxed);
+        self.batches_out.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn add_backpressure(&self, d: Duration) {
+        self.backpressured_ns.fetch_add(d.as_nanos() as u64, Relaxed);
+    }
+
+    pub(crate) fn set_watermark(&self, wm: i64) {
+        self.watermark.store(wm, Relaxed);
+    }
+
+    /// A consistent-enough copy of the counters.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            name: self.name.clone(),
+            kind: self.kind,
+            records_in: self.records_in.load(Relaxed),
+            records_out: self.records_out.load(Relaxed),
+            batches_in: self.batches_in.load(Relaxed),
+            batches_out: self.batches_out.load(Relaxed),
+            backpressured: Duration::from_nanos(self.backpressured_ns.load(Relaxed)),
+            watermark: self.watermark.load(Relaxed),
+            late_records: self.late_records.load(Relaxed),
+            dead_letters: self.dead_letters.load(Relaxed),
+            open_windows: self.open_windows.load(Relaxed),
+            mailbox_len: self.mailbox.load(Relaxed),
+            mailbox_capacity: self.mailbox_capacity,
+        }
+    }
+}
+
+/// The counters of one actor at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MetricsSnapshot {
+    /// Actor name: `<node>#<instance>`.
+    pub name: String,
+    /// Its role.
+    pub kind: ActorKind,
+    /// Records received (sources: records read from the source).
+    pub records_in: u64,
+    /// Records sent downstream (sinks: records delivered).
+    pub records_out: u64,
+    /// Batches received.
+    pub batches_in: u64,
+    /// Batches sent.
+    pub batches_out: u64,
+    /// Total time spent waiting for a full downstream mailbox.
+    pub backpressured: Duration,
+    /// Current event-time watermark (`i64::MIN` before the first).
+    pub watermark: i64,
+    /// Records routed to the late-data output (window managers).
+    pub late_records: u64,
+    /// Records routed to the dead-letter output (sources).
+    pub dead_letters: u64,
+    /// (key, window) states held (window managers).
+    pub open_windows: u64,
+    /// Messages waiting in the mailbox.
+    pub mailbox_len: usize,
+    /// The mailbox's capacity in messages.
+    pub mailbox_capacity: usize,
+}
+
+/// The metrics of every actor of a job, by name.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Registry {
+    actors: Arc<DashMap<String, Arc<ActorMetrics>>>,
+}
+
+impl Registry {
+    pub(crate) fn register(&self, m: &Arc<ActorMetrics>) {
+        self.actors.insert(m.name.clone(), Arc::clone(m));
+    }
+
+    pub(crate) fn snapshot(&self) -> JobMetrics {
+        let mut actors: Vec<MetricsSnapshot> =
+            self.actors.iter().map(|e| e.value().snapshot()).collect();
+        actors.sort_by(|a, b| a.name.cmp(&b.name));
+        JobMetrics { actors }
+    }
+}
+
+/// Every actor's counters at one moment, sorted by actor name.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct JobMetrics {
+    /// One entry per actor.
+    pub actors: Vec<MetricsSnapshot>,
+}
+
+impl JobMetrics {
+    /// The actors of one kind.
+    pub fn of_kind(&self, kind: ActorKind) -> impl Iterator<Item = &MetricsSnapshot> {
+        self.actors.iter().filter(move |a| a.kind == kind)
+    }
+
+    /// The actors whose name starts with `node` (all instances of a node).
+    pub fn of_node<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a MetricsSnapshot> {
+        self.actors
+            .iter()
+            .filter(move |a| a.name.split('#').next() == Some(node))
+    }
+
+    /// Records read by all sources.
+    pub fn source_records(&self) -> u64 {
+        self.of_kind(ActorKind::Source).map(|a| a.records_in).sum()
+    }
+
+    /// Records delivered by all sinks.
+    pub fn sink_records(&self) -> u64 {
+        self.of_kind(ActorKind::Sink).map(|a| a.records_out).sum()
+    }
+
+    /// Late records over all window managers.
+    pub fn late_records(&self) -> u64 {
+        self.actors.iter().map(|a| a.late_records).sum()
+    }
+
+    /// Dead letters over all sources.
+    pub fn dead_letters(&self) -> u64 {
+        self.actors.iter().map(|a| a.dead_letters).sum()
+    }
+}

@@ -1,0 +1,245 @@
+//! Custom operators: implement [`Operator`] and weir runs it in an actor
+//! that handles watermarks, barriers, end of input and backpressure for it.
+//!
+//! The shape follows every extension point of weir: one required method,
+//! [`Operator::process`], called with a batch and a [`Collector`] to write
+//! output into; every other hook has a default. An operator never holds
+//! downstream addresses: what it collects is batched and sent by its actor,
+//! which waits when downstream is full.
+//!
+//! Event-time timers: [`OperatorContext::register_timer`] asks for
+//! [`Operator::on_timer`] to be called once the watermark reaches a time.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use actix::{Actor, Context, Handler};
+
+use crate::message::{Envelope, Message, Record, Timestamp};
+use crate::metrics::ActorMetrics;
+use crate::output::outlet::{wait_blocked, Outlet};
+use crate::time::{InputEvent, InputTracker};
+
+/// Where an operator writes its output records.
+#[derive(Debug)]
+pub struct Collector<'a, T> {
+    buf: &'a mut Vec<Record<T>>,
+}
+
+impl<'a, T> Collector<'a, T> {
+    /// A collector writing into `buf` (for tests of operators).
+    pub fn new(buf: &'a mut Vec<Record<T>>) -> Self {
+        Collector { buf }
+    }
+
+    /// Emits `value` at event time `ts`.
+    #[inline]
+    pub fn emit(&mut self, ts: Timestamp, value: T) {
+        self.buf.push(Record { ts, value });
+    }
+}
+
+/// What an operator can see and ask for besides its input.
+#[derive(Debug, Default)]
+pub struct OperatorContext {
+    watermark: Timestamp,
+    timers: BTreeSet<Timestamp>,
+}
+
+impl OperatorContext {
+    /// A context at watermark `i64::MIN` with no timers.
+    pub fn new() -> Self {
+        OperatorContext { watermark: i64::MIN, timers: BTreeSet::new() }
+    }
+
+    /// The current input watermark.
+    pub fn watermark(&self) -> Timestamp {
+        self.watermark
+    }
+
+    /// Calls [`Operator::on_timer`] with `at` once the watermark reaches
+    /// `at`. Registering the same time twice calls it once.
+    pub fn register_timer(&mut self, at: Timestamp) {
+        self.timers.insert(at);
+    }
+
+    /// Timers due at watermark `wm`, in order, removed.
+    pub(crate) fn advance(&mut self, wm: Timestamp) -> Vec<Timestamp> {
+        self.watermark = wm;
+        let later = self.timers.split_off(&wm.saturating_add(1));
+        std::mem::replace(&mut self.timers, later).into_iter().collect()
+    }
+}
+
+/// A stateful operator that weir wraps in an actor.
+///
+/// Called on the operator actor's thread, one call at a time; never block.
+/// Hooks run in stream order: `process` for each batch, `on_watermark` and
+/// then due `on_timer`s when the watermark advances (the watermark is
+/// forwarded downstream after them, so what they emit is not late),
+/// `on_end` at end of input.
+pub trait Operator: Send + 'static {
+    /// Input record type.
+    type In: Send + 'static;
+    /// Output record type.
+    type Out: Send + 'static;
+
+    /// Handles a batch of input records (take them out with `drain(..)`).
+    fn process(&mut self, batch: &mut Vec<Record<Self::In>>, ctx: &mut OperatorContext, out: &mut Collector<'_, Self::Out>);
+
+    /// The watermark advanced to `wm`. Default: nothing (weir forwards it).
+    fn on_watermark(&mut self, wm: Timestamp, ctx: &mut OperatorContext, out: &mut Collector<'_, Self::Out>) {
+        let _ = (wm, ctx, out);
+    }
+
+    /// A timer registered for `at` is due.
+    fn on_timer(&mut self, at: Timestamp, ctx: &mut OperatorContext, out: &mut Collector<'_, Self::Out>) {
+        let _ = (at, ctx, out);
+    }
+
+    /// End of input (after the final watermark). Default: nothing.
+    fn on_end(&mut self, out: &mut Collector<'_, Self::Out>) {
+        let _ = out;
+    }
+
+    /// Called when the operator's actor starts.
+    fn on_start(&mut self) {}
+}
+
+/// Drives an [`Operator`] without actix: feed it records and watermarks,
+/// read what it emitted. The same sequencing as its actor uses.
+#[derive(Debug)]
+pub struct OperatorHarness<O: Operator> {
+    op: O,
+    ctx: OperatorContext,
+    out: Vec<Record<O::Out>>,
+}
+
+impl<O: Operator> OperatorHarness<O> {
+    /// Wraps `op` and calls its `on_start`.
+    pub fn new(mut op: O) -> Self {
+        op.on_start();
+        OperatorHarness { op, ctx: OperatorContext::new(), out: Vec::new() }
+    }
+
+    /// Feeds one batch.
+    pub fn process(&mut self, mut batch: Vec<Record<O::In>>) {
+        drive_batch(&mut self.op, &mut self.ctx, &mut batch, &mut self.out);
+    }
+
+    /// Advances the watermark (firing due timers).
+    pub fn watermark(&mut self, wm: Timestamp) {
+        drive_watermark(&mut self.op, &mut self.ctx, wm, &mut self.out);
+    }
+
+    /// Ends the input: final watermark, then `on_end`.
+    pub fn end(&mut self) {
+        self.watermark(i64::MAX);
+        self.op.on_end(&mut Collector::new(&mut self.out));
+    }
+
+    /// Takes what was emitted so far.
+    pub fn take_output(&mut self) -> Vec<Record<O::Out>> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// The operator.
+    pub fn operator(&self) -> &O {
+        &self.op
+    }
+}
+
+fn drive_batch<O: Operator>(op: &mut O, ctx: &mut OperatorContext, batch: &mut Vec<Record<O::In>>, out: &mut Vec<Record<O::Out>>) {
+    op.process(batch, ctx, &mut Collector::new(out));
+    batch.clear();
+}
+
+fn drive_watermark<O: Operator>(op: &mut O, ctx: &mut OperatorContext, wm: Timestamp, out: &mut Vec<Record<O::Out>>) {
+    let due = ctx.advance(wm);
+    let mut c = Collector::new(out);
+    op.on_watermark(wm, ctx, &mut c);
+    for at in due {
+        op.on_timer(at, ctx, &mut c);
+    }
+}
+
+/// The actor around an [`Operator`] (state boxed: actix wants actors
+/// `Unpin`, and user types need not be).
+pub(crate) struct OperatorActor<O: Operator>(Box<OperatorState<O>>);
+
+pub(crate) struct OperatorState<O: Operator> {
+    op: O,
+    ctx: OperatorContext,
+    inputs: InputTracker,
+    buf: Vec<Record<O::Out>>,
+    out: Outlet<O::Out>,
+    metrics: Arc<ActorMetrics>,
+}
+
+impl<O: Operator> OperatorActor<O> {
+    pub(crate) fn new(op: O, inputs: usize, out: Outlet<O::Out>, metrics: Arc<ActorMetrics>) -> Self {
+        OperatorActor(Box::new(OperatorState { op, ctx: OperatorContext::new(), inputs: InputTracker::new(inputs), buf: Vec::new(), out, metrics }))
+    }
+}
+
+impl<O: Operator> OperatorState<O> {
+    fn send(&mut self) {
+        if !self.buf.is_empty() {
+            self.out.send_batch(&mut self.buf);
+        }
+    }
+}
+
+impl<O: Operator> Actor for OperatorActor<O> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Context<Self>) {
+        tracing::debug!(actor = %self.0.metrics.name, "operator started");
+        self.0.op.on_start();
+    }
+}
+
+impl<O: Operator> Handler<Envelope<O::In>> for OperatorActor<O> {
+    type Result = ();
+
+    fn handle(&mut self, env: Envelope<O::In>, ctx: &mut Context<Self>) {
+        self.0.handle(env, ctx);
+    }
+}
+
+impl<O: Operator> OperatorState<O> {
+    fn handle(&mut self, env: Envelope<O::In>, ctx: &mut Context<OperatorActor<O>>) {
+        self.metrics.mailbox.fetch_sub(1, Relaxed);
+        match env.msg {
+            Message::Data(mut batch) => {
+                self.metrics.add_in(batch.len());
+                self.inputs.on_data(env.input);
+                drive_batch(&mut self.op, &mut self.ctx, &mut batch, &mut self.buf);
+                self.send();
+            }
+            msg => match self.inputs.on_message(env.input, &msg) {
+                InputEvent::None => {}
+                InputEvent::Watermark(wm) => {
+                    drive_watermark(&mut self.op, &mut self.ctx, wm, &mut self.buf);
+                    self.send();
+                    self.metrics.set_watermark(wm);
+                    self.out.watermark(wm);
+                }
+                InputEvent::Idle => self.out.idle(),
+                InputEvent::Barrier(id) => self.out.barrier(id),
+                InputEvent::End => {
+                    drive_watermark(&mut self.op, &mut self.ctx, i64::MAX, &mut self.buf);
+                    self.op.on_end(&mut Collector::new(&mut self.buf));
+                    self.send();
+                    self.metrics.set_watermark(i64::MAX);
+                    self.out.end();
+                }
+            },
+        }
+        if self.metrics.mailbox.load(Relaxed) == 0 {
+            self.out.flush();
+        }
+        wait_blocked(self.out.take_blocked(), &self.metrics, ctx);
+    }
+}

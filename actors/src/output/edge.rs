@@ -1,0 +1,175 @@
+//! Edges: forward/rebalance (whole batches) and key partitioning (records
+//! hashed to one of `p` destinations, the same key always to the same one).
+
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+
+use crate::message::Record;
+use crate::metrics::ActorMetrics;
+use crate::output::{Blocked, Control, Emit, Sender, Target};
+
+/// The partition of `key` among `p`: a fixed-seed hash, so every process of
+/// a distributed job agrees.
+#[inline]
+pub(crate) fn partition<K: Hash + ?Sized>(key: &K, p: usize) -> usize {
+    let h = foldhash::fast::FixedState::with_seed(0x5EED).hash_one(key);
+    // Lemire's multiply-shift range reduction: uniform, no division.
+    ((h as u128 * p as u128) >> 64) as usize
+}
+
+/// Sends batches round-robin to its targets (one target: forward).
+pub(crate) struct RoundRobin<T: Send + 'static> {
+    sender: Sender<T>,
+    buf: Vec<Record<T>>,
+    batch_size: usize,
+    next: usize,
+}
+
+impl<T: Send + 'static> RoundRobin<T> {
+    pub(crate) fn new(targets: Vec<Target<T>>, input: usize, batch_size: usize, metrics: Arc<ActorMetrics>) -> Self {
+        RoundRobin { sender: Sender::new(targets, input, metrics), buf: Vec::with_capacity(batch_size), batch_size, next: 0 }
+    }
+
+    fn send_buf(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.buf, Vec::with_capacity(self.batch_size));
+        let t = self.next;
+        self.next = (self.next + 1) % self.sender.len();
+        self.sender.send(t, crate::message::Message::Data(batch));
+    }
+}
+
+impl<T: Send + 'static> Emit<T> for RoundRobin<T> {
+    fn data(&mut self, batch: &mut Vec<Record<T>>) {
+        if self.buf.is_empty() && batch.len() >= self.batch_size {
+            // A full batch travels as it is; the caller gets a fresh buffer.
+            self.buf = std::mem::replace(batch, Vec::with_capacity(self.batch_size));
+            self.send_buf();
+            return;
+        }
+        for r in batch.drain(..) {
+            self.buf.push(r);
+            if self.buf.len() >= self.batch_size {
+                self.send_buf();
+            }
+        }
+    }
+    fn control(&mut self, ctl: Control) {
+        self.send_buf();
+        self.sender.broadcast(ctl);
+    }
+    fn flush(&mut self) {
+        self.send_buf();
+    }
+    fn has_pending(&self) -> bool {
+        !self.buf.is_empty()
+    }
+    fn take_blocked(&mut self) -> Option<Blocked> {
+        self.sender.take_blocked()
+    }
+}
+
+/// Hash-partitions records by key to `p` targets; the records travel as
+/// `(key, value)` so the receiver need not compute the key again.
+pub(crate) struct KeyBy<K: Send + 'static, T: Send + 'static, F> {
+    sender: Sender<(K, T)>,
+    key_fn: F,
+    bufs: Vec<Vec<Record<(K, T)>>>,
+    batch_size: usize,
+}
+
+impl<K, T, F> KeyBy<K, T, F>
+where
+    K: Hash + Send + 'static,
+    T: Send + 'static,
+    F: Fn(&T) -> K + Send + 'static,
+{
+    pub(crate) fn new(targets: Vec<Target<(K, T)>>, input: usize, key_fn: F, batch_size: usize, metrics: Arc<ActorMetrics>) -> Self {
+        let bufs = targets.iter().map(|_| Vec::with_capacity(batch_size)).collect();
+        KeyBy { sender: Sender::new(targets, input, metrics), key_fn, bufs, batch_size }
+    }
+
+    fn send(&mut self, t: usize) {
+        let batch = std::mem::replace(&mut self.bufs[t], Vec::with_capacity(self.batch_size));
+        self.sender.send(t, crate::message::Message::Data(batch));
+    }
+
+    fn send_all(&mut self) {
+        for t in 0..self.bufs.len() {
+            if !self.bufs[t].is_empty() {
+                self.send(t);
+            }
+        }
+    }
+}
+
+impl<K, T, F> Emit<T> for KeyBy<K, T, F>
+where
+    K: Hash + Send + 'static,
+    T: Send + 'static,
+    F: Fn(&T) -> K + Send + 'static,
+{
+    fn data(&mut self, batch: &mut Vec<Record<T>>) {
+        let p = self.bufs.len();
+        for r in batch.drain(..) {
+            let key = (self.key_fn)(&r.value);
+            let t = if p == 1 { 0 } else { partition(&key, p) };
+            self.bufs[t].push(Record { ts: r.ts, value: (key, r.value) });
+            if self.bufs[t].len() >= self.batch_size {
+                self.send(t);
+            }
+        }
+    }
+    fn control(&mut self, ctl: Control) {
+        self.send_all();
+        self.sender.broadcast(ctl);
+    }
+    fn flush(&mut self) {
+        self.send_all();
+    }
+    fn has_pending(&self) -> bool {
+        self.bufs.iter().any(|b| !b.is_empty())
+    }
+    fn take_blocked(&mut self) -> Option<Blocked> {
+        self.sender.take_blocked()
+    }
+}
+
+/// Counts and discards: the output of a port nobody subscribed to (late
+/// data or dead letters without a sink). The owner counts the records.
+pub(crate) struct Discard;
+
+impl<T: Send + 'static> Emit<T> for Discard {
+    fn data(&mut self, batch: &mut Vec<Record<T>>) {
+        batch.clear();
+    }
+    fn control(&mut self, _ctl: Control) {}
+    fn flush(&mut self) {}
+    fn has_pending(&self) -> bool {
+        false
+    }
+    fn take_blocked(&mut self) -> Option<Blocked> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partition;
+
+    #[test]
+    fn partition_is_stable_and_in_range() {
+        for k in 0u64..1000 {
+            let p = partition(&k, 3);
+            assert!(p < 3);
+            assert_eq!(p, partition(&k, 3));
+        }
+        let mut seen = [0usize; 4];
+        for k in 0u64..4000 {
+            seen[partition(&k, 4)] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 800), "{seen:?}");
+    }
+}

@@ -1,0 +1,188 @@
+//! How an actor sends: batching, partitioning, fused stateless stages, and
+//! backpressure on a full mailbox.
+//!
+//! An actor writes its output records into a `Box<dyn Emit<T>>` once per
+//! batch. What is behind it is decided when the topology is built: zero or
+//! more fused stateless stages (`map`, `filter`, `flat_map`, see [`stage`])
+//! and then one edge ([`edge`]) that cuts the records into per-destination
+//! batches and offers them with `try_send`.
+//!
+//! Backpressure: when a destination's mailbox is full, `try_send` hands the
+//! message back; the edge keeps it (in order, behind anything already held
+//! for that destination) and [`Emit::take_blocked`] returns a future that
+//! delivers what was held. The actor waits on that future with
+//! `ctx.wait(..)`, so it stops handling its own mailbox until the receiver
+//! has room — its own senders then fill up in turn. The future is woken by
+//! actix when the receiver takes the message: no spinning, no sleeping.
+
+pub(crate) mod edge;
+pub(crate) mod outlet;
+pub(crate) mod stage;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+
+use actix::dev::SendError;
+use actix::Recipient;
+
+use crate::message::{CheckpointId, Envelope, Message, Record, Timestamp};
+use crate::metrics::ActorMetrics;
+
+/// A control message, broadcast to every destination after pending data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Control {
+    Watermark(Timestamp),
+    Idle,
+    Barrier(CheckpointId),
+    End,
+}
+
+impl Control {
+    pub(crate) fn into_message<T>(self) -> Message<T> {
+        match self {
+            Control::Watermark(t) => Message::Watermark(t),
+            Control::Idle => Message::Idle,
+            Control::Barrier(id) => Message::Barrier(id),
+            Control::End => Message::End,
+        }
+    }
+}
+
+/// A future that completes when every held message has been delivered.
+pub(crate) type Blocked = Pin<Box<dyn Future<Output = ()> + 'static>>;
+
+/// The output side of an actor, for one output port.
+pub(crate) trait Emit<T>: Send + 'static {
+    /// Takes every record out of `batch` (leaving it empty, capacity kept).
+    fn data(&mut self, batch: &mut Vec<Record<T>>);
+    /// Sends pending partial batches, then `ctl` to every destination.
+    fn control(&mut self, ctl: Control);
+    /// Sends pending partial batches.
+    fn flush(&mut self);
+    /// Whether records wait in partial batches.
+    fn has_pending(&self) -> bool;
+    /// Messages refused with `Full`, to be delivered before anything else;
+    /// `None` when nothing is held.
+    fn take_blocked(&mut self) -> Option<Blocked>;
+}
+
+/// One downstream actor instance.
+pub(crate) struct Target<T: Send + 'static> {
+    pub(crate) recipient: Recipient<Envelope<T>>,
+    /// The receiver's mailbox gauge.
+    pub(crate) queued: Arc<AtomicUsize>,
+}
+
+impl<T: Send + 'static> Clone for Target<T> {
+    fn clone(&self) -> Self {
+        Target { recipient: self.recipient.clone(), queued: Arc::clone(&self.queued) }
+    }
+}
+
+/// The addresses of a node's instances, filled in when the node is started
+/// (downstream nodes are started before their upstreams).
+pub(crate) type Inbox<T> = Arc<OnceLock<Vec<Target<T>>>>;
+
+/// Builds the output of one upstream instance, given its index and its
+/// metrics (which count what it sends).
+pub(crate) type OutputFactory<T> = Box<dyn FnMut(usize, &Arc<ActorMetrics>) -> Box<dyn Emit<T>> + Send>;
+
+/// Sends envelopes to a fixed set of targets, holding back what a full
+/// mailbox refused. Shared by every edge kind.
+pub(crate) struct Sender<T: Send + 'static> {
+    targets: Vec<Target<T>>,
+    input: usize,
+    /// Per target, messages refused (in order). Non-empty only between a
+    /// `Full` and the next `take_blocked`.
+    held: Vec<Vec<Envelope<T>>>,
+    any_held: bool,
+    metrics: Arc<ActorMetrics>,
+}
+
+impl<T: Send + 'static> Sender<T> {
+    pub(crate) fn new(targets: Vec<Target<T>>, input: usize, metrics: Arc<ActorMetrics>) -> Self {
+        let held = targets.iter().map(|_| Vec::new()).collect();
+        Sender { targets, input, held, any_held: false, metrics }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// Offers `msg` to target `t`; keeps it if the mailbox is full.
+    pub(crate) fn send(&mut self, t: usize, msg: Message<T>) {
+        if let Message::Data(b) = &msg {
+            self.metrics.add_out(b.len());
+        }
+        let env = Envelope { input: self.input, msg };
+        // Order on the edge: once something is held for `t`, everything
+        // after it must wait behind it.
+        if !self.held[t].is_empty() {
+            self.held[t].push(env);
+            return;
+        }
+        // Raise the receiver's gauge before it can possibly lower it.
+        self.targets[t].queued.fetch_add(1, Relaxed);
+        match self.targets[t].recipient.try_send(env) {
+            Ok(()) => {}
+            Err(SendError::Full(env)) => {
+                self.targets[t].queued.fetch_sub(1, Relaxed);
+                self.held[t].push(env);
+                self.any_held = true;
+            }
+            // The receiver stopped (job cancelled): nothing can be delivered.
+            Err(SendError::Closed(_)) => {
+                self.targets[t].queued.fetch_sub(1, Relaxed);
+            }
+        }
+    }
+
+    pub(crate) fn broadcast(&mut self, ctl: Control) {
+        for t in 0..self.targets.len() {
+            self.send(t, ctl.into_message());
+        }
+    }
+
+    pub(crate) fn take_blocked(&mut self) -> Option<Blocked> {
+        if !self.any_held {
+            return None;
+        }
+        self.any_held = false;
+        let mut per_target = Vec::new();
+        for (t, held) in self.held.iter_mut().enumerate() {
+            if held.is_empty() {
+                continue;
+            }
+            let msgs = std::mem::take(held);
+            let target = self.targets[t].clone();
+            per_target.push(async move {
+                for env in msgs {
+                    // `send` waits for room, then for the handler: actix
+                    // wakes us when the receiver has taken the message.
+                    target.queued.fetch_add(1, Relaxed);
+                    if target.recipient.send(env).await.is_err() {
+                        target.queued.fetch_sub(1, Relaxed);
+                        return; // receiver gone: job cancelled
+                    }
+                }
+            });
+        }
+        Some(Box::pin(async move {
+            futures_util::future::join_all(per_target).await;
+        }))
+    }
+}
+
+/// Combines the blocked futures of several outputs.
+pub(crate) fn join_blocked(parts: impl IntoIterator<Item = Option<Blocked>>) -> Option<Blocked> {
+    let parts: Vec<Blocked> = parts.into_iter().flatten().collect();
+    match parts.len() {
+        0 => None,
+        1 => parts.into_iter().next(),
+        _ => Some(Box::pin(async move {
+            futures_util::future::join_all(parts).await;
+        })),
+    }
+}

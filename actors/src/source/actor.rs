@@ -1,0 +1,321 @@
+//! The source actor: polls a [`Source`], stamps event time, generates
+//! watermarks and idleness, and stops polling while downstream is full.
+//!
+//! The work happens in one long-lived actor future (the pump) spawned in
+//! the actor's context. Each turn it first delivers whatever a full mailbox
+//! refused (waiting, woken by actix, when there is still no room), then polls
+//! the source for one batch. After a number of batches it yields so that the
+//! actor's own mailbox (stop requests) is served. When the source has
+//! nothing (`Pending`) the pump flushes partial batches, emits the watermark
+//! and, after the idle timeout, declares the source idle, then sleeps until
+//! the source or a timer wakes it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Instant;
+
+use actix::fut::ActorFuture;
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler};
+use tokio::time::Sleep;
+
+use crate::message::Record;
+use crate::metrics::ActorMetrics;
+use crate::output::outlet::Outlet;
+use crate::output::{join_blocked, Blocked};
+use crate::source::{DeadLetter, Source, SourceBatch, SourceStatus};
+use crate::time::{WatermarkGenerator, WatermarkStrategy};
+
+/// Batches handled per pump turn before yielding to the mailbox.
+const BUDGET: usize = 32;
+
+/// Asks a source actor to stop reading and end its output (the rest of the
+/// job then drains).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StopSource;
+
+impl actix::Message for StopSource {
+    type Result = ();
+}
+
+/// Settings of one source instance.
+pub(crate) struct SourceSettings {
+    pub(crate) strategy: WatermarkStrategy,
+    pub(crate) batch_size: usize,
+    pub(crate) stop: Arc<AtomicBool>,
+}
+
+/// The source actor (its state is boxed: actix wants actors `Unpin`, and
+/// user types need not be).
+pub(crate) struct SourceActor<S: Source, F>(Box<SourceState<S, F>>);
+
+pub(crate) struct SourceState<S: Source, F> {
+    source: S,
+    ts_fn: F,
+    items: Vec<S::Item>,
+    records: Vec<Record<S::Item>>,
+    dead: Vec<DeadLetter>,
+    out: Outlet<S::Item>,
+    dead_out: Outlet<DeadLetter>,
+    wm: WatermarkGenerator,
+    settings: SourceSettings,
+    metrics: Arc<ActorMetrics>,
+    blocked: Option<(Blocked, Instant)>,
+    timer: Option<Pin<Box<Sleep>>>,
+    produced: u64,
+    last_wm_emit: Instant,
+    last_data: Instant,
+    idle: bool,
+    done: bool,
+}
+
+impl<S, F> SourceActor<S, F>
+where
+    S: Source,
+    F: Fn(&S::Item) -> i64 + Send + 'static,
+{
+    pub(crate) fn new(
+        source: S,
+        ts_fn: F,
+        out: Outlet<S::Item>,
+        dead_out: Outlet<DeadLetter>,
+        settings: SourceSettings,
+        metrics: Arc<ActorMetrics>,
+    ) -> Self {
+        SourceActor(Box::new(SourceState::new(source, ts_fn, out, dead_out, settings, metrics)))
+    }
+}
+
+impl<S, F> SourceState<S, F>
+where
+    S: Source,
+    F: Fn(&S::Item) -> i64 + Send + 'static,
+{
+    fn new(
+        source: S,
+        ts_fn: F,
+        out: Outlet<S::Item>,
+        dead_out: Outlet<DeadLetter>,
+        settings: SourceSettings,
+        metrics: Arc<ActorMetrics>,
+    ) -> Self {
+        let now = Instant::now();
+        SourceState {
+            source,
+            ts_fn,
+            items: Vec::with_capacity(settings.batch_size),
+            records: Vec::with_capacity(settings.batch_size),
+            dead: Vec::new(),
+            out,
+            dead_out,
+            wm: WatermarkGenerator::new(&settings.strategy),
+            settings,
+            metrics,
+            blocked: None,
+            timer: None,
+            produced: 0,
+            last_wm_emit: now,
+            last_data: now,
+            idle: false,
+            done: false,
+        }
+    }
+
+    /// Stamps the polled items and sends them on.
+    fn forward_batch(&mut self) {
+        let n = self.items.len();
+        if n > 0 {
+            let mut max_ts = i64::MIN;
+            let ts_fn = &self.ts_fn;
+            self.records.extend(self.items.drain(..).map(|value| {
+                let ts = ts_fn(&value);
+                max_ts = max_ts.max(ts);
+                Record { ts, value }
+            }));
+            self.wm.observe(max_ts);
+            self.metrics.add_in(n);
+            self.produced += n as u64;
+            self.out.send_batch(&mut self.records);
+            self.last_data = Instant::now();
+            self.idle = false;
+        }
+        if !self.dead.is_empty() {
+            self.metrics.dead_letters.fetch_add(self.dead.len() as u64, Relaxed);
+            for d in &self.dead {
+                tracing::warn!(origin = %d.origin, line = d.line, error = %d.error, "dead letter");
+            }
+            let mut dead: Vec<Record<DeadLetter>> =
+                self.dead.drain(..).map(|d| Record { ts: self.wm.current().max(0), value: d }).collect();
+            self.dead_out.send_batch(&mut dead);
+        }
+    }
+
+    fn emit_watermark(&mut self, force: bool) {
+        let due = force || self.last_wm_emit.elapsed() >= self.settings.strategy.interval;
+        if due {
+            if let Some(wm) = self.wm.advance() {
+                self.out.watermark(wm);
+                self.dead_out.watermark(wm);
+                self.metrics.set_watermark(wm);
+                self.last_wm_emit = Instant::now();
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        self.emit_watermark(true);
+        self.out.end();
+        self.dead_out.end();
+        self.metrics.set_watermark(i64::MAX);
+        self.done = true;
+        tracing::debug!(actor = %self.metrics.name, records = self.produced, "source finished");
+    }
+
+    fn take_blocked(&mut self) {
+        if let Some(b) = join_blocked([self.out.take_blocked(), self.dead_out.take_blocked()]) {
+            self.blocked = Some((b, Instant::now()));
+        }
+    }
+
+    /// Arms the timer for `at` and reports whether it already fired.
+    fn sleep_until(&mut self, at: Instant, task: &mut TaskContext<'_>) -> bool {
+        let deadline = tokio::time::Instant::from_std(at);
+        match &mut self.timer {
+            Some(t) if t.deadline() == deadline => {}
+            Some(t) => t.as_mut().reset(deadline),
+            None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        }
+        let t = self.timer.as_mut().expect("armed above");
+        t.as_mut().poll(task).is_ready()
+    }
+
+    /// The source has nothing now: flush, watermark, idleness; returns the
+    /// next instant a duty falls due.
+    fn on_quiet(&mut self) -> Option<Instant> {
+        self.out.flush();
+        self.dead_out.flush();
+        self.emit_watermark(false);
+        let mut next = None;
+        let interval = self.settings.strategy.interval;
+        if self.wm.has_pending() {
+            next = Some(self.last_wm_emit + interval);
+        }
+        if let Some(timeout) = self.settings.strategy.idle_timeout {
+            if !self.idle {
+                let at = self.last_data + timeout;
+                if Instant::now() >= at {
+                    self.idle = true;
+                    self.out.idle();
+                    self.dead_out.idle();
+                } else {
+                    next = Some(next.map_or(at, |n: Instant| n.min(at)));
+                }
+            }
+        }
+        next
+    }
+
+    fn pump(&mut self, ctx: &mut Context<SourceActor<S, F>>, task: &mut TaskContext<'_>) -> Poll<()> {
+        let mut budget = BUDGET;
+        loop {
+            if let Some((fut, since)) = &mut self.blocked {
+                match fut.as_mut().poll(task) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(()) => {
+                        self.metrics.add_backpressure(since.elapsed());
+                        self.blocked = None;
+                    }
+                }
+            }
+            if self.done {
+                ctx.stop();
+                return Poll::Ready(());
+            }
+            if self.settings.stop.load(Relaxed) {
+                self.finish();
+                self.take_blocked();
+                continue;
+            }
+            if budget == 0 {
+                task.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            budget -= 1;
+            let max = self.settings.batch_size;
+            let mut batch = SourceBatch { items: &mut self.items, dead: &mut self.dead, max };
+            match self.source.poll_batch(task, &mut batch) {
+                Poll::Ready(status) => {
+                    self.forward_batch();
+                    self.emit_watermark(self.settings.strategy.interval.is_zero());
+                    if status == SourceStatus::Exhausted {
+                        self.finish();
+                    }
+                    self.take_blocked();
+                }
+                Poll::Pending => {
+                    // A source may have produced items before going pending.
+                    self.forward_batch();
+                    let next = self.on_quiet();
+                    self.take_blocked();
+                    if self.blocked.is_some() {
+                        continue;
+                    }
+                    if let Some(at) = next {
+                        if self.sleep_until(at, task) {
+                            continue;
+                        }
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+/// The pump as an actor future: polls the actor it runs in.
+struct Pump;
+
+impl<S, F> ActorFuture<SourceActor<S, F>> for Pump
+where
+    S: Source,
+    F: Fn(&S::Item) -> i64 + Send + 'static,
+{
+    type Output = ();
+
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut SourceActor<S, F>,
+        ctx: &mut Context<SourceActor<S, F>>,
+        task: &mut TaskContext<'_>,
+    ) -> Poll<()> {
+        act.0.pump(ctx, task)
+    }
+}
+
+impl<S, F> Actor for SourceActor<S, F>
+where
+    S: Source,
+    F: Fn(&S::Item) -> i64 + Send + 'static,
+{
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        tracing::debug!(actor = %self.0.metrics.name, "source started");
+        ctx.spawn(Pump);
+    }
+}
+
+impl<S, F> Handler<StopSource> for SourceActor<S, F>
+where
+    S: Source,
+    F: Fn(&S::Item) -> i64 + Send + 'static,
+{
+    type Result = ();
+
+    fn handle(&mut self, _msg: StopSource, _ctx: &mut Context<Self>) {
+        // The pump sees the flag on its next turn; this message woke it.
+        self.0.settings.stop.store(true, Relaxed);
+    }
+}

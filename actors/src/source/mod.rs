@@ -1,0 +1,99 @@
+//! Sources: where records enter a job.
+//!
+//! A [`Source`] is polled by its source actor for batches of items, on the
+//! actor's own thread. The actor stamps each item with its event time (the
+//! job's timestamp function), generates watermarks with the source's
+//! [`crate::WatermarkStrategy`], and sends the batch on. When the next stage
+//! is backpressured the actor simply stops polling its source until there is
+//! room again: a source never has to buffer.
+//!
+//! Built in: any iterator ([`IterSource`]), a push handle for an actix
+//! application ([`push::push_source`]), and files of JSON lines or CSV
+//! ([`FileSource`]), whose malformed lines become [`DeadLetter`]s.
+
+pub(crate) mod actor;
+pub mod file;
+pub mod iter;
+pub mod push;
+pub mod throttle;
+
+use std::task::{Context, Poll};
+
+use serde::{Deserialize, Serialize};
+
+pub use file::FileSource;
+pub use iter::IterSource;
+pub use push::{push_source, PushHandle, PushSource, TrySendError};
+pub use throttle::Throttled;
+
+/// A record that could not be read, with why and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Where it came from (a file path, a source name).
+    pub origin: String,
+    /// 1-based line number (0 when not line-oriented).
+    pub line: u64,
+    /// The parse error.
+    pub error: String,
+    /// The raw input.
+    pub raw: String,
+}
+
+/// What a poll produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceStatus {
+    /// Items (possibly none) were added; poll again.
+    Ready,
+    /// The source has no more items, ever.
+    Exhausted,
+}
+
+/// Where a source writes what one poll produced.
+#[derive(Debug)]
+pub struct SourceBatch<'a, T> {
+    pub(crate) items: &'a mut Vec<T>,
+    pub(crate) dead: &'a mut Vec<DeadLetter>,
+    pub(crate) max: usize,
+}
+
+impl<T> SourceBatch<'_, T> {
+    /// Adds an item.
+    #[inline]
+    pub fn push(&mut self, item: T) {
+        self.items.push(item);
+    }
+
+    /// Adds an input that could not be read; it goes to the dead-letter
+    /// output and is counted.
+    pub fn dead_letter(&mut self, dead: DeadLetter) {
+        self.dead.push(dead);
+    }
+
+    /// How many more items this poll may add.
+    #[inline]
+    pub fn remaining(&self) -> usize {
+        self.max.saturating_sub(self.items.len() + self.dead.len())
+    }
+
+    /// The items buffer, for sources that fill it in bulk (`extend`); add no
+    /// more than [`Self::remaining`].
+    pub fn items_mut(&mut self) -> &mut Vec<T> {
+        self.items
+    }
+}
+
+/// Something a job reads records from.
+///
+/// Contract: `poll_batch` is called on the source actor's thread, only when
+/// downstream has room. It adds up to `out.remaining()` items and returns
+/// `Ready(Ready)`; or returns `Pending` having arranged for `cx`'s waker to
+/// be woken when items are available (as a future would); or
+/// `Ready(Exhausted)` once there will never be more. It may block briefly
+/// (file reads) but should not wait for data: return `Pending` instead.
+pub trait Source: Send + 'static {
+    /// The item type.
+    type Item: Send + 'static;
+
+    /// Produces the next items.
+    fn poll_batch(&mut self, cx: &mut Context<'_>, out: &mut SourceBatch<'_, Self::Item>) -> Poll<SourceStatus>;
+}

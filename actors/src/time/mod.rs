@@ -1,0 +1,136 @@
+//! Event time: watermark strategies at the sources and watermark tracking
+//! at actors with several inputs.
+//!
+//! A watermark `t` on an edge promises that no later record on that edge has
+//! a timestamp `< t`. Sources generate watermarks with a
+//! [`WatermarkStrategy`]: *bounded out-of-orderness* (`max_ts_seen - bound`)
+//! or *monotonic* (`max_ts_seen`, for inputs whose timestamps never go back).
+//! They are emitted periodically (every [`WatermarkStrategy::with_interval`]
+//! of processing time, and always at end of input), not per record. A source
+//! that produces nothing for the idle timeout declares itself idle so that it
+//! does not hold back the watermark of actors downstream; an actor with
+//! several inputs takes the minimum over its active inputs
+//! ([`inputs::InputTracker`]).
+
+pub(crate) mod inputs;
+
+use std::time::Duration;
+
+use crate::message::Timestamp;
+
+pub use inputs::{InputEvent, InputTracker};
+
+/// How a source derives watermarks from the timestamps it has seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatermarkStrategy {
+    pub(crate) bound: i64,
+    pub(crate) interval: Duration,
+    pub(crate) idle_timeout: Option<Duration>,
+}
+
+impl WatermarkStrategy {
+    /// Watermark = highest timestamp seen minus `bound_ms`: records may
+    /// arrive up to `bound_ms` behind the newest one without being late.
+    pub fn bounded_out_of_orderness(bound_ms: i64) -> Self {
+        WatermarkStrategy { bound: bound_ms, interval: Duration::from_millis(200), idle_timeout: None }
+    }
+
+    /// Watermark = highest timestamp seen: for inputs whose timestamps never
+    /// decrease.
+    pub fn monotonic() -> Self {
+        Self::bounded_out_of_orderness(0)
+    }
+
+    /// Emit the watermark at most every `interval` of processing time
+    /// (default 200 ms; `Duration::ZERO`: after every batch that advanced it).
+    pub fn with_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Declare the source idle after `timeout` without records, so that it
+    /// does not hold back downstream watermarks until it produces again.
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// The out-of-orderness bound, ms.
+    pub fn bound(&self) -> i64 {
+        self.bound
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.bound < 0 {
+            return Err(("watermark bound", format!("{} (must be >= 0)", self.bound)));
+        }
+        if self.idle_timeout == Some(Duration::ZERO) {
+            return Err(("idle timeout", "0 (must be > 0)".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The per-source watermark state: highest timestamp seen, last emitted.
+#[derive(Debug, Clone)]
+pub(crate) struct WatermarkGenerator {
+    bound: i64,
+    max_ts: Timestamp,
+    emitted: Timestamp,
+}
+
+impl WatermarkGenerator {
+    pub(crate) fn new(strategy: &WatermarkStrategy) -> Self {
+        WatermarkGenerator { bound: strategy.bound, max_ts: i64::MIN, emitted: i64::MIN }
+    }
+
+    /// Folds in the highest timestamp of a batch.
+    #[inline]
+    pub(crate) fn observe(&mut self, max_ts: Timestamp) {
+        if max_ts > self.max_ts {
+            self.max_ts = max_ts;
+        }
+    }
+
+    /// The watermark to emit now, if it advanced since the last emission.
+    pub(crate) fn advance(&mut self) -> Option<Timestamp> {
+        if self.max_ts == i64::MIN {
+            return None;
+        }
+        let wm = self.max_ts.saturating_sub(self.bound);
+        if wm > self.emitted {
+            self.emitted = wm;
+            Some(wm)
+        } else {
+            None
+        }
+    }
+
+    /// Whether [`Self::advance`] would emit a new watermark.
+    pub(crate) fn has_pending(&self) -> bool {
+        self.max_ts != i64::MIN && self.max_ts.saturating_sub(self.bound) > self.emitted
+    }
+
+    /// The last emitted watermark.
+    pub(crate) fn current(&self) -> Timestamp {
+        self.emitted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_watermark_trails_max_timestamp_by_bound() {
+        let mut g = WatermarkGenerator::new(&WatermarkStrategy::bounded_out_of_orderness(2000));
+        assert_eq!(g.advance(), None);
+        g.observe(5000);
+        assert_eq!(g.advance(), Some(3000));
+        g.observe(4000);
+        assert_eq!(g.advance(), None, "an older record does not move it back");
+        g.observe(5001);
+        assert_eq!(g.advance(), Some(3001));
+        assert_eq!(g.current(), 3001);
+    }
+}

@@ -1,0 +1,255 @@
+//! The job graph under construction and how it is started.
+//!
+//! Nodes are added as the builder is used; each holds a type-erased spawn
+//! function that knows its node's types. Edges are recorded when a stream is
+//! connected to the node that consumes it. At start the nodes are spawned
+//! downstream-first (reverse topological order), so that every node finds
+//! the addresses of the nodes it sends to.
+
+use std::collections::HashSet;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use actix::{Actor, Addr, Arbiter, Context, Recipient};
+
+use crate::job::{JobHandle, JobShared};
+use crate::metrics::{ActorKind, ActorMetrics};
+use crate::output::edge::Discard;
+use crate::output::outlet::Outlet;
+use crate::output::OutputFactory;
+use crate::source::actor::StopSource;
+use crate::source::DeadLetter;
+use crate::topology::error::BuildError;
+
+/// Job-wide settings.
+#[derive(Debug, Clone)]
+pub(crate) struct JobConfig {
+    pub(crate) name: String,
+    pub(crate) batch_size: usize,
+    pub(crate) mailbox_capacity: usize,
+}
+
+/// What a node's spawn function is told about its node.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeInfo {
+    pub(crate) name: String,
+    pub(crate) kind: ActorKind,
+    pub(crate) parallelism: usize,
+    pub(crate) inputs: usize,
+    /// First input index of this node's instances at the dead-letter sink.
+    pub(crate) dead_offset: usize,
+}
+
+pub(crate) type SpawnFn = Box<dyn FnOnce(&mut Spawner, &NodeInfo) + Send>;
+
+pub(crate) struct Node {
+    pub(crate) info: NodeInfo,
+    pub(crate) connected: bool,
+    pub(crate) side_taken: bool,
+    pub(crate) spawn: Option<SpawnFn>,
+}
+
+pub(crate) struct Graph {
+    pub(crate) config: JobConfig,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) edges: Vec<(usize, usize)>,
+    pub(crate) errors: Vec<BuildError>,
+    names: HashSet<String>,
+    /// The consumer of dead letters, if any: (node id, factory).
+    pub(crate) dead: Option<(usize, OutputFactory<DeadLetter>)>,
+    dead_requested: bool,
+}
+
+impl Graph {
+    pub(crate) fn new(config: JobConfig) -> Self {
+        Graph { config, nodes: Vec::new(), edges: Vec::new(), errors: Vec::new(), names: HashSet::new(), dead: None, dead_requested: false }
+    }
+
+    pub(crate) fn error(&mut self, e: BuildError) {
+        self.errors.push(e);
+    }
+
+    pub(crate) fn invalid(&mut self, node: &str, parameter: &'static str, value: String) {
+        self.error(BuildError::InvalidParameter { node: node.to_string(), parameter, value });
+    }
+
+    /// Adds a node; its spawn function may be set later.
+    pub(crate) fn add_node(&mut self, name: &str, kind: ActorKind, parallelism: usize) -> usize {
+        if !self.names.insert(name.to_string()) {
+            self.error(BuildError::DuplicateName(name.to_string()));
+        }
+        if parallelism == 0 {
+            self.invalid(name, "parallelism", "0 (must be >= 1)".into());
+        }
+        self.nodes.push(Node {
+            info: NodeInfo { name: name.to_string(), kind, parallelism: parallelism.max(1), inputs: 0, dead_offset: 0 },
+            connected: false,
+            side_taken: false,
+            spawn: None,
+        });
+        self.nodes.len() - 1
+    }
+
+    /// Renames a node (names stay unique).
+    pub(crate) fn rename(&mut self, old: &str, new: &str) {
+        self.names.remove(old);
+        if !self.names.insert(new.to_string()) {
+            self.error(BuildError::DuplicateName(new.to_string()));
+        }
+    }
+
+    /// Records an edge from every instance of `from` to `to`; returns the
+    /// first input index at `to` of `from`'s instances.
+    /// `main`: the edge leaves `from`'s main output (not a side output).
+    /// `forward`: instance `i` sends to instance `i` only (one input each).
+    pub(crate) fn add_edge(&mut self, from: usize, to: usize, main: bool, forward: bool) -> usize {
+        self.edges.push((from, to));
+        if main {
+            self.nodes[from].connected = true;
+        }
+        let offset = self.nodes[to].info.inputs;
+        self.nodes[to].info.inputs += if forward { 1 } else { self.nodes[from].info.parallelism };
+        offset
+    }
+
+    pub(crate) fn request_dead_letters(&mut self) -> bool {
+        !std::mem::replace(&mut self.dead_requested, true)
+    }
+
+    /// Final checks; wires dead letters from every source.
+    pub(crate) fn validate(&mut self) -> Result<(), BuildError> {
+        if self.config.batch_size == 0 {
+            self.invalid("job", "batch size", "0 (must be >= 1)".into());
+        }
+        if self.config.mailbox_capacity == 0 {
+            self.invalid("job", "mailbox capacity", "0 (must be >= 1)".into());
+        }
+        if let Some(e) = self.errors.first() {
+            return Err(e.clone());
+        }
+        if !self.nodes.iter().any(|n| n.info.kind == ActorKind::Source) {
+            return Err(BuildError::NoSource);
+        }
+        if !self.nodes.iter().any(|n| n.info.kind == ActorKind::Sink) {
+            return Err(BuildError::NoSink);
+        }
+        for n in &self.nodes {
+            if n.info.kind != ActorKind::Sink && !n.connected {
+                return Err(BuildError::Unconnected(n.info.name.clone()));
+            }
+        }
+        if let Some(dead) = self.dead.as_ref().map(|d| d.0) {
+            let sources: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].info.kind == ActorKind::Source).collect();
+            for s in sources {
+                let offset = self.nodes[dead].info.inputs;
+                self.nodes[s].info.dead_offset = offset;
+                self.nodes[dead].info.inputs += self.nodes[s].info.parallelism;
+                self.edges.push((s, dead));
+            }
+        }
+        Ok(())
+    }
+
+    /// Nodes in an order where every node comes after all its downstreams.
+    fn spawn_order(&self) -> Vec<usize> {
+        let n = self.nodes.len();
+        let mut out_degree = vec![0usize; n];
+        for &(from, _) in &self.edges {
+            out_degree[from] += 1;
+        }
+        let mut order = Vec::with_capacity(n);
+        let mut ready: Vec<usize> = (0..n).filter(|&i| out_degree[i] == 0).collect();
+        while let Some(i) = ready.pop() {
+            order.push(i);
+            for &(from, to) in &self.edges {
+                if to == i {
+                    out_degree[from] -= 1;
+                    if out_degree[from] == 0 {
+                        ready.push(from);
+                    }
+                }
+            }
+        }
+        order
+    }
+
+    /// Starts every actor (inside a running actix System).
+    pub(crate) fn spawn(mut self) -> JobHandle {
+        let sinks: usize = self.nodes.iter().filter(|n| n.info.kind == ActorKind::Sink).map(|n| n.info.parallelism).sum();
+        let shared = JobShared::new(self.config.name.clone(), sinks);
+        let order = self.spawn_order();
+        let mut spawner = Spawner {
+            config: self.config.clone(),
+            shared: Arc::clone(&shared),
+            arbiters: Vec::new(),
+            sources: Vec::new(),
+            stop_flags: Vec::new(),
+            dead: self.dead.take().map(|d| d.1),
+        };
+        tracing::info!(job = %self.config.name, id = %shared.id, nodes = self.nodes.len(), "starting job");
+        for i in order {
+            let node = &mut self.nodes[i];
+            let spawn = node.spawn.take().expect("validated: every node has a spawn function");
+            spawn(&mut spawner, &node.info);
+        }
+        JobHandle {
+            shared,
+            sources: Arc::new(spawner.sources),
+            stop_flags: Arc::new(spawner.stop_flags),
+            arbiters: Arc::new(Mutex::new(spawner.arbiters)),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// Starts actor instances for the nodes' spawn functions.
+pub(crate) struct Spawner {
+    pub(crate) config: JobConfig,
+    pub(crate) shared: Arc<JobShared>,
+    arbiters: Vec<Arbiter>,
+    sources: Vec<Recipient<StopSource>>,
+    stop_flags: Vec<Arc<AtomicBool>>,
+    dead: Option<OutputFactory<DeadLetter>>,
+}
+
+impl Spawner {
+    /// Metrics for instance `i` of `node`, registered with the job.
+    pub(crate) fn metrics(&self, node: &NodeInfo, i: usize) -> Arc<ActorMetrics> {
+        let m = ActorMetrics::new(format!("{}#{}", node.name, i), node.kind, self.config.mailbox_capacity);
+        self.shared.registry.register(&m);
+        m
+    }
+
+    /// Starts an actor on an arbiter of its own, with a bounded mailbox
+    /// (set in the creation closure: set in `started` it would take effect
+    /// only after the first poll).
+    pub(crate) fn start<A, F>(&mut self, make: F) -> Addr<A>
+    where
+        A: Actor<Context = Context<A>>,
+        F: FnOnce(&mut Context<A>) -> A + Send + 'static,
+    {
+        let arbiter = Arbiter::new();
+        let cap = self.config.mailbox_capacity;
+        let addr = A::start_in_arbiter(&arbiter.handle(), move |ctx| {
+            ctx.set_mailbox_capacity(cap);
+            make(ctx)
+        });
+        self.arbiters.push(arbiter);
+        addr
+    }
+
+    /// The dead-letter output of a source instance.
+    pub(crate) fn dead_letters(&mut self, node: &NodeInfo, i: usize, metrics: &Arc<ActorMetrics>) -> Outlet<DeadLetter> {
+        let emit = match &mut self.dead {
+            Some(f) => f(node.dead_offset + i, metrics),
+            None => Box::new(Discard),
+        };
+        Outlet::new(emit, Arc::clone(metrics))
+    }
+
+    pub(crate) fn register_source(&mut self, stop: Recipient<StopSource>, flag: Arc<AtomicBool>) {
+        self.sources.push(stop);
+        self.stop_flags.push(flag);
+    }
+}

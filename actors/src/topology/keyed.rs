@@ -1,0 +1,235 @@
+//! Keyed streams and windows: `key_by(..)` → `window(..)` → `aggregate(..)`.
+
+use std::fmt;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::metrics::{ActorKind, ActorMetrics};
+use crate::operator::Operator;
+use crate::output::edge::KeyBy;
+use crate::output::outlet::Outlet;
+use crate::output::{Emit, Inbox, Target};
+use crate::topology::graph::{Graph, NodeInfo, Spawner};
+use crate::topology::{lock, operator_spawner, take_port, BuildError, EdgeMaker, Port, Stream};
+use crate::window::{Aggregate, Collect, Window, WindowOptions, WindowResult, Windows};
+use crate::window_manager::WindowActor;
+
+/// A stream partitioned by key (see [`Stream::key_by`]).
+#[must_use = "a keyed stream does nothing until windowed or processed"]
+pub struct KeyedStream<K, T: Send + 'static, F> {
+    stream: Stream<T>,
+    key: F,
+    parallelism: usize,
+    _k: std::marker::PhantomData<fn() -> K>,
+}
+
+impl<K, T: Send + 'static, F> fmt::Debug for KeyedStream<K, T, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedStream").field("parallelism", &self.parallelism).finish()
+    }
+}
+
+impl<K, T, F> KeyedStream<K, T, F>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Send + 'static,
+    F: Fn(&T) -> K + Clone + Send + 'static,
+{
+    pub(crate) fn new(stream: Stream<T>, key: F, parallelism: usize) -> Self {
+        KeyedStream { stream, key, parallelism, _k: std::marker::PhantomData }
+    }
+
+    /// Connects this stream to node `id` through a key-partitioning edge;
+    /// returns the node's inbox, filled when the node starts.
+    fn connect(self, g: &mut Graph, id: usize) -> Inbox<(K, T)> {
+        let inbox: Inbox<(K, T)> = Arc::new(OnceLock::new());
+        let up = Arc::clone(&inbox);
+        let (key, batch_size) = (self.key, g.config.batch_size);
+        let make: EdgeMaker<T> = Box::new(move |offset| {
+            Box::new(move |i, metrics: &Arc<ActorMetrics>| {
+                let targets = up.get().expect("downstream nodes are started first").clone();
+                Box::new(KeyBy::new(targets, offset + i, key.clone(), batch_size, Arc::clone(metrics))) as Box<dyn Emit<T>>
+            })
+        });
+        (self.stream.connect)(g, id, make);
+        inbox
+    }
+
+    /// Groups each key's records into event-time (or count) windows.
+    pub fn window(self, windows: Windows) -> WindowedStream<K, T, F> {
+        let graph = Arc::clone(&self.stream.graph);
+        let id = {
+            let mut g = lock(&graph);
+            let name = format!("window{}", g.nodes.len());
+            let id = g.add_node(&name, ActorKind::Window, self.parallelism);
+            if let Err((parameter, value)) = windows.validate() {
+                g.invalid(&name, parameter, value);
+            }
+            id
+        };
+        WindowedStream {
+            keyed: self,
+            graph,
+            id,
+            windows,
+            options: WindowOptions::default(),
+            late: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Runs a custom [`Operator`] over `(key, value)` records, `parallelism`
+    /// instances, each key always at the same instance.
+    pub fn process<O, M>(self, name: &str, make: M) -> Stream<O::Out>
+    where
+        O: Operator<In = (K, T)>,
+        M: FnMut(usize) -> O + Send + 'static,
+    {
+        let graph = Arc::clone(&self.stream.graph);
+        let p = self.parallelism;
+        let mut g = lock(&graph);
+        let id = g.add_node(name, ActorKind::Operator, p);
+        let inbox = self.connect(&mut g, id);
+        let port: Port<O::Out> = Arc::new(Mutex::new(None));
+        let out_port = Arc::clone(&port);
+        let spawn = operator_spawner(make);
+        g.nodes[id].spawn = Some(Box::new(move |sp: &mut Spawner, info: &NodeInfo| {
+            let targets = spawn(sp, info, take_port(&out_port));
+            if inbox.set(targets).is_err() {
+                unreachable!("a node is spawned once");
+            }
+        }));
+        drop(g);
+        Stream::from_port(graph, id, p, port)
+    }
+}
+
+/// A keyed stream cut into windows; finish it with [`Self::aggregate`] or
+/// [`Self::process`].
+#[must_use = "a windowed stream does nothing until aggregated"]
+pub struct WindowedStream<K, T: Send + 'static, F> {
+    keyed: KeyedStream<K, T, F>,
+    graph: Arc<std::sync::Mutex<Graph>>,
+    id: usize,
+    windows: Windows,
+    options: WindowOptions,
+    late: Port<(K, T)>,
+}
+
+impl<K, T: Send + 'static, F> fmt::Debug for WindowedStream<K, T, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WindowedStream").field("windows", &self.windows).field("options", &self.options).finish()
+    }
+}
+
+impl<K, T, F> WindowedStream<K, T, F>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Send + 'static,
+    F: Fn(&T) -> K + Clone + Send + 'static,
+{
+    /// Names the window-manager node (default `window<N>`); actors are named
+    /// `<name>#<instance>` in metrics.
+    pub fn name(self, name: &str) -> Self {
+        {
+            let mut g = lock(&self.graph);
+            let old = std::mem::replace(&mut g.nodes[self.id].info.name, name.to_string());
+            g.rename(&old, name);
+        }
+        self
+    }
+
+    /// Keeps windows `ms` of event time after they fired, so that late
+    /// records within it update them (the window fires again as an update).
+    pub fn allowed_lateness(mut self, ms: i64) -> Self {
+        if ms < 0 {
+            self.invalid("allowed lateness", format!("{ms} (must be >= 0)"));
+        }
+        self.options.allowed_lateness = ms.max(0);
+        self
+    }
+
+    /// Fires each window early every `n` records added to it.
+    pub fn early_every_count(mut self, n: u64) -> Self {
+        if n == 0 {
+            self.invalid("early firing count", "0 (must be >= 1)".into());
+        }
+        self.options.early_every_count = Some(n.max(1));
+        self
+    }
+
+    /// Fires every changed window early every `interval` of processing time.
+    pub fn early_every(mut self, interval: std::time::Duration) -> Self {
+        if interval.is_zero() {
+            self.invalid("early firing interval", "0 (must be > 0)".into());
+        }
+        self.options.early_every_interval = Some(interval.max(std::time::Duration::from_millis(1)));
+        self
+    }
+
+    fn invalid(&self, parameter: &'static str, value: String) {
+        let mut g = lock(&self.graph);
+        let node = g.nodes[self.id].info.name.clone();
+        g.invalid(&node, parameter, value);
+    }
+
+    /// The late-data output: records whose windows had all closed (beyond
+    /// the allowed lateness), with their key. Without it late records are
+    /// only counted (metrics `late_records`).
+    pub fn late_data(&mut self) -> Stream<(K, T)> {
+        let mut g = lock(&self.graph);
+        let node = &mut g.nodes[self.id];
+        if std::mem::replace(&mut node.side_taken, true) {
+            let name = node.info.name.clone();
+            g.error(BuildError::AlreadyTaken { node: name, what: "the late-data output" });
+        }
+        let p = self.keyed.parallelism;
+        drop(g);
+        Stream::from_port_side(Arc::clone(&self.graph), self.id, p, Arc::clone(&self.late), false)
+    }
+
+    /// Aggregates each window incrementally with `agg`.
+    pub fn aggregate<A: Aggregate<T>>(self, agg: A) -> Stream<WindowResult<K, A::Out>> {
+        let WindowedStream { keyed, graph, id, windows, options, late } = self;
+        let p = keyed.parallelism;
+        let mut g = lock(&graph);
+        let inbox = keyed.connect(&mut g, id);
+        let port: Port<WindowResult<K, A::Out>> = Arc::new(Mutex::new(None));
+        let out_port = Arc::clone(&port);
+        g.nodes[id].spawn = Some(Box::new(move |sp: &mut Spawner, info: &NodeInfo| {
+            let mut out_factory = take_port(&out_port);
+            let mut late_factory = take_port(&late);
+            let targets = (0..info.parallelism)
+                .map(|i| {
+                    let metrics = sp.metrics(info, i);
+                    let out = Outlet::new(out_factory(i, &metrics), Arc::clone(&metrics));
+                    let late_out = Outlet::new(late_factory(i, &metrics), Arc::clone(&metrics));
+                    let (agg, inputs, m) = (agg.clone(), info.inputs, Arc::clone(&metrics));
+                    let addr = sp.start(move |_| WindowActor::new(windows, options, agg, inputs, out, late_out, m));
+                    Target { recipient: addr.recipient(), queued: Arc::clone(&metrics.mailbox) }
+                })
+                .collect();
+            if inbox.set(targets).is_err() {
+                unreachable!("a node is spawned once");
+            }
+        }));
+        drop(g);
+        Stream::from_port(graph, id, p, port)
+    }
+
+    /// Runs `f(key, window, records)` over all the records of each window
+    /// when it fires (a full-window process function; keeps every record
+    /// until then).
+    pub fn process<R, P>(self, f: P) -> Stream<WindowResult<K, R>>
+    where
+        T: Clone + serde::Serialize + serde::de::DeserializeOwned,
+        R: Send + 'static,
+        P: Fn(&K, &Window, &[T]) -> R + Clone + Send + 'static,
+    {
+        self.aggregate(Collect).map(move |r: WindowResult<K, Vec<T>>| WindowResult {
+            value: f(&r.key, &r.window, &r.value),
+            key: r.key,
+            window: r.window,
+            timing: r.timing,
+        })
+    }
+}

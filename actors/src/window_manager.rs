@@ -1,0 +1,208 @@
+//! The window-manager actor: a thin shell around
+//! [`crate::window::core::WindowCore`].
+//!
+//! It receives keyed records `(K, T)` from every upstream instance, tracks
+//! the combined watermark over its inputs, feeds records and watermarks to
+//! the core, and sends what fires to its result output and what is late to
+//! its late-data output (or, when nobody subscribed to late data, counts
+//! them). It forwards watermarks after the results they released, so that
+//! downstream sees results before the watermark that closed their window.
+
+use std::hash::Hash;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use actix::{Actor, AsyncContext, Context, Handler};
+
+use crate::message::{Envelope, Message, Record};
+use crate::metrics::ActorMetrics;
+use crate::output::outlet::{wait_blocked, Outlet};
+use crate::output::join_blocked;
+use crate::time::{InputEvent, InputTracker};
+use crate::window::core::{Fired, WindowCore};
+use crate::window::{Aggregate, WindowOptions, WindowResult, Windows};
+
+/// The window-manager actor (state boxed: actix wants actors `Unpin`).
+pub(crate) struct WindowActor<K, T, A>(Box<WindowState<K, T, A>>)
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Send + 'static,
+    A: Aggregate<T>,
+;
+
+pub(crate) struct WindowState<K, T, A>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Send + 'static,
+    A: Aggregate<T>,
+{
+    core: WindowCore<K, T, A>,
+    inputs: InputTracker,
+    out: Outlet<WindowResult<K, A::Out>>,
+    late_out: Outlet<(K, T)>,
+    fired: Fired<K, A::Out>,
+    late: Vec<Record<(K, T)>>,
+    options: WindowOptions,
+    metrics: Arc<ActorMetrics>,
+}
+
+impl<K, T, A> WindowActor<K, T, A>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Send + 'static,
+    A: Aggregate<T>,
+{
+    pub(crate) fn new(
+        windows: Windows,
+        options: WindowOptions,
+        agg: A,
+        inputs: usize,
+        out: Outlet<WindowResult<K, A::Out>>,
+        late_out: Outlet<(K, T)>,
+        metrics: Arc<ActorMetrics>,
+    ) -> Self {
+        WindowActor(Box::new(WindowState::new(windows, options, agg, inputs, out, late_out, metrics)))
+    }
+}
+
+impl<K, T, A> WindowState<K, T, A>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Send + 'static,
+    A: Aggregate<T>,
+{
+    fn new(
+        windows: Windows,
+        options: WindowOptions,
+        agg: A,
+        inputs: usize,
+        out: Outlet<WindowResult<K, A::Out>>,
+        late_out: Outlet<(K, T)>,
+        metrics: Arc<ActorMetrics>,
+    ) -> Self {
+        WindowState {
+            core: WindowCore::new(windows, options, agg),
+            inputs: InputTracker::new(inputs),
+            out,
+            late_out,
+            fired: Vec::new(),
+            late: Vec::new(),
+            options,
+            metrics,
+        }
+    }
+
+    /// Sends what the core produced.
+    fn emit(&mut self) {
+        if !self.fired.is_empty() {
+            self.out.send_batch(&mut self.fired);
+        }
+        if !self.late.is_empty() {
+            self.metrics.late_records.fetch_add(self.late.len() as u64, Relaxed);
+            self.late_out.send_batch(&mut self.late);
+        }
+    }
+
+    fn on_watermark(&mut self, wm: i64) {
+        self.core.on_watermark(wm, &mut self.fired);
+        self.emit();
+        self.metrics.open_windows.store(self.core.open_windows() as u64, Relaxed);
+        self.metrics.set_watermark(wm);
+        self.out.watermark(wm);
+        self.late_out.watermark(wm);
+    }
+
+    fn block_if_full(&mut self, ctx: &mut Context<WindowActor<K, T, A>>) {
+        let blocked = join_blocked([self.out.take_blocked(), self.late_out.take_blocked()]);
+        wait_blocked(blocked, &self.metrics, ctx);
+    }
+}
+
+impl<K, T, A> WindowState<K, T, A>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Send + 'static,
+    A: Aggregate<T>,
+{
+    fn started(&mut self, ctx: &mut Context<WindowActor<K, T, A>>) {
+        tracing::debug!(actor = %self.metrics.name, "window manager started");
+        if let Some(every) = self.options.early_every_interval {
+            ctx.run_interval(every, |act: &mut WindowActor<K, T, A>, ctx| {
+                let act = &mut *act.0;
+                act.core.fire_early(&mut act.fired);
+                act.emit();
+                act.out.flush();
+                act.block_if_full(ctx);
+            });
+        }
+    }
+
+    fn handle(&mut self, env: Envelope<(K, T)>, ctx: &mut Context<WindowActor<K, T, A>>) {
+        self.metrics.mailbox.fetch_sub(1, Relaxed);
+        match env.msg {
+            Message::Data(mut batch) => {
+                self.metrics.add_in(batch.len());
+                self.inputs.on_data(env.input);
+                for r in batch.drain(..) {
+                    let (key, value) = r.value;
+                    self.core.add(key, r.ts, value, &mut self.fired, &mut self.late);
+                }
+                self.emit();
+            }
+            msg => match self.inputs.on_message(env.input, &msg) {
+                InputEvent::None => {}
+                InputEvent::Watermark(wm) => self.on_watermark(wm),
+                InputEvent::Idle => {
+                    self.out.idle();
+                    self.late_out.idle();
+                }
+                InputEvent::Barrier(id) => {
+                    self.out.barrier(id);
+                    self.late_out.barrier(id);
+                }
+                InputEvent::End => {
+                    self.on_watermark(i64::MAX);
+                    self.out.end();
+                    self.late_out.end();
+                    tracing::debug!(actor = %self.metrics.name, late = self.core.late_records(), "window manager finished");
+                    // The arbiter is stopped when the job completes; stopping
+                    // here could cut off the delivery of the last batches.
+                    self.block_if_full(ctx);
+                    return;
+                }
+            },
+        }
+        // No more input queued: send partial batches now rather than later.
+        if self.metrics.mailbox.load(Relaxed) == 0 {
+            self.out.flush();
+            self.late_out.flush();
+        }
+        self.block_if_full(ctx);
+    }
+}
+
+impl<K, T, A> Actor for WindowActor<K, T, A>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Send + 'static,
+    A: Aggregate<T>,
+{
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.0.started(ctx);
+    }
+}
+
+impl<K, T, A> Handler<Envelope<(K, T)>> for WindowActor<K, T, A>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Send + 'static,
+    A: Aggregate<T>,
+{
+    type Result = ();
+
+    fn handle(&mut self, env: Envelope<(K, T)>, ctx: &mut Context<Self>) {
+        self.0.handle(env, ctx);
+    }
+}
