@@ -1,1 +1,51 @@
-//! weir
+//! # weir — event-time stream processing inside your Rust service
+//!
+//! weir runs a job as a graph of actix actors — sources, operators, window
+//! managers and sinks — that exchange batches of records through bounded
+//! mailboxes. A full mailbox slows the sender down; nothing is dropped.
+//! Watermarks travel with the data and close event-time windows (tumbling,
+//! sliding, session, count); late records go to their own output.
+//!
+//! ```
+//! use weir::prelude::*;
+//!
+//! #[derive(Clone, Debug)]
+//! struct Car { colour: &'static str, ts: i64 }
+//!
+//! let cars = vec![
+//!     Car { colour: "red", ts: 1_000 }, Car { colour: "blue", ts: 2_000 },
+//!     Car { colour: "red", ts: 61_000 }, Car { colour: "red", ts: 3_000 },
+//! ];
+//! let job = JobBuilder::new("cars");
+//! let (sink, counts) = CollectSink::new();
+//! job.source("cars", IterSource::new(cars), |c: &Car| c.ts,
+//!            WatermarkStrategy::bounded_out_of_orderness(5_000))
+//!     .key_by(|c| c.colour, 2)
+//!     .window(Windows::tumbling(60_000))
+//!     .aggregate(Count)
+//!     .sink("counts", sink);
+//! job.build()?.run_blocking()?;
+//! let mut got: Vec<_> = counts.values().into_iter()
+//!     .map(|r| (r.key, r.window.start, r.value)).collect();
+//! got.sort();
+//! assert_eq!(got, vec![("blue", 0, 1), ("red", 0, 2), ("red", 60_000, 1)]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! This crate re-exports the runtime, [`weir_actors`], and adds the
+//! reference workloads ([`workload`]) and the `weir` command-line tool.
+
+pub use weir_actors::*;
+
+pub mod workload;
+
+/// What a job author needs, in one `use weir::prelude::*`.
+pub mod prelude {
+    pub use weir_actors::prelude::*;
+}
+
+/// For operator authors: the edge protocol, input tracking, the output
+/// handle of plain-actor operators and the operator test harness.
+pub mod dev {
+    pub use weir_actors::dev::*;
+}

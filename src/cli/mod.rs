@@ -1,0 +1,164 @@
+//! `weir run <wl1|wl2|wl3> ...`: runs a WORKLOAD.md job built with the
+//! public builder API and prints its checksum as the last line of stdout.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use weir::workload::{self, StreamParams, Workload, WorkloadSpec};
+
+#[derive(Parser, Debug)]
+#[command(name = "weir", version, about = "Event-time stream processing on actix: run the reference workloads")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a reference workload (shared/bench/WORKLOAD.md) and print
+    /// `<rows> <events> <total> <digest>` as the last line of stdout.
+    Run(RunArgs),
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+enum Wl {
+    /// Keyed tumbling windows (10 s): count and sum.
+    Wl1,
+    /// Keyed sliding windows (10 s every 2 s).
+    Wl2,
+    /// Keyed session windows (gap --gap).
+    Wl3,
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Which workload.
+    #[arg(value_enum)]
+    workload: Wl,
+    /// Number of events N.
+    #[arg(long, default_value_t = 20_000_000, value_parser = clap::value_parser!(u64).range(0..))]
+    events: u64,
+    /// Distinct keys K.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    keys: u64,
+    /// Events per second of event time R.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    rate: u64,
+    /// Maximum disorder D, ms.
+    #[arg(long, default_value_t = 2_000)]
+    disorder: u64,
+    /// Watermark bound B, ms (default: --disorder). B < D makes some events late.
+    #[arg(long)]
+    bound: Option<u64>,
+    /// Session gap G, ms (wl3).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..))]
+    gap: i64,
+    /// Source and window-manager instances P.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    parallelism: u64,
+    /// Records per batch S.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    batch_size: u64,
+    /// Cap the total source rate (events per second of wall time).
+    #[arg(long)]
+    throttle: Option<f64>,
+    /// Also write every result row as CSV to FILE.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Run(args) => run(args),
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    if let Some(t) = args.throttle {
+        if !(t.is_finite() && t > 0.0) {
+            eprintln!("error: invalid value '{t}' for '--throttle': must be a positive number of events per second");
+            return ExitCode::from(2);
+        }
+    }
+    let workload = match args.workload {
+        Wl::Wl1 => Workload::Wl1,
+        Wl::Wl2 => Workload::Wl2,
+        Wl::Wl3 => Workload::Wl3,
+    };
+    let spec = WorkloadSpec {
+        stream: StreamParams { events: args.events, keys: args.keys, rate: args.rate, disorder: args.disorder },
+        bound: args.bound.unwrap_or(args.disorder) as i64,
+        gap: args.gap,
+        parallelism: args.parallelism as usize,
+        batch_size: args.batch_size as usize,
+        throttle: args.throttle,
+        output: args.output,
+        ..WorkloadSpec::new(workload)
+    };
+    let (builder, outputs) = workload::build(&spec);
+    let job = match builder.build() {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let handle = match job.spawn() {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(spec.stream.events);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} events ({per_sec}, eta {eta})")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        bar
+    });
+    while !handle.is_finished() {
+        if let Some(bar) = &bar {
+            bar.set_position(handle.metrics().source_records());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    let report = match rt.block_on(handle.wait()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = outputs.result();
+    let secs = report.elapsed.as_secs_f64();
+    eprintln!(
+        "{:?}: {} events in {:.3} s = {:.2} M events/s (parallelism {}, batch {})",
+        workload,
+        spec.stream.events,
+        secs,
+        spec.stream.events as f64 / secs / 1e6,
+        spec.parallelism,
+        spec.batch_size
+    );
+    if result.late > 0 {
+        println!("late {}", result.late);
+    }
+    println!("{}", result.checksum);
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,411 @@
+//! The reference workloads of `shared/bench/WORKLOAD.md`: a deterministic
+//! event stream that any engine can generate identically, three keyed
+//! window jobs over it (WL1 tumbling, WL2 sliding, WL3 session), and the
+//! order-independent result checksum, so results can be compared with other
+//! engines to the last bit.
+//!
+//! Event `i` is a pure function of `i` ([`event`]), so `p` parallel
+//! generator instances each produce their share of `0..N` without
+//! coordination: instance `s` takes the blocks of [`BLOCK`] consecutive
+//! events whose block number is `s` modulo `p`, so that all instances move
+//! through event time together.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use serde::{Deserialize, Serialize};
+use weir_actors::prelude::*;
+use weir_actors::{Sink, SinkError, Source, SourceBatch, SourceStatus};
+
+/// SplitMix64's increment.
+pub const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+/// The stream's seed.
+pub const SEED: u64 = 0x5EED;
+/// Events per block of a generator instance's share.
+pub const BLOCK: u64 = 1024;
+
+/// SplitMix64's finaliser (the mix of the checksum).
+#[inline]
+pub fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Parameters of the event stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamParams {
+    /// Number of events `N`.
+    pub events: u64,
+    /// Distinct keys `K`.
+    pub keys: u64,
+    /// Events per second of event time `R`.
+    pub rate: u64,
+    /// Maximum disorder `D`, ms.
+    pub disorder: u64,
+}
+
+impl Default for StreamParams {
+    fn default() -> Self {
+        StreamParams { events: 20_000_000, keys: 16, rate: 100_000, disorder: 2_000 }
+    }
+}
+
+/// One event of the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Event time, ms.
+    pub ts: i64,
+    /// `z % K`.
+    pub key: u64,
+    /// `(z >> 20) % 1000`.
+    pub value: i64,
+}
+
+/// Event `i` of the stream.
+#[inline]
+pub fn event(i: u64, p: &StreamParams) -> Event {
+    let z = mix(SEED.wrapping_add((i + 1).wrapping_mul(GAMMA)));
+    let key = z % p.keys;
+    let value = ((z >> 20) % 1000) as i64;
+    let jitter = if p.disorder == 0 { 0 } else { ((z >> 40) % p.disorder) as i64 };
+    let ts = ((i * 1000 / p.rate) as i64 - jitter).max(0);
+    Event { ts, key, value }
+}
+
+/// Generates one instance's share of the stream.
+#[derive(Debug, Clone)]
+pub struct Generator {
+    params: StreamParams,
+    parallelism: u64,
+    /// Next event to produce and the end of its block.
+    next: u64,
+    block_end: u64,
+}
+
+impl Generator {
+    /// Instance `instance` of `parallelism` (0-based).
+    pub fn new(params: StreamParams, instance: usize, parallelism: usize) -> Self {
+        let start = (instance as u64 * BLOCK).min(params.events);
+        Generator {
+            params,
+            parallelism: parallelism.max(1) as u64,
+            next: start,
+            block_end: (start + BLOCK).min(params.events),
+        }
+    }
+
+    /// The next event of this share, if any.
+    #[inline]
+    pub fn next_event(&mut self) -> Option<Event> {
+        if self.next >= self.block_end {
+            let next_block = self.block_end.div_ceil(BLOCK) - 1 + self.parallelism;
+            self.next = (next_block * BLOCK).min(self.params.events);
+            self.block_end = (self.next + BLOCK).min(self.params.events);
+            if self.next >= self.block_end {
+                return None;
+            }
+        }
+        let e = event(self.next, &self.params);
+        self.next += 1;
+        Some(e)
+    }
+}
+
+impl Iterator for Generator {
+    type Item = Event;
+    fn next(&mut self) -> Option<Event> {
+        self.next_event()
+    }
+}
+
+impl Source for Generator {
+    type Item = Event;
+
+    fn poll_batch(&mut self, _cx: &mut Context<'_>, out: &mut SourceBatch<'_, Event>) -> Poll<SourceStatus> {
+        for _ in 0..out.remaining() {
+            match self.next_event() {
+                Some(e) => out.push(e),
+                None => return Poll::Ready(SourceStatus::Exhausted),
+            }
+        }
+        Poll::Ready(SourceStatus::Ready)
+    }
+}
+
+/// The checksum of WORKLOAD.md over result rows; order-independent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Checksum {
+    /// Number of rows.
+    pub rows: u64,
+    /// Sum of counts.
+    pub events: u64,
+    /// Sum of sums.
+    pub total: u64,
+    /// Sum of the mixed rows.
+    pub digest: u64,
+}
+
+impl Checksum {
+    /// Adds a row. `session_end` for WL3 rows.
+    pub fn add(&mut self, window_start: i64, key: u64, count: u64, sum: i64, session_end: Option<i64>) {
+        let mut arg = (window_start as u64)
+            .wrapping_mul(1_000_003)
+            .wrapping_add(key.wrapping_mul(8191))
+            .wrapping_add(count.wrapping_mul(131))
+            .wrapping_add(sum as u64);
+        if let Some(end) = session_end {
+            arg = arg.wrapping_add((end as u64).wrapping_mul(31));
+        }
+        self.rows += 1;
+        self.events = self.events.wrapping_add(count);
+        self.total = self.total.wrapping_add(sum as u64);
+        self.digest = self.digest.wrapping_add(mix(arg));
+    }
+
+    /// Folds another partial checksum in.
+    pub fn merge(&mut self, o: &Checksum) {
+        self.rows += o.rows;
+        self.events = self.events.wrapping_add(o.events);
+        self.total = self.total.wrapping_add(o.total);
+        self.digest = self.digest.wrapping_add(o.digest);
+    }
+}
+
+impl fmt::Display for Checksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {} {}", self.rows, self.events, self.total, self.digest)
+    }
+}
+
+/// Which reference job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Workload {
+    /// Keyed tumbling windows of 10 s: count and sum.
+    Wl1,
+    /// Keyed sliding windows of 10 s every 2 s.
+    Wl2,
+    /// Keyed session windows with a gap.
+    Wl3,
+}
+
+/// Everything that defines a reference run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkloadSpec {
+    /// The job.
+    pub workload: Workload,
+    /// The stream.
+    pub stream: StreamParams,
+    /// Watermark bound `B` (default: `D`).
+    pub bound: i64,
+    /// Session gap (WL3).
+    pub gap: i64,
+    /// Source and window-manager instances.
+    pub parallelism: usize,
+    /// Records per batch.
+    pub batch_size: usize,
+    /// Total source rate cap, events per second of wall time.
+    pub throttle: Option<f64>,
+    /// Also write every result row as CSV here.
+    pub output: Option<PathBuf>,
+}
+
+impl WorkloadSpec {
+    /// The defaults of WORKLOAD.md for `workload`.
+    pub fn new(workload: Workload) -> Self {
+        let stream = StreamParams::default();
+        WorkloadSpec {
+            workload,
+            stream,
+            bound: stream.disorder as i64,
+            gap: 500,
+            parallelism: 1,
+            batch_size: 1024,
+            throttle: None,
+            output: None,
+        }
+    }
+}
+
+/// One result row: `(window_start, key, count, sum, session_end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Row {
+    /// Window (or session) start.
+    pub window_start: i64,
+    /// Key.
+    pub key: u64,
+    /// Events in the window.
+    pub count: u64,
+    /// Sum of their values.
+    pub sum: i64,
+    /// Session end (WL3 only).
+    pub session_end: Option<i64>,
+}
+
+/// Accumulates the checksum of the rows it receives and, optionally,
+/// writes them as CSV.
+#[derive(Debug)]
+pub struct ChecksumSink {
+    sum: Arc<Mutex<Checksum>>,
+    csv: Option<(PathBuf, Option<csv::Writer<std::fs::File>>)>,
+    sessions: bool,
+}
+
+impl ChecksumSink {
+    /// A sink adding to `sum`, writing CSV to `csv` if given.
+    pub fn new(sum: Arc<Mutex<Checksum>>, csv: Option<PathBuf>, sessions: bool) -> Self {
+        ChecksumSink { sum, csv: csv.map(|p| (p, None)), sessions }
+    }
+
+    fn io(path: &std::path::Path, e: impl fmt::Display) -> SinkError {
+        SinkError::Encode { path: path.to_path_buf(), message: e.to_string() }
+    }
+}
+
+impl Sink<Row> for ChecksumSink {
+    fn write(&mut self, batch: &mut Vec<Record<Row>>) -> Result<(), SinkError> {
+        let mut part = Checksum::default();
+        for r in batch.iter() {
+            let r = &r.value;
+            part.add(r.window_start, r.key, r.count, r.sum, r.session_end);
+        }
+        if let Ok(mut s) = self.sum.lock() {
+            s.merge(&part);
+        }
+        if let Some((path, writer)) = &mut self.csv {
+            if writer.is_none() {
+                let mut w = csv::Writer::from_path(&*path).map_err(|e| Self::io(path, e))?;
+                let header: &[&str] = if self.sessions {
+                    &["session_start", "key", "count", "sum", "session_end"]
+                } else {
+                    &["window_start", "key", "count", "sum"]
+                };
+                w.write_record(header).map_err(|e| Self::io(path, e))?;
+                *writer = Some(w);
+            }
+            let w = writer.as_mut().expect("created above");
+            for r in batch.iter() {
+                let r = &r.value;
+                let res = match r.session_end {
+                    Some(end) => w.write_record(&[r.window_start.to_string(), r.key.to_string(), r.count.to_string(), r.sum.to_string(), end.to_string()]),
+                    None => w.write_record(&[r.window_start.to_string(), r.key.to_string(), r.count.to_string(), r.sum.to_string()]),
+                };
+                res.map_err(|e| Self::io(path, e))?;
+            }
+        }
+        batch.clear();
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        if matches!(self.csv, Some((_, None))) {
+            // No rows: still write the header.
+            self.write(&mut Vec::new())?;
+        }
+        if let Some((path, Some(w))) = &mut self.csv {
+            w.flush().map_err(|e| Self::io(path, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// What a reference run produced.
+#[derive(Debug, Clone)]
+pub struct WorkloadResult {
+    /// Checksum over the on-time rows.
+    pub checksum: Checksum,
+    /// Late events (routed to the late-data output).
+    pub late: u64,
+}
+
+/// Handles to read a reference job's results once it has finished.
+#[derive(Debug, Clone)]
+pub struct WorkloadOutputs {
+    sum: Arc<Mutex<Checksum>>,
+    late: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl WorkloadOutputs {
+    /// The results so far (final once the job has finished).
+    pub fn result(&self) -> WorkloadResult {
+        WorkloadResult {
+            checksum: self.sum.lock().map(|s| *s).unwrap_or_default(),
+            late: self.late.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+}
+
+/// Builds the reference job of `spec` with the public builder API.
+pub fn build(spec: &WorkloadSpec) -> (JobBuilder, WorkloadOutputs) {
+    let job = JobBuilder::new(format!("{:?}", spec.workload).to_lowercase()).batch_size(spec.batch_size);
+    let p = spec.parallelism;
+    let params = spec.stream;
+    let per_instance = spec.throttle.map(|t| t / p.max(1) as f64);
+    let strategy = WatermarkStrategy::bounded_out_of_orderness(spec.bound);
+    let events = job.parallel_source(
+        "generator",
+        p,
+        move |i| {
+            let g = Generator::new(params, i, p);
+            Throttled::new(g, per_instance.unwrap_or(f64::INFINITY))
+        },
+        |e: &Event| e.ts,
+        strategy,
+    );
+    let outputs = WorkloadOutputs { sum: Arc::default(), late: Arc::default() };
+    let sink = ChecksumSink::new(Arc::clone(&outputs.sum), spec.output.clone(), spec.workload == Workload::Wl3);
+    let windows = match spec.workload {
+        Workload::Wl1 => Windows::tumbling(10_000),
+        Workload::Wl2 => Windows::sliding(10_000, 2_000),
+        Workload::Wl3 => Windows::session(spec.gap),
+    };
+    let sessions = spec.workload == Workload::Wl3;
+    let mut windowed = events.key_by(|e: &Event| e.key, p).window(windows).name("windows");
+    let late = Arc::clone(&outputs.late);
+    windowed.late_data().sink(
+        "late",
+        FnSink::new(move |_r: Record<(u64, Event)>| {
+            late.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }),
+    );
+    windowed
+        .aggregate((Count, Sum::of(|e: &Event| e.value)))
+        .map(move |r: WindowResult<u64, (u64, i64)>| Row {
+            window_start: r.window.start,
+            key: r.key,
+            count: r.value.0,
+            sum: r.value.1,
+            session_end: sessions.then_some(r.window.end),
+        })
+        .sink("results", sink);
+    (job, outputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generator_matches_the_check_values() {
+        let p = StreamParams { events: 3, keys: 16, rate: 100_000, disorder: 2_000 };
+        assert_eq!(mix(SEED.wrapping_add(GAMMA)), 0x09f1_fd9d_03f0_a9b4);
+        assert_eq!(event(0, &p), Event { ts: 0, key: 4, value: 383 });
+        assert_eq!(event(1, &p), Event { ts: 0, key: 5, value: 731 });
+        assert_eq!(event(2, &p), Event { ts: 0, key: 3, value: 427 });
+    }
+
+    #[test]
+    fn parallel_shares_partition_the_stream() {
+        let params = StreamParams { events: 10_000, ..StreamParams::default() };
+        for p in 1..4 {
+            let mut all: Vec<Event> = (0..p).flat_map(|s| Generator::new(params, s, p)).collect();
+            let mut want: Vec<Event> = (0..params.events).map(|i| event(i, &params)).collect();
+            all.sort_by_key(|e| (e.ts, e.key, e.value));
+            want.sort_by_key(|e| (e.ts, e.key, e.value));
+            assert_eq!(all.len(), want.len(), "p={p}");
+            assert_eq!(all, want, "p={p}");
+        }
+    }
+}
