@@ -68,6 +68,8 @@ pub(crate) struct SourceState<S: Source, F> {
     last_wm_emit: Instant,
     last_data: Instant,
     idle: bool,
+    /// Stop was requested and the source drains what it accepted.
+    closing: bool,
     done: bool,
 }
 
@@ -119,6 +121,7 @@ where
             last_wm_emit: now,
             last_data: now,
             idle: false,
+            closing: false,
             done: false,
         }
     }
@@ -233,10 +236,13 @@ where
                 ctx.stop();
                 return Poll::Ready(());
             }
-            if self.settings.stop.load(Relaxed) {
-                self.finish();
-                self.take_blocked();
-                continue;
+            if !self.closing && self.settings.stop.load(Relaxed) {
+                self.closing = true;
+                if !self.source.close() {
+                    self.finish();
+                    self.take_blocked();
+                    continue;
+                }
             }
             if budget == 0 {
                 task.waker().wake_by_ref();

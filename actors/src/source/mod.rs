@@ -96,4 +96,13 @@ pub trait Source: Send + 'static {
 
     /// Produces the next items.
     fn poll_batch(&mut self, cx: &mut Context<'_>, out: &mut SourceBatch<'_, Self::Item>) -> Poll<SourceStatus>;
+
+    /// The job is being stopped. A source that has already accepted input
+    /// it has not yet produced (a push channel) stops accepting more and
+    /// returns `true`: it will keep being polled until it reports
+    /// `Exhausted`, so nothing it accepted is lost. The default returns
+    /// `false`: the source is not polled again.
+    fn close(&mut self) -> bool {
+        false
+    }
 }

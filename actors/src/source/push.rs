@@ -100,4 +100,10 @@ impl<T: Send + 'static> Source for PushSource<T> {
             Poll::Pending => Poll::Pending,
         }
     }
+
+    fn close(&mut self) -> bool {
+        // Refuse new records; what the channel holds is still delivered.
+        self.rx.close();
+        true
+    }
 }

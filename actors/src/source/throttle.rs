@@ -56,4 +56,8 @@ impl<S: Source> Source for Throttled<S> {
             }
         }
     }
+
+    fn close(&mut self) -> bool {
+        self.inner.close()
+    }
 }
