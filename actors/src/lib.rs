@@ -45,7 +45,7 @@ pub use window::{
 /// What a job author needs, in one `use weir_actors::prelude::*`.
 pub mod prelude {
     pub use crate::{
-        push_source, Aggregate, Average, Collect, CollectSink, Count, DeadLetter, FileSink, FileSource, FnSink,
+        push_source, Aggregate, Average, Collect, CollectSink, Collected, Count, DeadLetter, FileSink, FileSource, FnSink,
         IterSource, Job, JobBuilder, JobHandle, Max, Min, Record, Sink, StdoutSink, Stream, Sum, Throttled, Timing,
         WatermarkStrategy, Window, WindowResult, Windows,
     };
