@@ -3,9 +3,11 @@
 //! The actor's watermark is the minimum over its *active* inputs: an input
 //! that declared itself idle does not hold it back until it speaks again, and
 //! an input that ended no longer counts. When every input has ended the
-//! watermark is `i64::MAX`. If every remaining input is idle, the watermark
-//! stays where it is. The combined watermark never goes backwards; a
-//! reactivated input whose watermark is behind may deliver late records.
+//! watermark is `i64::MAX`. When every remaining input is idle, the
+//! watermark advances to the highest watermark among them (each promised
+//! it, and nobody is producing: Flink's valve does the same). The combined
+//! watermark never goes backwards; a reactivated input whose watermark is
+//! behind may deliver late records.
 //!
 //! Barriers: without blocking inputs, a barrier is forwarded once every
 //! input that has not ended delivered it (at-least-once alignment); exact
@@ -132,7 +134,8 @@ impl InputTracker {
         } else {
             match self.active().map(|i| i.watermark).min() {
                 Some(m) => m,
-                None => return InputEvent::None, // all idle: hold
+                // All idle: every input has promised its own watermark.
+                None => self.inputs.iter().filter(|i| !i.ended).map(|i| i.watermark).max().unwrap_or(i64::MIN),
             }
         };
         if candidate > self.combined {
@@ -185,6 +188,14 @@ mod tests {
         assert_eq!(t.watermark(), 200);
         assert_eq!(t.on_message(1, &wm(300)), InputEvent::None);
         assert_eq!(t.on_message(0, &wm(250)), InputEvent::Watermark(250));
+    }
+
+    #[test]
+    fn all_idle_advances_to_the_highest_watermark() {
+        let mut t = InputTracker::new(2);
+        t.on_message(0, &wm(1900));
+        assert_eq!(t.on_message(0, &Message::<()>::Idle), InputEvent::None);
+        assert_eq!(t.on_message(1, &Message::<()>::Idle), InputEvent::Watermark(1900));
     }
 
     #[test]
