@@ -25,6 +25,7 @@ fn two_input_job(strategy: WatermarkStrategy) -> (JobHandle, PushHandle<Ev>, Pus
     job.parallel_source("pushed", 2, move |i| sources[i].take().expect("one source per instance"), |e: &Ev| e.0, strategy)
         .key_by(|e| e.1, 1)
         .window(Windows::tumbling(1000))
+        .name("counts")
         .aggregate(Count)
         .sink("out", sink);
     (job.build().unwrap().spawn().unwrap(), ha, hb, got)
@@ -67,7 +68,7 @@ fn a_multi_input_actor_takes_the_minimum_watermark() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(got.is_empty(), "fired before the slower input passed the window end: {:?}", got.values());
     let m = handle.metrics();
-    let wm = m.of_node("window2").next().map(|a| a.watermark);
+    let wm = m.of_node("counts").next().map(|a| a.watermark);
     assert_eq!(wm, Some(0), "the window manager's watermark is the minimum: {m:?}");
     b.blocking_send((1500, 7)).unwrap();
     wait_until("the window after the slower input advanced", Duration::from_secs(10), || !got.is_empty());
