@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use weir::prelude::*;
+use weir::PushHandle;
 
 fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
@@ -15,11 +16,13 @@ fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
 
 type Ev = (i64, u32);
 
+type Running = (JobHandle, PushHandle<Ev>, PushHandle<Ev>, Collected<WindowResult<u32, u64>>);
+
 /// Two push sources feeding one window manager (two inputs).
-fn two_input_job(strategy: WatermarkStrategy) -> (JobHandle, PushHandle<Ev>, PushHandle<Ev>, Collected<WindowResult<u32, u64>>) {
+fn two_input_job(strategy: WatermarkStrategy) -> Running {
     let (a, ha) = push_source::<Ev>(1024);
     let (b, hb) = push_source::<Ev>(1024);
-    let mut sources = vec![Some(a), Some(b)];
+    let mut sources = [Some(a), Some(b)];
     let job = JobBuilder::new("two-inputs");
     let (sink, got) = CollectSink::new();
     job.parallel_source("pushed", 2, move |i| sources[i].take().expect("one source per instance"), |e: &Ev| e.0, strategy)

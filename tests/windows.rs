@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use weir::prelude::*;
+use weir::WindowedStream;
 
 /// (event time, key, value)
 type Ev = (i64, &'static str, i64);
@@ -16,6 +17,9 @@ fn strategy(bound: i64) -> WatermarkStrategy {
     WatermarkStrategy::bounded_out_of_orderness(bound).with_interval(Duration::ZERO)
 }
 
+type Windowed = WindowedStream<&'static str, Ev, fn(&Ev) -> &'static str>;
+type Fired = (&'static str, i64, i64, i64, Timing);
+
 /// Runs `events` through `windows` (with `configure`) summing values; returns
 /// results as (key, start, end, sum, timing) in firing order, and the late
 /// records.
@@ -23,8 +27,8 @@ fn run(
     events: Vec<Ev>,
     bound: i64,
     windows: Windows,
-    configure: impl FnOnce(WindowedStream<&'static str, Ev, fn(&Ev) -> &'static str>) -> WindowedStream<&'static str, Ev, fn(&Ev) -> &'static str>,
-) -> (Vec<(&'static str, i64, i64, i64, Timing)>, Vec<(&'static str, i64)>) {
+    configure: impl FnOnce(Windowed) -> Windowed,
+) -> (Vec<Fired>, Vec<(&'static str, i64)>) {
     let job = JobBuilder::new("w").batch_size(1);
     let (sink, got) = CollectSink::new();
     let (late_sink, late) = CollectSink::new();
@@ -169,13 +173,15 @@ fn early_firing_by_processing_time_reports_open_windows() {
 
 #[test]
 fn process_function_sees_every_record_of_the_window() {
-    let events: Vec<Ev> = vec![(5, "a", 3), (1, "a", 1), (7, "b", 9), (3, "a", 2), (1500, "a", 7)];
+    // Records kept for a process function are serializable (checkpoints).
+    type Owned = (i64, char, i64);
+    let events: Vec<Owned> = vec![(5, 'a', 3), (1, 'a', 1), (7, 'b', 9), (3, 'a', 2), (1500, 'a', 7)];
     let job = JobBuilder::new("process").batch_size(1);
     let (sink, got) = CollectSink::new();
-    job.source("events", IterSource::new(events), |e: &Ev| e.0, strategy(10))
+    job.source("events", IterSource::new(events), |e: &Owned| e.0, strategy(10))
         .key_by(|e| e.1, 2)
         .window(Windows::tumbling(1000))
-        .process(|key: &&str, w: &Window, records: &[Ev]| {
+        .process(|key: &char, w: &Window, records: &[Owned]| {
             let mut v: Vec<i64> = records.iter().map(|e| e.2).collect();
             v.sort();
             format!("{key}@{}: {v:?}", w.start)

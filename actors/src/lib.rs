@@ -46,7 +46,7 @@ pub use window::{
 pub mod prelude {
     pub use crate::{
         push_source, Aggregate, Average, Collect, CollectSink, Collected, Count, DeadLetter, FileSink, FileSource, FnSink,
-        IterSource, Job, JobBuilder, JobHandle, Max, Min, Record, Sink, StdoutSink, Stream, Sum, Throttled, Timing,
+        IterSource, Job, JobBuilder, JobHandle, Max, Min, PushHandle, Record, Sink, StdoutSink, Stream, Sum, Throttled, Timing,
         WatermarkStrategy, Window, WindowResult, Windows,
     };
 }

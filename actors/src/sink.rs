@@ -177,7 +177,7 @@ impl<T: fmt::Debug + Send + 'static> Sink<T> for StdoutSink {
 }
 
 enum FileWriter {
-    Csv(csv::Writer<File>),
+    Csv(Box<csv::Writer<File>>),
     Json(BufWriter<File>),
 }
 
@@ -215,7 +215,7 @@ impl FileSink {
         if self.writer.is_none() {
             let file = File::create(&self.path).map_err(|e| self.io(e))?;
             self.writer = Some(if self.csv {
-                FileWriter::Csv(csv::Writer::from_writer(file))
+                FileWriter::Csv(Box::new(csv::Writer::from_writer(file)))
             } else {
                 FileWriter::Json(BufWriter::new(file))
             });

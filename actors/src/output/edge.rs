@@ -63,9 +63,6 @@ impl<T: Send + 'static> Emit<T> for RoundRobin<T> {
     fn flush(&mut self) {
         self.send_buf();
     }
-    fn has_pending(&self) -> bool {
-        !self.buf.is_empty()
-    }
     fn take_blocked(&mut self) -> Option<Blocked> {
         self.sender.take_blocked()
     }
@@ -129,9 +126,6 @@ where
     fn flush(&mut self) {
         self.send_all();
     }
-    fn has_pending(&self) -> bool {
-        self.bufs.iter().any(|b| !b.is_empty())
-    }
     fn take_blocked(&mut self) -> Option<Blocked> {
         self.sender.take_blocked()
     }
@@ -147,9 +141,6 @@ impl<T: Send + 'static> Emit<T> for Discard {
     }
     fn control(&mut self, _ctl: Control) {}
     fn flush(&mut self) {}
-    fn has_pending(&self) -> bool {
-        false
-    }
     fn take_blocked(&mut self) -> Option<Blocked> {
         None
     }

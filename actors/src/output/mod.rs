@@ -61,8 +61,6 @@ pub(crate) trait Emit<T>: Send + 'static {
     fn control(&mut self, ctl: Control);
     /// Sends pending partial batches.
     fn flush(&mut self);
-    /// Whether records wait in partial batches.
-    fn has_pending(&self) -> bool;
     /// Messages refused with `Full`, to be delivered before anything else;
     /// `None` when nothing is held.
     fn take_blocked(&mut self) -> Option<Blocked>;

@@ -120,7 +120,4 @@ impl<T: Send + 'static> Outlet<T> {
         self.emit.take_blocked()
     }
 
-    pub(crate) fn has_pending(&self) -> bool {
-        !self.buf.is_empty() || self.emit.has_pending()
-    }
 }

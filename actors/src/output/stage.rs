@@ -14,9 +14,6 @@ macro_rules! forward_control {
         fn flush(&mut self) {
             self.inner.flush()
         }
-        fn has_pending(&self) -> bool {
-            self.inner.has_pending()
-        }
         fn take_blocked(&mut self) -> Option<Blocked> {
             self.inner.take_blocked()
         }
