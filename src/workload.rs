@@ -208,6 +208,9 @@ pub struct WorkloadSpec {
     pub batch_size: usize,
     /// Total source rate cap, events per second of wall time.
     pub throttle: Option<f64>,
+    /// How often sources emit their watermark (default: after every batch,
+    /// so that `B < D` makes events late as WORKLOAD.md describes).
+    pub watermark_interval: std::time::Duration,
     /// Also write every result row as CSV here.
     pub output: Option<PathBuf>,
 }
@@ -224,6 +227,7 @@ impl WorkloadSpec {
             parallelism: 1,
             batch_size: 1024,
             throttle: None,
+            watermark_interval: std::time::Duration::ZERO,
             output: None,
         }
     }
@@ -343,7 +347,7 @@ pub fn build(spec: &WorkloadSpec) -> (JobBuilder, WorkloadOutputs) {
     let p = spec.parallelism;
     let params = spec.stream;
     let per_instance = spec.throttle.map(|t| t / p.max(1) as f64);
-    let strategy = WatermarkStrategy::bounded_out_of_orderness(spec.bound);
+    let strategy = WatermarkStrategy::bounded_out_of_orderness(spec.bound).with_interval(spec.watermark_interval);
     let events = job.parallel_source(
         "generator",
         p,

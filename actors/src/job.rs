@@ -28,7 +28,7 @@ use crate::source::actor::StopSource;
 use crate::topology::graph::Graph;
 
 /// Why a job failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum JobError {
     /// `start` was called outside an actix System.
     #[error("no actix System is running on this thread: use Job::run_blocking or Job::spawn, or call start from inside actix::System / #[actix_web::main]")]
@@ -39,7 +39,7 @@ pub enum JobError {
         /// The sink actor.
         actor: String,
         /// Its error.
-        source: SinkError,
+        source: Arc<SinkError>,
     },
     /// The job's thread or System could not be started or ended abnormally.
     #[error("the job's runtime failed: {0}")]
@@ -95,7 +95,7 @@ impl JobShared {
     pub(crate) fn sink_failed(&self, actor: &str, e: SinkError) {
         tracing::error!(job = %self.name, %actor, error = %e, "sink failed");
         if let Ok(mut err) = self.error.lock() {
-            err.get_or_insert(JobError::Sink { actor: actor.to_string(), source: e });
+            err.get_or_insert(JobError::Sink { actor: actor.to_string(), source: Arc::new(e) });
         }
         // A failed sink will not finish normally: the job has failed.
         self.done.send_replace(true);
@@ -146,7 +146,9 @@ impl Job {
                     let handle = self.graph.spawn();
                     let waiter = handle.clone();
                     let _ = tx.send(handle);
-                    let _ = waiter.wait().await;
+                    // Keep this System alive until the job is over; the
+                    // outcome is read by the user's handle.
+                    waiter.finished().await;
                 });
             })
             .map_err(|e| JobError::Runtime(e.to_string()))?;
@@ -206,8 +208,8 @@ impl JobHandle {
         }
     }
 
-    /// Waits until every sink has finished, then releases the job's threads.
-    pub async fn wait(&self) -> Result<JobReport, JobError> {
+    /// Waits until the job is over, then releases its threads.
+    async fn finished(&self) -> Duration {
         let mut rx = self.shared.done.subscribe();
         // The sender lives in `shared`, which we hold: this cannot fail.
         let _ = rx.wait_for(|done| *done).await;
@@ -217,9 +219,26 @@ impl JobHandle {
                 a.stop();
             }
         }
-        if let Some(e) = self.shared.error.lock().ok().and_then(|mut e| e.take()) {
+        elapsed
+    }
+
+    /// Waits until every sink has finished, then releases the job's threads.
+    /// Every clone of the handle gets the same outcome.
+    pub async fn wait(&self) -> Result<JobReport, JobError> {
+        let elapsed = self.finished().await;
+        if let Some(e) = self.shared.error.lock().ok().and_then(|e| e.clone()) {
             return Err(e);
         }
         Ok(JobReport { id: self.shared.id, elapsed, metrics: self.metrics() })
+    }
+
+    /// [`Self::wait`] for synchronous code (not from inside an async
+    /// runtime): blocks the calling thread until the job is over.
+    pub fn wait_blocking(&self) -> Result<JobReport, JobError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| JobError::Runtime(format!("cannot build a runtime to wait on: {e}")))?;
+        rt.block_on(self.wait())
     }
 }

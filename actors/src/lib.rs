@@ -45,9 +45,9 @@ pub use window::{
 /// What a job author needs, in one `use weir_actors::prelude::*`.
 pub mod prelude {
     pub use crate::{
-        push_source, Aggregate, Average, Collect, CollectSink, Collected, Count, DeadLetter, FileSink, FileSource, FnSink,
-        IterSource, Job, JobBuilder, JobHandle, Max, Min, PushHandle, Record, Sink, StdoutSink, Stream, Sum, Throttled, Timing,
-        WatermarkStrategy, Window, WindowResult, Windows,
+        push_source, ActorKind, Aggregate, Average, Collect, CollectSink, Collected, Count, DeadLetter, FileSink,
+        FileSource, FnSink, IterSource, Job, JobBuilder, JobHandle, Max, Min, PushHandle, Record, Sink, StdoutSink,
+        Stream, Sum, Throttled, Timing, TrySendError, WatermarkStrategy, Window, WindowResult, Windows, END_OF_TIME,
     };
 }
 

@@ -224,12 +224,18 @@ impl<O: Operator> OperatorState<O> {
                     drive_watermark(&mut self.op, &mut self.ctx, wm, &mut self.buf);
                     self.send();
                     self.metrics.set_watermark(wm);
-                    self.out.watermark(wm);
+                    // The final watermark goes out with `End`, after what
+                    // `on_end` emits, so that nothing follows it.
+                    if wm != i64::MAX {
+                        self.out.watermark(wm);
+                    }
                 }
                 InputEvent::Idle => self.out.idle(),
                 InputEvent::Barrier(id) => self.out.barrier(id),
                 InputEvent::End => {
-                    drive_watermark(&mut self.op, &mut self.ctx, i64::MAX, &mut self.buf);
+                    if self.ctx.watermark() != i64::MAX {
+                        drive_watermark(&mut self.op, &mut self.ctx, i64::MAX, &mut self.buf);
+                    }
                     self.op.on_end(&mut Collector::new(&mut self.buf));
                     self.send();
                     self.metrics.set_watermark(i64::MAX);

@@ -363,15 +363,16 @@ impl<T: actix::Message<Result = ()> + Send + 'static> Handler<Envelope<T>> for R
                             let held: Vec<T> = std::iter::once(v).chain(rest.map(|r| r.value)).collect();
                             let recipient = self.recipient.clone();
                             let metrics = Arc::clone(&self.metrics);
+                            let job = Arc::clone(&self.job);
                             let start = std::time::Instant::now();
-                            let count = held.len();
                             ctx.wait(actix::fut::wrap_future(async move {
                                 for v in held {
                                     if recipient.send(v).await.is_err() {
+                                        job.sink_failed(&metrics.name, SinkError::Other("the recipient actor has stopped".into()));
                                         return;
                                     }
+                                    metrics.records_out.fetch_add(1, Relaxed);
                                 }
-                                metrics.add_out(count);
                                 metrics.add_backpressure(start.elapsed());
                             }));
                             break;
@@ -382,9 +383,8 @@ impl<T: actix::Message<Result = ()> + Send + 'static> Handler<Envelope<T>> for R
                         }
                     }
                 }
-                if delivered > 0 {
-                    self.metrics.add_out(delivered);
-                }
+                self.metrics.records_out.fetch_add(delivered, Relaxed);
+                self.metrics.batches_out.fetch_add(1, Relaxed);
             }
             msg => match self.inputs.on_message(env.input, &msg) {
                 InputEvent::Watermark(wm) => self.metrics.set_watermark(wm),

@@ -108,8 +108,11 @@ where
         self.emit();
         self.metrics.open_windows.store(self.core.open_windows() as u64, Relaxed);
         self.metrics.set_watermark(wm);
-        self.out.watermark(wm);
-        self.late_out.watermark(wm);
+        // The final watermark goes out with `End` (see `Outlet::end`).
+        if wm != i64::MAX {
+            self.out.watermark(wm);
+            self.late_out.watermark(wm);
+        }
     }
 
     fn block_if_full(&mut self, ctx: &mut Context<WindowActor<K, T, A>>) {

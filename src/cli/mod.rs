@@ -66,6 +66,9 @@ struct RunArgs {
     /// Cap the total source rate (events per second of wall time).
     #[arg(long)]
     throttle: Option<f64>,
+    /// Emit source watermarks at most every this many ms (0: after every batch).
+    #[arg(long, default_value_t = 0)]
+    watermark_interval_ms: u64,
     /// Also write every result row as CSV to FILE.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -101,6 +104,7 @@ fn run(args: RunArgs) -> ExitCode {
         parallelism: args.parallelism as usize,
         batch_size: args.batch_size as usize,
         throttle: args.throttle,
+        watermark_interval: Duration::from_millis(args.watermark_interval_ms),
         output: args.output,
         ..WorkloadSpec::new(workload)
     };

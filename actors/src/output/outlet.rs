@@ -3,6 +3,7 @@
 //! full downstream mailbox.
 
 use std::fmt;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -51,6 +52,24 @@ impl<T: Send + 'static> fmt::Debug for Outlet<T> {
 impl<T: Send + 'static> Outlet<T> {
     pub(crate) fn new(emit: Box<dyn Emit<T>>, metrics: Arc<ActorMetrics>) -> Self {
         Outlet { emit, buf: Vec::new(), metrics }
+    }
+
+    /// Call first thing for every message your actor receives: keeps its
+    /// metrics (records in, batches in, mailbox fill) true.
+    pub fn received<M>(&self, env: &crate::message::Envelope<M>) {
+        let _ = self.metrics.mailbox.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+        if let crate::message::Message::Data(b) = &env.msg {
+            self.metrics.add_in(b.len());
+        }
+    }
+
+    /// Sends partial batches if nothing more is queued in the actor's
+    /// mailbox (counted by [`Self::received`]): latency stays low when
+    /// traffic is thin, batches stay full when it is not.
+    pub fn flush_if_idle(&mut self) {
+        if self.metrics.mailbox.load(Relaxed) == 0 {
+            self.flush();
+        }
     }
 
     /// Emits one record.

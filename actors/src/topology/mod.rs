@@ -418,9 +418,8 @@ where
                 let op_info = ActorOperatorInfo { instance: i, inputs: info.inputs };
                 let make = make.clone();
                 let addr = sp.start(move |_| make(op_info, out));
-                // A user's actor does not lower weir's mailbox gauge, so it
-                // gets one of its own that nobody reads.
-                Target { recipient: addr.recipient(), queued: Arc::new(Default::default()) }
+                // The actor lowers the gauge through `Outlet::received`.
+                Target { recipient: addr.recipient(), queued: Arc::clone(&metrics.mailbox) }
             })
             .collect()
     }

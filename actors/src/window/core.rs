@@ -1,9 +1,61 @@
 //! The window manager's functional core: per-key window state, firing on
 //! watermarks, allowed lateness, early firings, late-data routing.
-//! (CONTRACT ONLY — to be implemented.)
+//!
+//! [`WindowCore`] is a plain struct — no actor, no lock, no clock — that the
+//! window-manager actor feeds with records ([`WindowCore::add`]), watermarks
+//! ([`WindowCore::on_watermark`]) and processing-time ticks
+//! ([`WindowCore::fire_early`]). It keeps one accumulator per (key, window)
+//! and writes what fires, as [`WindowResult`] records, into a buffer the
+//! caller owns and reuses.
+//!
+//! Invariants, for every window kind:
+//! - a watermark `t` promises no more records with timestamp `< t`; a time
+//!   window `[start, end)` fires on time once the watermark is `>= end`, a
+//!   session once it is `> end` (a record at exactly `end` still joins it);
+//!   `i64::MAX` (end of input) fires everything left;
+//! - one watermark fires its windows in ascending window end;
+//! - a window is kept `allowed_lateness` after its end, so that a record
+//!   behind the watermark can still update it (and fire it again at once,
+//!   [`Timing::Late`]); a record whose windows are all gone for good goes to
+//!   the late-data output and is counted — never dropped silently;
+//! - early firings ([`Timing::Early`]) only ever concern windows that have
+//!   not fired on time.
+//!
+//! Each kind keeps its state in the layout that makes its firing cheap:
+//! tumbling and sliding windows in buckets by window end
+//! ([`time_windows`], over [`buckets`]); sliding windows whose size is a
+//! multiple of the slide in slide-sized panes merged when a window fires
+//! ([`pane_windows`]); sessions per key with a min-heap of wake-up times
+//! ([`session_windows`], merging in [`crate::window::session`]); count
+//! windows per key ([`count_windows`]).
+
+#[path = "buckets.rs"]
+mod buckets;
+#[path = "count_windows.rs"]
+mod count_windows;
+#[path = "pane_windows.rs"]
+mod pane_windows;
+#[path = "session_windows.rs"]
+mod session_windows;
+#[path = "time_windows.rs"]
+mod time_windows;
+
+#[cfg(test)]
+#[path = "proptests.rs"]
+mod proptests;
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;
+
+use std::marker::PhantomData;
 
 use crate::message::{Record, Timestamp};
-use crate::window::{Aggregate, WindowOptions, WindowResult, Windows};
+use crate::window::{Aggregate, Timing, Window, WindowOptions, WindowResult, Windows};
+
+use count_windows::CountWindows;
+use pane_windows::PaneWindows;
+use session_windows::SessionWindows;
+use time_windows::TimeWindows;
 
 /// Where a firing's results go: output records whose timestamp is the
 /// window's `end - 1` (for count windows: the largest record timestamp in the
@@ -12,7 +64,28 @@ pub(crate) type Fired<K, R> = Vec<Record<WindowResult<K, R>>>;
 
 /// Keyed window state for one window-manager instance.
 pub(crate) struct WindowCore<K, T, A: Aggregate<T>> {
-    _p: std::marker::PhantomData<(K, T, A)>,
+    /// The user's aggregate: creates, updates, merges and reads accumulators.
+    agg: A,
+    /// The state of the configured window kind.
+    kind: Kind<K, A::Acc>,
+    /// The current event-time watermark (`i64::MIN` before the first).
+    watermark: Timestamp,
+    /// Records sent to the late-data output so far.
+    late_records: u64,
+    /// The core consumes `T`s without storing them (only accumulators).
+    _values: PhantomData<fn(T)>,
+}
+
+/// The state of one window kind.
+enum Kind<K, Acc> {
+    /// Tumbling windows, and sliding windows that cannot use panes.
+    Time(TimeWindows<K, Acc>),
+    /// Sliding windows whose size is a multiple of the slide.
+    Panes(PaneWindows<K, Acc>),
+    /// Per-key merging sessions.
+    Session(SessionWindows<K, Acc>),
+    /// Per-key windows of a fixed number of records.
+    Count(CountWindows<K, Acc>),
 }
 
 impl<K, T, A> WindowCore<K, T, A>
@@ -22,7 +95,33 @@ where
 {
     /// `windows` has been validated. The initial watermark is `i64::MIN`.
     pub(crate) fn new(windows: Windows, options: WindowOptions, agg: A) -> Self {
-        todo!()
+        Self::with_layout(windows, options, agg, true)
+    }
+
+    /// Like [`WindowCore::new`]; `panes: false` keeps sliding windows one
+    /// state per window even where panes would apply (tests compare the two).
+    pub(crate) fn with_layout(windows: Windows, options: WindowOptions, agg: A, panes: bool) -> Self {
+        // Validation is the builder's job; the clamps only keep an unvalidated
+        // configuration from dividing by zero.
+        let lateness = options.allowed_lateness.max(0);
+        let early = options.early_every_count.filter(|&n| n > 0);
+        let kind = match windows {
+            Windows::Tumbling { size } => Kind::Time(TimeWindows::new(size.max(1), size.max(1), lateness, early)),
+            Windows::Sliding { size, slide } => {
+                let slide = slide.max(1);
+                let size = size.max(slide);
+                // Panes keep no per-window record counter, so early firing by
+                // count (exact per window) needs one state per window.
+                if panes && size % slide == 0 && size > slide && early.is_none() {
+                    Kind::Panes(PaneWindows::new(size, slide, lateness))
+                } else {
+                    Kind::Time(TimeWindows::new(size, slide, lateness, early))
+                }
+            }
+            Windows::Session { gap } => Kind::Session(SessionWindows::new(gap.max(1), lateness, early)),
+            Windows::Count { size } => Kind::Count(CountWindows::new(size.max(1), early)),
+        };
+        WindowCore { agg, kind, watermark: Timestamp::MIN, late_records: 0, _values: PhantomData }
     }
 
     /// Adds one record. Records whose windows have all closed for good go to
@@ -38,7 +137,21 @@ where
         out: &mut Fired<K, A::Out>,
         late: &mut Vec<Record<(K, T)>>,
     ) {
-        todo!()
+        let wm = self.watermark;
+        let agg = &self.agg;
+        let rejected = match &mut self.kind {
+            Kind::Time(w) => w.add(agg, wm, key, ts, &value, out),
+            Kind::Panes(w) => w.add(agg, wm, key, ts, &value, out),
+            Kind::Session(w) => w.add(agg, wm, key, ts, &value, out),
+            Kind::Count(w) => {
+                w.add(agg, key, ts, &value, out);
+                None
+            }
+        };
+        if let Some(key) = rejected {
+            self.late_records += 1;
+            late.push(Record { ts, value: (key, value) });
+        }
     }
 
     /// Advances event time to `wm` (ignored if not greater than the current
@@ -47,27 +160,60 @@ where
     /// allowed lateness has expired. `wm == i64::MAX` fires everything left,
     /// including partly filled count windows.
     pub(crate) fn on_watermark(&mut self, wm: Timestamp, out: &mut Fired<K, A::Out>) {
-        todo!()
+        if wm <= self.watermark {
+            return;
+        }
+        let previous = std::mem::replace(&mut self.watermark, wm);
+        let agg = &self.agg;
+        match &mut self.kind {
+            Kind::Time(w) => w.on_watermark(agg, previous, wm, out),
+            Kind::Panes(w) => w.on_watermark(agg, previous, wm, out),
+            Kind::Session(w) => w.on_watermark(agg, wm, out),
+            Kind::Count(w) => w.on_watermark(agg, wm, out),
+        }
     }
 
     /// Processing-time early firing: every open, not yet on-time-fired window
     /// that changed since its last firing fires with `Timing::Early`.
     pub(crate) fn fire_early(&mut self, out: &mut Fired<K, A::Out>) {
-        todo!()
+        let wm = self.watermark;
+        let agg = &self.agg;
+        match &mut self.kind {
+            Kind::Time(w) => w.fire_early(agg, wm, out),
+            Kind::Panes(w) => w.fire_early(agg, wm, out),
+            Kind::Session(w) => w.fire_early(agg, out),
+            Kind::Count(w) => w.fire_early(agg, out),
+        }
     }
 
     /// The current watermark.
     pub(crate) fn watermark(&self) -> Timestamp {
-        todo!()
+        self.watermark
     }
 
-    /// Number of (key, window) states held.
+    /// Number of (key, window) states held. For pane-based sliding windows:
+    /// (key, pane) states.
     pub(crate) fn open_windows(&self) -> usize {
-        todo!()
+        match &self.kind {
+            Kind::Time(w) => w.open_windows(),
+            Kind::Panes(w) => w.open_panes(),
+            Kind::Session(w) => w.open_windows(),
+            Kind::Count(w) => w.open_windows(),
+        }
     }
 
     /// Records sent to `late` so far.
     pub(crate) fn late_records(&self) -> u64 {
-        todo!()
+        self.late_records
     }
+}
+
+/// Appends one firing of `window` of `key` to `out`, with timestamp `ts`.
+fn emit<K, R>(out: &mut Fired<K, R>, ts: Timestamp, key: K, window: Window, value: R, timing: Timing) {
+    out.push(Record { ts, value: WindowResult { key, window, value, timing } });
+}
+
+/// The output timestamp of a time window's result: its last instant.
+fn last_instant(window: Window) -> Timestamp {
+    window.end.saturating_sub(1)
 }

@@ -1,0 +1,165 @@
+//! Per-key state grouped by an instant of event time, in time order.
+//!
+//! The tumbling or sliding windows (or panes) of all keys that end at the
+//! same instant fire together, so their states live together: an ordered map
+//! from that end to a bucket, a hash map from key to state. A watermark then
+//! fires and discards whole buckets from the front and never looks at state
+//! that is not due. A record finds its bucket through a one-entry cache (the
+//! bucket used last, nearly always the right one for in-order data) and its
+//! key with one hash lookup. An emptied bucket keeps its allocation for the
+//! next one, so steady-state processing does not allocate.
+//!
+//! Invariants: `index` maps distinct instants to distinct slab entries, and
+//! no entry of `free` is in `index`; `cached`, when set, is an entry of
+//! `index`; `entries` is the total number of states in the indexed buckets.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+use std::ops::Bound::{Excluded, Included};
+
+use foldhash::fast::FixedState;
+
+use crate::message::Timestamp;
+
+/// Seed of the window state's hash maps: fixed, so that iteration order (and
+/// so the order of results with equal window ends) is the same run to run;
+/// distinct from the key-partitioning seed, so that the keys routed to one
+/// instance (which agree on the partitioning hash's high bits) still spread
+/// over the whole table.
+const SEED: u64 = 0x57A7_E0F0_11D0_C0DE;
+
+/// A hash map from key to state with the fixed window-state hasher.
+pub(super) type KeyMap<K, S> = HashMap<K, S, FixedState>;
+
+/// An empty [`KeyMap`].
+pub(super) fn key_map<K, S>() -> KeyMap<K, S> {
+    HashMap::with_hasher(FixedState::with_seed(SEED))
+}
+
+/// States of (key, instant) pairs, grouped by instant, in time order.
+pub(super) struct Buckets<K, S> {
+    /// Instant → slab entry of its bucket.
+    index: BTreeMap<Timestamp, usize>,
+    /// The buckets, live and free.
+    slab: Vec<KeyMap<K, S>>,
+    /// Slab entries not in use (empty maps that kept their capacity).
+    free: Vec<usize>,
+    /// The bucket used last.
+    cached: Option<(Timestamp, usize)>,
+    /// Number of states held.
+    entries: usize,
+}
+
+impl<K: Hash + Eq, S> Buckets<K, S> {
+    /// No state.
+    pub(super) fn new() -> Self {
+        Buckets { index: BTreeMap::new(), slab: Vec::new(), free: Vec::new(), cached: None, entries: 0 }
+    }
+
+    /// Number of (key, instant) states held.
+    pub(super) fn len(&self) -> usize {
+        self.entries
+    }
+
+    /// The slab entry of the bucket at `at`, created if missing.
+    fn bucket_at(&mut self, at: Timestamp) -> usize {
+        if let Some((cached_at, i)) = self.cached {
+            if cached_at == at {
+                return i;
+            }
+        }
+        let i = match self.index.get(&at) {
+            Some(&i) => i,
+            None => {
+                let i = self.free.pop().unwrap_or_else(|| {
+                    self.slab.push(key_map());
+                    self.slab.len() - 1
+                });
+                self.index.insert(at, i);
+                i
+            }
+        };
+        self.cached = Some((at, i));
+        i
+    }
+
+    /// Applies `f` to the state of `key` at `at`, created with `create` if
+    /// missing. The key is cloned only when a state is created, not per call.
+    pub(super) fn update<R>(
+        &mut self,
+        at: Timestamp,
+        key: &K,
+        create: impl FnOnce() -> S,
+        f: impl FnOnce(&mut S) -> R,
+    ) -> R
+    where
+        K: Clone,
+    {
+        let i = self.bucket_at(at);
+        let bucket = &mut self.slab[i];
+        if let Some(state) = bucket.get_mut(key) {
+            return f(state);
+        }
+        self.entries += 1;
+        f(bucket.entry(key.clone()).or_insert_with(create))
+    }
+
+    /// Instants of the buckets in `(after, upto]`, ascending, with their slab
+    /// entries (for [`Buckets::bucket`]).
+    pub(super) fn range(&self, after: Timestamp, upto: Timestamp) -> impl Iterator<Item = (Timestamp, usize)> + '_ {
+        // `BTreeMap::range` panics on an empty interval: do not ask.
+        (after < upto)
+            .then(|| self.index.range((Excluded(after), Included(upto))))
+            .into_iter()
+            .flatten()
+            .map(|(&at, &i)| (at, i))
+    }
+
+    /// The first bucket in `(after, upto]`.
+    pub(super) fn next_after(&self, after: Timestamp, upto: Timestamp) -> Option<(Timestamp, usize)> {
+        self.range(after, upto).next()
+    }
+
+    /// The bucket in slab entry `i` (from [`Buckets::range`]).
+    pub(super) fn bucket(&self, i: usize) -> &KeyMap<K, S> {
+        &self.slab[i]
+    }
+
+    /// The bucket in slab entry `i`, mutably (states only: keys are fixed).
+    pub(super) fn bucket_mut(&mut self, i: usize) -> impl Iterator<Item = (&K, &mut S)> {
+        self.slab[i].iter_mut()
+    }
+
+    /// Every state held, mutably.
+    pub(super) fn for_each_mut(&mut self, mut f: impl FnMut(&mut S)) {
+        for &i in self.index.values() {
+            self.slab[i].values_mut().for_each(&mut f);
+        }
+    }
+
+    /// Removes the earliest bucket if `expired(its instant)`, handing each of
+    /// its states to `each` by value. Returns whether a bucket was removed.
+    pub(super) fn pop_first_if(
+        &mut self,
+        expired: impl FnOnce(Timestamp) -> bool,
+        mut each: impl FnMut(Timestamp, K, S),
+    ) -> bool {
+        let Some((&at, &i)) = self.index.first_key_value() else {
+            return false;
+        };
+        if !expired(at) {
+            return false;
+        }
+        self.index.remove(&at);
+        if self.cached.is_some_and(|(cached_at, _)| cached_at == at) {
+            self.cached = None;
+        }
+        let bucket = &mut self.slab[i];
+        self.entries -= bucket.len();
+        for (key, state) in bucket.drain() {
+            each(at, key, state);
+        }
+        self.free.push(i);
+        true
+    }
+}

@@ -1,0 +1,156 @@
+//! Count windows: per key, consecutive runs of `size` records.
+//!
+//! A key's records, in arrival order, fill one window after another; a
+//! window fires on time as soon as it holds `size` records, and the next one
+//! starts empty. Windows are numbered by position in the key's sequence:
+//! `[0, size)`, `[size, 2 size)`, ... and a result carries the largest
+//! timestamp of its records. Event time plays no part, so no record is ever
+//! late; only end of input (watermark `i64::MAX`) matters: it fires every
+//! partly filled window, so that no record is lost.
+
+use std::hash::Hash;
+
+use super::buckets::{key_map, KeyMap};
+use super::{emit, Fired};
+use crate::message::{Timestamp, END_OF_TIME};
+use crate::window::{Aggregate, Timing, Window};
+
+/// The window being filled for one key.
+struct Filling<Acc> {
+    /// The aggregate of its records.
+    acc: Acc,
+    /// Position of its first record in the key's sequence.
+    start: u64,
+    /// Records in it (`< size`).
+    len: u64,
+    /// The largest timestamp of its records.
+    max_ts: Timestamp,
+    /// Records added since it last fired (early firing by count).
+    since_fire: u64,
+    /// Changed since it last fired (early firing by time).
+    dirty: bool,
+}
+
+impl<Acc> Filling<Acc> {
+    /// The window, by positions.
+    fn window(&self, size: u64) -> Window {
+        let position = |p: u64| i64::try_from(p).unwrap_or(i64::MAX);
+        Window::new(position(self.start), position(self.start.saturating_add(size)))
+    }
+
+    /// Emits the window as it stands and starts counting afresh.
+    fn fire<K, T, A: Aggregate<T, Acc = Acc>>(
+        &mut self,
+        agg: &A,
+        key: K,
+        size: u64,
+        timing: Timing,
+        out: &mut Fired<K, A::Out>,
+    ) {
+        emit(out, self.max_ts, key, self.window(size), agg.result(&self.acc), timing);
+        self.since_fire = 0;
+        self.dirty = false;
+    }
+}
+
+/// Count windows of every key.
+pub(super) struct CountWindows<K, Acc> {
+    /// Records per window.
+    size: u64,
+    /// Fire a window early every this many records.
+    early_every: Option<u64>,
+    /// The window being filled, by key (kept when empty: it holds the
+    /// key's position).
+    keys: KeyMap<K, Filling<Acc>>,
+    /// Number of keys whose window holds at least one record.
+    open: usize,
+}
+
+impl<K: Hash + Eq + Clone, Acc> CountWindows<K, Acc> {
+    /// Windows of `size` records.
+    pub(super) fn new(size: u64, early_every: Option<u64>) -> Self {
+        CountWindows { size, early_every, keys: key_map(), open: 0 }
+    }
+
+    /// Adds a record to its key's window, which fires if now full.
+    pub(super) fn add<T, A: Aggregate<T, Acc = Acc>>(
+        &mut self,
+        agg: &A,
+        key: K,
+        ts: Timestamp,
+        value: &T,
+        out: &mut Fired<K, A::Out>,
+    ) {
+        let (size, early_every) = (self.size, self.early_every);
+        let open = &mut self.open;
+        let mut take = |filling: &mut Filling<Acc>, key: K| {
+            if filling.len == 0 {
+                *open += 1;
+            }
+            agg.add(&mut filling.acc, value);
+            filling.len += 1;
+            filling.max_ts = filling.max_ts.max(ts);
+            filling.dirty = true;
+            filling.since_fire += 1;
+            if filling.len == size {
+                filling.fire(agg, key, size, Timing::OnTime, out);
+                filling.acc = agg.create();
+                filling.start = filling.start.saturating_add(size);
+                filling.len = 0;
+                filling.max_ts = Timestamp::MIN;
+                *open -= 1;
+            } else if early_every.is_some_and(|n| filling.since_fire >= n) {
+                filling.fire(agg, key, size, Timing::Early, out);
+            }
+        };
+        // Look up, and clone the key only for a key seen the first time.
+        if let Some(filling) = self.keys.get_mut(&key) {
+            take(filling, key);
+        } else {
+            let filling = self.keys.entry(key.clone()).or_insert_with(|| Filling {
+                acc: agg.create(),
+                start: 0,
+                len: 0,
+                max_ts: Timestamp::MIN,
+                since_fire: 0,
+                dirty: false,
+            });
+            take(filling, key);
+        }
+    }
+
+    /// At end of input, fires every partly filled window (by ascending
+    /// window end) and forgets every key; other watermarks change nothing.
+    pub(super) fn on_watermark<T, A: Aggregate<T, Acc = Acc>>(
+        &mut self,
+        agg: &A,
+        wm: Timestamp,
+        out: &mut Fired<K, A::Out>,
+    ) {
+        if wm != END_OF_TIME {
+            return;
+        }
+        let size = self.size;
+        let mut partial: Vec<(K, Filling<Acc>)> = self.keys.drain().filter(|(_, f)| f.len > 0).collect();
+        // Stable: keys with equal window ends stay in (deterministic) map order.
+        partial.sort_by_key(|(_, f)| f.start);
+        for (key, mut filling) in partial {
+            filling.fire(agg, key, size, Timing::OnTime, out);
+        }
+        self.open = 0;
+    }
+
+    /// Fires early every partly filled window that changed since it last
+    /// fired.
+    pub(super) fn fire_early<T, A: Aggregate<T, Acc = Acc>>(&mut self, agg: &A, out: &mut Fired<K, A::Out>) {
+        let size = self.size;
+        for (key, filling) in self.keys.iter_mut().filter(|(_, f)| f.dirty && f.len > 0) {
+            filling.fire(agg, key.clone(), size, Timing::Early, out);
+        }
+    }
+
+    /// Number of keys with a partly filled window.
+    pub(super) fn open_windows(&self) -> usize {
+        self.open
+    }
+}

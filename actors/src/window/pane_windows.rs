@@ -1,0 +1,207 @@
+//! Sliding windows computed from panes: one accumulator per (key, pane).
+//!
+//! When the window size is a multiple of the slide, event time splits into
+//! panes `[p, p + slide)` (`p` a multiple of the slide) and every window is
+//! the union of `size / slide` consecutive panes. A record then updates one
+//! accumulator (its pane's) instead of one per window, and a window's result
+//! is the merge of its panes' accumulators, computed when it fires (the
+//! aggregate's `merge` is associative with `create` as identity).
+//!
+//! Invariants: the window ending at `e` holds the panes ending in
+//! `(e - size, e]`; a pane ending at `pe` serves windows up to
+//! `pe + size - slide`, so it is dropped once that end plus the allowed
+//! lateness is at or behind the watermark — which is exactly when a record in
+//! it has no window left (late). A pane is dirty when it changed since the
+//! last processing-time early firing, and a window after the watermark is
+//! dirty exactly when one of its panes is: its last firing was the last
+//! early firing that found it dirty. Early firing by count needs a counter
+//! per window, so it uses [`super::time_windows`] instead.
+
+use std::hash::Hash;
+
+use super::buckets::Buckets;
+use super::{emit, last_instant, Fired};
+use crate::message::Timestamp;
+use crate::window::{Aggregate, Timing, Window};
+
+/// The state of one pane of one key.
+struct Pane<Acc> {
+    /// The aggregate of the pane's records.
+    acc: Acc,
+    /// Changed since the last processing-time early firing.
+    dirty: bool,
+}
+
+/// Pane-based sliding windows of every key.
+pub(super) struct PaneWindows<K, Acc> {
+    /// Window length, a multiple of `slide`.
+    size: i64,
+    /// Distance between window starts, and pane length.
+    slide: i64,
+    /// How long after its end a window is kept for late records.
+    lateness: i64,
+    /// The panes, by pane end.
+    panes: Buckets<K, Pane<Acc>>,
+    /// Slab entries of the panes of the window being fired (reused buffer).
+    scratch: Vec<usize>,
+}
+
+impl<K: Hash + Eq + Clone, Acc: Clone> PaneWindows<K, Acc> {
+    /// Windows of `size` every `slide`, `size` a multiple of `slide`.
+    pub(super) fn new(size: i64, slide: i64, lateness: i64) -> Self {
+        PaneWindows { size, slide, lateness, panes: Buckets::new(), scratch: Vec::new() }
+    }
+
+    /// The window ending at `end`.
+    fn window(&self, end: Timestamp) -> Window {
+        Window::new(end.saturating_sub(self.size), end)
+    }
+
+    /// The first window end (a multiple of the slide) after `t`.
+    fn first_end_after(&self, t: Timestamp) -> Timestamp {
+        t.div_euclid(self.slide).saturating_add(1).saturating_mul(self.slide)
+    }
+
+    /// Adds a record to its pane unless every window holding it is gone
+    /// (then returns the key back: late). Windows holding it that already
+    /// fired on time fire again at once with the update.
+    pub(super) fn add<T, A: Aggregate<T, Acc = Acc>>(
+        &mut self,
+        agg: &A,
+        wm: Timestamp,
+        key: K,
+        ts: Timestamp,
+        value: &T,
+        out: &mut Fired<K, A::Out>,
+    ) -> Option<K> {
+        let pane_start = ts.saturating_sub(ts.rem_euclid(self.slide));
+        let pane_end = pane_start.saturating_add(self.slide);
+        // The windows holding `ts` end in `pane_end ..= last_end`.
+        let last_end = pane_start.saturating_add(self.size);
+        if last_end.saturating_add(self.lateness) <= wm {
+            return Some(key);
+        }
+        self.panes.update(
+            pane_end,
+            &key,
+            || Pane { acc: agg.create(), dirty: false },
+            |pane| {
+                agg.add(&mut pane.acc, value);
+                pane.dirty = true;
+            },
+        );
+        let mut end = pane_end;
+        while end <= wm && end <= last_end {
+            if end.saturating_add(self.lateness) > wm {
+                self.fire_key(agg, &key, end, out);
+            }
+            let Some(next) = end.checked_add(self.slide) else { break };
+            end = next;
+        }
+        None
+    }
+
+    /// Fires the window ending at `end` for one key as an update (`Late`).
+    fn fire_key<T, A: Aggregate<T, Acc = Acc>>(&self, agg: &A, key: &K, end: Timestamp, out: &mut Fired<K, A::Out>) {
+        let window = self.window(end);
+        let mut acc: Option<Acc> = None;
+        for (_, i) in self.panes.range(window.start, end) {
+            if let Some(pane) = self.panes.bucket(i).get(key) {
+                match &mut acc {
+                    None => acc = Some(pane.acc.clone()),
+                    Some(acc) => agg.merge(acc, pane.acc.clone()),
+                }
+            }
+        }
+        if let Some(acc) = acc {
+            emit(out, last_instant(window), key.clone(), window, agg.result(&acc), Timing::Late);
+        }
+    }
+
+    /// Fires the window ending at `end` for every key with a record in it
+    /// (with `dirty_only`, every key with a pane changed since the last early
+    /// firing).
+    fn fire_window<T, A: Aggregate<T, Acc = Acc>>(
+        &mut self,
+        agg: &A,
+        end: Timestamp,
+        timing: Timing,
+        dirty_only: bool,
+        out: &mut Fired<K, A::Out>,
+    ) {
+        let window = self.window(end);
+        self.scratch.clear();
+        self.scratch.extend(self.panes.range(window.start, end).map(|(_, i)| i));
+        let panes = &self.scratch;
+        for (n, &i) in panes.iter().enumerate() {
+            for (key, pane) in self.panes.bucket(i) {
+                // Each key fires once, from the first of the window's panes
+                // that holds it.
+                if panes[..n].iter().rev().any(|&j| self.panes.bucket(j).contains_key(key)) {
+                    continue;
+                }
+                let mut acc = pane.acc.clone();
+                let mut dirty = pane.dirty;
+                for &j in &panes[n + 1..] {
+                    if let Some(later) = self.panes.bucket(j).get(key) {
+                        agg.merge(&mut acc, later.acc.clone());
+                        dirty |= later.dirty;
+                    }
+                }
+                if dirty || !dirty_only {
+                    emit(out, last_instant(window), key.clone(), window, agg.result(&acc), timing);
+                }
+            }
+        }
+    }
+
+    /// Calls `fire` for each window end from `from` on (up to `upto`) whose
+    /// window holds a pane, in ascending order.
+    fn each_window_end(&mut self, from: Timestamp, upto: Timestamp, mut fire: impl FnMut(&mut Self, Timestamp)) {
+        let mut end = from;
+        // Skip the windows that hold no pane: the next one that does ends at
+        // the first pane ending after `end - size`, or at `end`.
+        while let Some((pane_end, _)) = self.panes.next_after(end.saturating_sub(self.size), Timestamp::MAX) {
+            end = end.max(pane_end);
+            if end > upto {
+                break;
+            }
+            fire(self, end);
+            let Some(next) = end.checked_add(self.slide) else { break };
+            end = next;
+        }
+    }
+
+    /// Fires the windows with end in `(previous, wm]` in ascending end, then
+    /// drops the panes no kept window needs.
+    pub(super) fn on_watermark<T, A: Aggregate<T, Acc = Acc>>(
+        &mut self,
+        agg: &A,
+        previous: Timestamp,
+        wm: Timestamp,
+        out: &mut Fired<K, A::Out>,
+    ) {
+        let from = self.first_end_after(previous);
+        self.each_window_end(from, wm, |me, end| me.fire_window(agg, end, Timing::OnTime, false, out));
+        let reach = (self.size - self.slide).saturating_add(self.lateness);
+        while self.panes.pop_first_if(|pane_end| pane_end.saturating_add(reach) <= wm, |_, _, _| {}) {}
+    }
+
+    /// Fires early every window after the watermark that changed since it
+    /// last fired, then marks every pane clean.
+    pub(super) fn fire_early<T, A: Aggregate<T, Acc = Acc>>(
+        &mut self,
+        agg: &A,
+        wm: Timestamp,
+        out: &mut Fired<K, A::Out>,
+    ) {
+        let from = self.first_end_after(wm);
+        self.each_window_end(from, Timestamp::MAX, |me, end| me.fire_window(agg, end, Timing::Early, true, out));
+        self.panes.for_each_mut(|pane| pane.dirty = false);
+    }
+
+    /// Number of (key, pane) states held.
+    pub(super) fn open_panes(&self) -> usize {
+        self.panes.len()
+    }
+}

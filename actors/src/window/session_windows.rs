@@ -1,0 +1,253 @@
+//! Session windows of every key: per-key merging plus wake-up times.
+//!
+//! Each key's sessions live in a [`SessionSet`]. To fire sessions without
+//! scanning every key on every watermark, each key has one wake-up time in a
+//! min-heap: no later than its sessions' earliest next event (an unfired
+//! session's end, or a fired one's end plus the allowed lateness). A
+//! watermark `wm` pops the wake-ups before it (a session fires once the
+//! watermark *passes* its end) in time order; a key woken at `t` fires the
+//! session ending at `t`, discards the fired sessions whose lateness ran out
+//! by `t`, and sleeps until its next event — which may also be before `wm`,
+//! so sessions of all keys fire in ascending end. A session that grows only
+//! moves its end later, so the key's wake-up is left as is (it wakes early,
+//! finds nothing due and sleeps again): the heap is not touched per record.
+//! A wake-up whose time is no longer its key's is stale and skipped (lazy
+//! deletion).
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::hash::Hash;
+
+use super::buckets::{key_map, KeyMap};
+use super::{emit, last_instant, Fired};
+use crate::message::{Timestamp, END_OF_TIME};
+use crate::window::session::{Session, SessionSet};
+use crate::window::{Aggregate, Timing};
+
+/// One key's sessions and the time of its live wake-up.
+struct KeySessions<Acc> {
+    /// The sessions.
+    sessions: SessionSet<Acc>,
+    /// The key's wake-up time: `<=` every session's next event.
+    wake: Timestamp,
+}
+
+/// A key to look at once the watermark passes `at`.
+struct Wakeup<K> {
+    /// When.
+    at: Timestamp,
+    /// Insertion order: ties wake in a deterministic order.
+    seq: u64,
+    /// Whom.
+    key: K,
+}
+
+impl<K> PartialEq for Wakeup<K> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl<K> Eq for Wakeup<K> {}
+
+impl<K> PartialOrd for Wakeup<K> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<K> Ord for Wakeup<K> {
+    /// Reversed: `BinaryHeap` is a max-heap and the earliest must come first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// The wake-up heap.
+struct Wakeups<K> {
+    /// Earliest first.
+    heap: BinaryHeap<Wakeup<K>>,
+    /// Next insertion number.
+    seq: u64,
+}
+
+impl<K> Wakeups<K> {
+    /// Wakes `key` once the watermark passes `at`.
+    fn push(&mut self, at: Timestamp, key: K) {
+        self.heap.push(Wakeup { at, seq: self.seq, key });
+        self.seq += 1;
+    }
+
+    /// The earliest wake-up, if the watermark `wm` passed it (end of input
+    /// passes everything).
+    fn pop_due(&mut self, wm: Timestamp) -> Option<Wakeup<K>> {
+        let due = self.heap.peek().is_some_and(|w| w.at < wm || wm == END_OF_TIME);
+        if due {
+            self.heap.pop()
+        } else {
+            None
+        }
+    }
+}
+
+/// Session windows of every key.
+pub(super) struct SessionWindows<K, Acc> {
+    /// Inactivity gap.
+    gap: i64,
+    /// How long after its end a fired session is kept for late records.
+    lateness: i64,
+    /// Fire a session early every this many records.
+    early_every: Option<u64>,
+    /// Sessions by key (keys without a session are removed).
+    keys: KeyMap<K, KeySessions<Acc>>,
+    /// When to look at which key.
+    wakeups: Wakeups<K>,
+    /// Number of sessions held.
+    open: usize,
+}
+
+impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
+    /// Sessions with inactivity gap `gap`.
+    pub(super) fn new(gap: i64, lateness: i64, early_every: Option<u64>) -> Self {
+        SessionWindows {
+            gap,
+            lateness,
+            early_every,
+            keys: key_map(),
+            wakeups: Wakeups { heap: BinaryHeap::new(), seq: 0 },
+            open: 0,
+        }
+    }
+
+    /// Adds a record to its key's sessions, merging as needed, unless the
+    /// session it would belong to is already discarded (then returns the key
+    /// back: late).
+    pub(super) fn add<T, A: Aggregate<T, Acc = Acc>>(
+        &mut self,
+        agg: &A,
+        wm: Timestamp,
+        key: K,
+        ts: Timestamp,
+        value: &T,
+        out: &mut Fired<K, A::Out>,
+    ) -> Option<K> {
+        let (gap, lateness, early_every) = (self.gap, self.lateness, self.early_every);
+        if let Some(state) = self.keys.get_mut(&key) {
+            // Every kept session has `end + lateness >= wm` (later ones are
+            // discarded), so only a record that touches none can be late.
+            if state.sessions.merged_window(ts, gap).end.saturating_add(lateness) < wm {
+                return Some(key);
+            }
+            let before = state.sessions.len();
+            let session = state.sessions.insert(agg, ts, gap, value);
+            let next = settle(session, agg, &key, wm, lateness, early_every, out);
+            self.open = self.open + state.sessions.len() - before;
+            if next < state.wake {
+                state.wake = next;
+                self.wakeups.push(next, key);
+            }
+            return None;
+        }
+        if ts.saturating_add(gap).saturating_add(lateness) < wm {
+            return Some(key);
+        }
+        let mut sessions = SessionSet::new();
+        let next = settle(sessions.insert(agg, ts, gap, value), agg, &key, wm, lateness, early_every, out);
+        self.open += 1;
+        self.wakeups.push(next, key.clone());
+        self.keys.insert(key, KeySessions { sessions, wake: next });
+        None
+    }
+
+    /// Fires the sessions the watermark passed, in ascending end, and
+    /// discards those whose lateness expired.
+    pub(super) fn on_watermark<T, A: Aggregate<T, Acc = Acc>>(
+        &mut self,
+        agg: &A,
+        wm: Timestamp,
+        out: &mut Fired<K, A::Out>,
+    ) {
+        while let Some(Wakeup { at, key, .. }) = self.wakeups.pop_due(wm) {
+            let Some(state) = self.keys.get_mut(&key) else {
+                continue; // stale: the key's sessions are all gone
+            };
+            if state.wake != at {
+                continue; // stale: the key was rescheduled earlier
+            }
+            // `at <= ` every next event: no unfired session ends before `at`.
+            let fired = state.sessions.ending_at(at).filter(|s| !s.fired).map(|s| {
+                s.fired = true;
+                s.since_fire = 0;
+                s.dirty = false;
+                (s.window, agg.result(&s.acc))
+            });
+            self.open -= state.sessions.discard_expired(self.lateness, at);
+            match state.sessions.next_event(self.lateness) {
+                Some(next) => {
+                    // Every session left is due strictly after `at`.
+                    state.wake = next;
+                    if let Some((window, value)) = fired {
+                        emit(out, last_instant(window), key.clone(), window, value, Timing::OnTime);
+                    }
+                    self.wakeups.push(next, key);
+                }
+                None => {
+                    self.keys.remove(&key);
+                    if let Some((window, value)) = fired {
+                        emit(out, last_instant(window), key, window, value, Timing::OnTime);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fires early every session not fired on time that changed since it
+    /// last fired.
+    pub(super) fn fire_early<T, A: Aggregate<T, Acc = Acc>>(&mut self, agg: &A, out: &mut Fired<K, A::Out>) {
+        for (key, state) in self.keys.iter_mut() {
+            for s in state.sessions.iter_mut().filter(|s| s.dirty && !s.fired) {
+                fire(s, agg, key, Timing::Early, out);
+            }
+        }
+    }
+
+    /// Number of (key, session) states held.
+    pub(super) fn open_windows(&self) -> usize {
+        self.open
+    }
+}
+
+/// Decides what a session that just took a record fires now, and returns its
+/// next event. A session whose end the watermark already passed cannot wait
+/// for a watermark: it fires at once, as an update (`Late`).
+fn settle<K: Clone, T, A: Aggregate<T>>(
+    session: &mut Session<A::Acc>,
+    agg: &A,
+    key: &K,
+    wm: Timestamp,
+    lateness: i64,
+    early_every: Option<u64>,
+    out: &mut Fired<K, A::Out>,
+) -> Timestamp {
+    if session.window.end < wm {
+        fire(session, agg, key, Timing::Late, out);
+        session.fired = true;
+    } else if early_every.is_some_and(|n| session.since_fire >= n) {
+        fire(session, agg, key, Timing::Early, out);
+    }
+    session.next_event(lateness)
+}
+
+/// Emits the session as it stands and starts counting afresh.
+fn fire<K: Clone, T, A: Aggregate<T>>(
+    session: &mut Session<A::Acc>,
+    agg: &A,
+    key: &K,
+    timing: Timing,
+    out: &mut Fired<K, A::Out>,
+) {
+    let window = session.window;
+    emit(out, last_instant(window), key.clone(), window, agg.result(&session.acc), timing);
+    session.since_fire = 0;
+    session.dirty = false;
+}

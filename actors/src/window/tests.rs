@@ -1,0 +1,408 @@
+//! Exact window contents on small hand-made streams, for every window kind:
+//! what fires when, with which timing, and what goes to the late output.
+
+use super::*;
+use crate::window::{Count, Sum};
+use Timing::{Early, Late, OnTime};
+
+/// (key, start, end, value, timing) of one firing.
+type Row = (&'static str, i64, i64, i64, Timing);
+
+/// Feeds a summing [`WindowCore`] and collects what it emits.
+struct Harness<A: Aggregate<i64>> {
+    core: WindowCore<&'static str, i64, A>,
+    out: Fired<&'static str, A::Out>,
+    late: Vec<Record<(&'static str, i64)>>,
+}
+
+/// A harness summing the values, with sliding windows in `panes` layout or
+/// not.
+fn summing_layout(windows: Windows, options: WindowOptions, panes: bool) -> Harness<impl Aggregate<i64, Out = i64>> {
+    Harness {
+        core: WindowCore::with_layout(windows, options, Sum::of(|v: &i64| *v), panes),
+        out: Vec::new(),
+        late: Vec::new(),
+    }
+}
+
+/// A harness summing the values.
+fn summing(windows: Windows, options: WindowOptions) -> Harness<impl Aggregate<i64, Out = i64>> {
+    summing_layout(windows, options, true)
+}
+
+/// Options with `lateness` and early firing every `early` records.
+fn opts(lateness: i64, early: Option<u64>) -> WindowOptions {
+    WindowOptions { allowed_lateness: lateness, early_every_count: early, early_every_interval: None }
+}
+
+impl<A: Aggregate<i64, Out = i64>> Harness<A> {
+    fn add(&mut self, key: &'static str, ts: i64, value: i64) -> &mut Self {
+        self.core.add(key, ts, value, &mut self.out, &mut self.late);
+        self
+    }
+    fn wm(&mut self, t: i64) -> &mut Self {
+        self.core.on_watermark(t, &mut self.out);
+        self
+    }
+    fn early(&mut self) -> &mut Self {
+        self.core.fire_early(&mut self.out);
+        self
+    }
+    /// The firings since the last call, in order.
+    fn fired(&mut self) -> Vec<Row> {
+        self.out.drain(..).map(|r| (r.value.key, r.value.window.start, r.value.window.end, r.value.value, r.value.timing)).collect()
+    }
+    /// Timestamps of the firings since the last call.
+    fn fired_ts(&mut self) -> Vec<i64> {
+        self.out.drain(..).map(|r| r.ts).collect()
+    }
+    /// (key, ts, value) of the late records since the last call.
+    fn late(&mut self) -> Vec<(&'static str, i64, i64)> {
+        self.late.drain(..).map(|r| (r.value.0, r.ts, r.value.1)).collect()
+    }
+}
+
+#[test]
+fn tumbling_window_fires_once_the_watermark_reaches_its_end() {
+    let mut h = summing(Windows::tumbling(10), opts(0, None));
+    h.add("a", 3, 1).add("a", 7, 2).wm(9);
+    assert_eq!(h.fired(), vec![]);
+    assert_eq!(h.core.open_windows(), 1);
+    h.wm(10);
+    assert_eq!(h.fired(), vec![("a", 0, 10, 3, OnTime)]);
+    assert_eq!(h.core.open_windows(), 0);
+    h.add("a", 12, 1).wm(20);
+    assert_eq!(h.fired_ts(), vec![19], "a result carries its window's last instant");
+}
+
+#[test]
+fn tumbling_window_takes_out_of_order_records_until_it_fires() {
+    let mut h = summing(Windows::tumbling(10), opts(0, None));
+    h.wm(5).add("a", 8, 1).add("a", 4, 2).add("a", 12, 4).wm(20);
+    assert_eq!(h.fired(), vec![("a", 0, 10, 3, OnTime), ("a", 10, 20, 4, OnTime)]);
+    assert_eq!(h.late(), vec![], "behind the watermark but in an open window: not late");
+}
+
+#[test]
+fn record_whose_window_closed_goes_to_late_output_and_is_counted() {
+    let mut h = summing(Windows::tumbling(10), opts(0, None));
+    h.add("a", 3, 1).wm(10).add("a", 5, 7).add("b", 9, 8).add("a", 10, 16);
+    assert_eq!(h.fired(), vec![("a", 0, 10, 1, OnTime)]);
+    assert_eq!(h.late(), vec![("a", 5, 7), ("b", 9, 8)]);
+    assert_eq!(h.core.late_records(), 2);
+    h.wm(20);
+    assert_eq!(h.fired(), vec![("a", 10, 20, 16, OnTime)]);
+}
+
+#[test]
+fn negative_timestamps_fall_in_windows_by_floor() {
+    let mut h = summing(Windows::tumbling(10), opts(0, None));
+    h.add("a", -1, 1).add("a", -10, 2).add("a", -11, 4).wm(0);
+    assert_eq!(h.fired(), vec![("a", -20, -10, 4, OnTime), ("a", -10, 0, 3, OnTime)]);
+}
+
+#[test]
+fn one_watermark_fires_windows_of_all_keys_in_ascending_end() {
+    let mut h = summing(Windows::tumbling(10), opts(0, None));
+    h.add("b", 25, 1).add("a", 5, 2).add("c", 15, 4).add("a", 27, 8).wm(100);
+    let mut fired = h.fired();
+    assert!(fired.windows(2).all(|w| w[0].2 <= w[1].2), "{fired:?}");
+    fired.sort_by_key(|r| (r.2, r.0));
+    assert_eq!(fired, vec![
+        ("a", 0, 10, 2, OnTime),
+        ("c", 10, 20, 4, OnTime),
+        ("a", 20, 30, 8, OnTime),
+        ("b", 20, 30, 1, OnTime),
+    ]);
+}
+
+#[test]
+fn watermark_that_does_not_advance_is_ignored() {
+    let mut h = summing(Windows::tumbling(10), opts(0, None));
+    h.wm(10).wm(5);
+    assert_eq!(h.core.watermark(), 10);
+    h.add("a", 7, 1);
+    assert_eq!(h.late(), vec![("a", 7, 1)]);
+}
+
+#[test]
+fn late_record_within_allowed_lateness_refires_window() {
+    let mut h = summing(Windows::tumbling(10), opts(5, None));
+    h.add("a", 3, 1).wm(10);
+    assert_eq!(h.fired(), vec![("a", 0, 10, 1, OnTime)]);
+    h.add("a", 4, 2);
+    assert_eq!(h.fired(), vec![("a", 0, 10, 3, Late)]);
+    h.wm(14).add("a", 5, 4);
+    assert_eq!(h.fired(), vec![("a", 0, 10, 7, Late)], "kept until end + lateness");
+    // A key without state in that window gets one, fired at once.
+    h.add("b", 2, 8);
+    assert_eq!(h.fired(), vec![("b", 0, 10, 8, Late)]);
+    h.wm(15);
+    assert_eq!((h.fired(), h.core.open_windows()), (vec![], 0));
+    h.add("a", 6, 16);
+    assert_eq!(h.late(), vec![("a", 6, 16)], "beyond the lateness: late output");
+}
+
+#[test]
+fn watermark_past_end_and_lateness_fires_and_discards_in_one_step() {
+    let mut h = summing(Windows::tumbling(10), opts(5, None));
+    h.add("a", 3, 1).add("a", 13, 2).wm(100);
+    assert_eq!(h.fired(), vec![("a", 0, 10, 1, OnTime), ("a", 10, 20, 2, OnTime)]);
+    assert_eq!(h.core.open_windows(), 0);
+}
+
+#[test]
+fn sliding_record_counts_in_every_window_it_falls_in_including_negative_starts() {
+    for panes in [true, false] {
+        let mut h = summing_layout(Windows::sliding(10, 5), opts(0, None), panes);
+        h.add("a", 1, 1).add("a", 7, 2).add("a", 12, 4).wm(i64::MAX);
+        assert_eq!(
+            h.fired(),
+            vec![("a", -5, 5, 1, OnTime), ("a", 0, 10, 3, OnTime), ("a", 5, 15, 6, OnTime), ("a", 10, 20, 4, OnTime)],
+            "panes: {panes}"
+        );
+        assert_eq!(h.core.open_windows(), 0);
+    }
+}
+
+#[test]
+fn sliding_windows_whose_size_is_not_a_multiple_of_the_slide() {
+    let mut h = summing(Windows::sliding(10, 4), opts(0, None));
+    h.add("a", 1, 1).add("a", 9, 2).wm(i64::MAX);
+    assert_eq!(h.fired(), vec![
+        ("a", -8, 2, 1, OnTime),
+        ("a", -4, 6, 1, OnTime),
+        ("a", 0, 10, 3, OnTime),
+        ("a", 4, 14, 2, OnTime),
+        ("a", 8, 18, 2, OnTime),
+    ]);
+}
+
+#[test]
+fn sliding_record_behind_the_watermark_joins_only_its_open_windows() {
+    for panes in [true, false] {
+        let mut h = summing_layout(Windows::sliding(10, 5), opts(0, None), panes);
+        h.add("a", 1, 1).wm(10);
+        assert_eq!(h.fired(), vec![("a", -5, 5, 1, OnTime), ("a", 0, 10, 1, OnTime)]);
+        h.add("a", 7, 2).add("a", 3, 4);
+        assert_eq!(h.late(), vec![("a", 3, 4)], "both windows of 3 closed; 7 still has [5, 15)");
+        h.wm(i64::MAX);
+        assert_eq!(h.fired(), vec![("a", 5, 15, 2, OnTime)]);
+    }
+}
+
+#[test]
+fn sliding_late_record_within_lateness_refires_only_the_windows_that_fired() {
+    for panes in [true, false] {
+        let mut h = summing_layout(Windows::sliding(10, 5), opts(10, None), panes);
+        h.add("a", 7, 1).wm(12);
+        assert_eq!(h.fired(), vec![("a", 0, 10, 1, OnTime)]);
+        h.add("a", 8, 2);
+        assert_eq!(h.fired(), vec![("a", 0, 10, 3, Late)], "[5, 15) has not fired: it just takes the record");
+        h.wm(i64::MAX);
+        assert_eq!(h.fired(), vec![("a", 5, 15, 3, OnTime)]);
+    }
+}
+
+#[test]
+fn session_fires_only_after_the_watermark_passes_its_end() {
+    let mut h = summing(Windows::session(10), opts(0, None));
+    h.add("a", 0, 1).wm(10);
+    assert_eq!(h.fired(), vec![]);
+    h.add("a", 10, 2).wm(20);
+    assert_eq!((h.fired(), h.late()), (vec![], vec![]), "a record at exactly the end joins");
+    h.wm(21);
+    assert_eq!(h.fired(), vec![("a", 0, 20, 3, OnTime)]);
+    assert_eq!(h.core.open_windows(), 0);
+    h.add("a", 30, 1).wm(41);
+    assert_eq!(h.fired_ts(), vec![39]);
+}
+
+#[test]
+fn late_arriving_record_bridges_two_sessions() {
+    let mut h = summing(Windows::session(10), opts(0, None));
+    h.add("a", 0, 1).add("a", 18, 2);
+    assert_eq!(h.core.open_windows(), 2);
+    h.add("a", 9, 4);
+    assert_eq!(h.core.open_windows(), 1);
+    h.add("b", 0, 1).add("b", 20, 2).add("b", 10, 4).wm(i64::MAX);
+    assert_eq!(h.fired(), vec![("a", 0, 28, 7, OnTime), ("b", 0, 30, 7, OnTime)], "[10, 20) touches both");
+}
+
+#[test]
+fn sessions_of_all_keys_fire_in_ascending_end() {
+    let mut h = summing(Windows::session(10), opts(0, None));
+    h.add("a", 0, 1).add("b", 5, 2).add("a", 30, 4).add("a", 2, 8).wm(100);
+    assert_eq!(h.fired(), vec![("a", 0, 12, 9, OnTime), ("b", 5, 15, 2, OnTime), ("a", 30, 40, 4, OnTime)]);
+}
+
+#[test]
+fn late_record_merging_into_a_fired_session_refires_it_as_late() {
+    let mut h = summing(Windows::session(10), opts(20, None));
+    h.add("a", 0, 1).wm(15);
+    assert_eq!(h.fired(), vec![("a", 0, 10, 1, OnTime)]);
+    h.add("a", 2, 2);
+    assert_eq!(h.fired(), vec![("a", 0, 12, 3, Late)]);
+    h.wm(32);
+    assert_eq!((h.fired(), h.core.open_windows()), (vec![], 1), "kept while end + lateness >= watermark");
+    h.wm(33);
+    assert_eq!(h.core.open_windows(), 0);
+    h.wm(40).add("a", 1, 4);
+    assert_eq!(h.late(), vec![("a", 1, 4)]);
+}
+
+#[test]
+fn late_record_extending_a_fired_session_past_the_watermark_fires_it_on_time_later() {
+    let mut h = summing(Windows::session(10), opts(20, None));
+    h.add("a", 0, 1).wm(15).fired();
+    h.add("a", 8, 2);
+    assert_eq!(h.fired(), vec![], "[0, 18) has not ended yet");
+    h.wm(19);
+    assert_eq!(h.fired(), vec![("a", 0, 18, 3, OnTime)]);
+}
+
+#[test]
+fn late_record_opening_a_session_that_already_ended_fires_it_at_once() {
+    let mut h = summing(Windows::session(10), opts(20, None));
+    h.wm(50).add("a", 35, 1);
+    assert_eq!(h.fired(), vec![("a", 35, 45, 1, Late)]);
+    h.wm(66);
+    assert_eq!((h.fired(), h.core.open_windows()), (vec![], 0));
+}
+
+#[test]
+fn session_record_whose_session_would_be_discarded_is_late() {
+    let mut h = summing(Windows::session(10), opts(0, None));
+    h.wm(50).add("a", 30, 1).add("a", 40, 2).add("a", 45, 4);
+    assert_eq!(h.late(), vec![("a", 30, 1)]);
+    h.wm(i64::MAX);
+    assert_eq!(h.fired(), vec![("a", 40, 55, 6, OnTime)], "[40, 50) ends at the watermark: not passed");
+}
+
+#[test]
+fn count_window_fires_when_full_with_its_largest_timestamp() {
+    let mut h = summing(Windows::count(3), opts(0, None));
+    h.add("a", 5, 1).add("b", 0, 64).add("a", 1, 2).add("a", 9, 4);
+    assert_eq!(h.out.last().map(|r| r.ts), Some(9));
+    h.add("a", 2, 8).add("a", 3, 16).add("a", 4, 32);
+    assert_eq!(h.fired(), vec![("a", 0, 3, 7, OnTime), ("a", 3, 6, 56, OnTime)]);
+    assert_eq!(h.core.open_windows(), 1, "b's window holds one record");
+}
+
+#[test]
+fn partly_filled_count_windows_fire_at_end_of_input() {
+    let mut h = summing(Windows::count(3), opts(0, None));
+    for i in 0..4 {
+        h.add("a", i, 1 << i);
+    }
+    h.add("b", 1, 16).wm(1000);
+    assert_eq!(h.fired(), vec![("a", 0, 3, 7, OnTime)]);
+    h.wm(i64::MAX);
+    assert_eq!(h.fired(), vec![("b", 0, 3, 16, OnTime), ("a", 3, 6, 8, OnTime)]);
+    assert_eq!(h.core.open_windows(), 0);
+}
+
+#[test]
+fn count_windows_are_never_late() {
+    let mut h = summing(Windows::count(2), opts(0, None));
+    h.wm(1000).add("a", 1, 1).add("a", 2, 2);
+    assert_eq!((h.fired(), h.late()), (vec![("a", 0, 2, 3, OnTime)], vec![]));
+}
+
+#[test]
+fn early_firing_by_count_emits_partial_results_before_the_on_time_one() {
+    let mut h = summing(Windows::tumbling(100), opts(0, Some(2)));
+    for i in 1..=5 {
+        h.add("a", i, i);
+    }
+    h.wm(100);
+    assert_eq!(h.fired(), vec![("a", 0, 100, 3, Early), ("a", 0, 100, 10, Early), ("a", 0, 100, 15, OnTime)]);
+}
+
+#[test]
+fn early_firing_by_count_is_exact_per_sliding_window() {
+    let mut h = summing(Windows::sliding(10, 5), opts(0, Some(2)));
+    h.add("a", 1, 1).add("a", 6, 2);
+    assert_eq!(h.fired(), vec![("a", 0, 10, 3, Early)]);
+    h.add("a", 7, 4);
+    assert_eq!(h.fired(), vec![("a", 5, 15, 6, Early)]);
+}
+
+#[test]
+fn window_that_fired_on_time_no_longer_fires_early() {
+    let mut h = summing(Windows::tumbling(10), opts(100, Some(1)));
+    h.add("a", 1, 1).wm(10).add("a", 2, 2);
+    assert_eq!(h.fired(), vec![("a", 0, 10, 1, Early), ("a", 0, 10, 1, OnTime), ("a", 0, 10, 3, Late)]);
+    h.early();
+    assert_eq!(h.fired(), vec![]);
+}
+
+#[test]
+fn early_firing_by_count_sums_session_counters_on_merge() {
+    let mut h = summing(Windows::session(10), opts(0, Some(3)));
+    h.add("a", 0, 1).add("a", 30, 2).add("a", 20, 4);
+    assert_eq!(h.fired(), vec![]);
+    h.add("a", 10, 8);
+    assert_eq!(h.fired(), vec![("a", 0, 40, 15, Early)]);
+}
+
+#[test]
+fn early_firing_by_count_in_count_windows() {
+    let mut h = summing(Windows::count(3), opts(0, Some(2)));
+    h.add("a", 1, 1).add("a", 2, 2).add("a", 3, 4).add("a", 4, 8);
+    assert_eq!(h.fired(), vec![("a", 0, 3, 3, Early), ("a", 0, 3, 7, OnTime)]);
+}
+
+#[test]
+fn fire_early_reports_each_changed_open_window_once() {
+    let mut h = summing(Windows::tumbling(10), opts(100, None));
+    h.add("a", 1, 1).add("b", 15, 2).early();
+    assert_eq!(h.fired(), vec![("a", 0, 10, 1, Early), ("b", 10, 20, 2, Early)]);
+    h.early().add("a", 2, 4).early();
+    assert_eq!(h.fired(), vec![("a", 0, 10, 5, Early)]);
+    h.wm(10).fired();
+    h.add("b", 16, 8).add("a", 3, 16).fired();
+    h.early();
+    assert_eq!(h.fired(), vec![("b", 10, 20, 10, Early)], "a fired on time: its update was Late");
+}
+
+#[test]
+fn fire_early_fires_sliding_windows_with_a_changed_pane() {
+    for panes in [true, false] {
+        let mut h = summing_layout(Windows::sliding(10, 5), opts(0, None), panes);
+        h.add("a", 7, 1).early();
+        assert_eq!(h.fired(), vec![("a", 0, 10, 1, Early), ("a", 5, 15, 1, Early)]);
+        h.add("a", 12, 2).early();
+        assert_eq!(h.fired(), vec![("a", 5, 15, 3, Early), ("a", 10, 20, 2, Early)], "panes: {panes}");
+        h.wm(10).fired();
+        h.early();
+        assert_eq!(h.fired(), vec![]);
+    }
+}
+
+#[test]
+fn fire_early_fires_changed_sessions_and_partial_count_windows() {
+    let mut h = summing(Windows::session(10), opts(0, None));
+    h.add("a", 0, 1).early().early();
+    assert_eq!(h.fired(), vec![("a", 0, 10, 1, Early)]);
+    h.add("a", 5, 2).early();
+    assert_eq!(h.fired(), vec![("a", 0, 15, 3, Early)]);
+
+    let mut h = summing(Windows::count(3), opts(0, None));
+    h.add("a", 1, 1).early().early();
+    assert_eq!(h.fired(), vec![("a", 0, 3, 1, Early)]);
+    h.add("a", 2, 2).add("a", 3, 4).early();
+    assert_eq!(h.fired(), vec![("a", 0, 3, 7, OnTime)], "a full window fired on time; the next is empty");
+}
+
+#[test]
+fn tuple_aggregates_count_and_sum_at_once() {
+    let mut core = WindowCore::new(Windows::tumbling(10), opts(0, None), (Count, Sum::of(|v: &i64| *v)));
+    let (mut out, mut late) = (Vec::new(), Vec::new());
+    for (ts, v) in [(1, 5), (2, 6), (11, 7)] {
+        core.add('k', ts, v, &mut out, &mut late);
+    }
+    core.on_watermark(i64::MAX, &mut out);
+    let got: Vec<_> = out.into_iter().map(|r| (r.value.window.start, r.value.value)).collect();
+    assert_eq!(got, vec![(0, (2, 11)), (10, (1, 7))]);
+}

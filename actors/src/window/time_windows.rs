@@ -1,0 +1,175 @@
+//! Tumbling and sliding windows, one accumulator per (key, window).
+//!
+//! A record at `ts` belongs to every window `[s, s + size)` with `s` a
+//! multiple of `slide` and `s <= ts < s + size` (tumbling: `slide == size`,
+//! one window). States are grouped by window end ([`Buckets`]): a watermark
+//! `wm` fires the buckets with end in `(previous watermark, wm]` and drops
+//! those with `end + allowed_lateness <= wm`. So a window whose end is at or
+//! behind the watermark has fired on time (or, created late, fires as soon as
+//! it is created), and a record is late exactly when every one of its windows
+//! has been dropped; a record with some windows left updates those only.
+
+use std::hash::Hash;
+
+use super::buckets::Buckets;
+use super::{emit, last_instant, Fired};
+use crate::message::Timestamp;
+use crate::window::{Aggregate, Timing, Window};
+
+/// The state of one window of one key.
+struct Slot<Acc> {
+    /// The aggregate so far.
+    acc: Acc,
+    /// Records added since the window last fired (early firing by count).
+    since_fire: u64,
+    /// Changed since the window last fired (early firing by time).
+    dirty: bool,
+}
+
+impl<Acc> Slot<Acc> {
+    /// Fires `window` of `key` as it stands, and starts counting afresh.
+    fn fire<K: Clone, T, A: Aggregate<T, Acc = Acc>>(
+        &mut self,
+        agg: &A,
+        key: &K,
+        window: Window,
+        timing: Timing,
+        out: &mut Fired<K, A::Out>,
+    ) {
+        emit(out, last_instant(window), key.clone(), window, agg.result(&self.acc), timing);
+        self.since_fire = 0;
+        self.dirty = false;
+    }
+}
+
+/// Tumbling or sliding windows of every key.
+pub(super) struct TimeWindows<K, Acc> {
+    /// Window length.
+    size: i64,
+    /// Distance between window starts (`== size` for tumbling windows).
+    slide: i64,
+    /// How long after its end a window is kept for late records.
+    lateness: i64,
+    /// Fire a window early every this many records.
+    early_every: Option<u64>,
+    /// The states, by window end.
+    windows: Buckets<K, Slot<Acc>>,
+}
+
+impl<K: Hash + Eq + Clone, Acc> TimeWindows<K, Acc> {
+    /// Windows of `size` every `slide` (`0 < slide <= size`).
+    pub(super) fn new(size: i64, slide: i64, lateness: i64, early_every: Option<u64>) -> Self {
+        TimeWindows { size, slide, lateness, early_every, windows: Buckets::new() }
+    }
+
+    /// Adds a record to each of its windows that is still kept, in ascending
+    /// window order; returns the key back if there is none (late record).
+    pub(super) fn add<T, A: Aggregate<T, Acc = Acc>>(
+        &mut self,
+        agg: &A,
+        wm: Timestamp,
+        key: K,
+        ts: Timestamp,
+        value: &T,
+        out: &mut Fired<K, A::Out>,
+    ) -> Option<K> {
+        let (size, slide, lateness, early_every) = (self.size, self.slide, self.lateness, self.early_every);
+        let offset = ts.rem_euclid(slide);
+        let last_start = ts.saturating_sub(offset);
+        // Windows starting before `last_start` that still hold `ts`: their
+        // start is above `ts - size`. `size - 1 - offset >= size - slide >= 0`.
+        let earlier = (size - 1 - offset) / slide;
+        let mut kept = false;
+        for j in (0..=earlier).rev() {
+            let start = last_start.saturating_sub(j * slide);
+            let window = Window::new(start, start.saturating_add(size));
+            if window.end.saturating_add(lateness) <= wm {
+                continue; // dropped for good
+            }
+            kept = true;
+            let fired_on_time = window.end <= wm;
+            self.windows.update(
+                window.end,
+                &key,
+                || Slot { acc: agg.create(), since_fire: 0, dirty: false },
+                |slot| {
+                    agg.add(&mut slot.acc, value);
+                    if fired_on_time {
+                        // Behind the watermark but within the lateness: the
+                        // result is updated now, no watermark will come for it.
+                        slot.fire(agg, &key, window, Timing::Late, out);
+                    } else {
+                        slot.dirty = true;
+                        slot.since_fire += 1;
+                        if early_every.is_some_and(|n| slot.since_fire >= n) {
+                            slot.fire(agg, &key, window, Timing::Early, out);
+                        }
+                    }
+                },
+            );
+        }
+        if kept {
+            None
+        } else {
+            Some(key)
+        }
+    }
+
+    /// Fires the windows with end in `(previous, wm]` in ascending end and
+    /// drops those whose lateness expired.
+    pub(super) fn on_watermark<T, A: Aggregate<T, Acc = Acc>>(
+        &mut self,
+        agg: &A,
+        previous: Timestamp,
+        wm: Timestamp,
+        out: &mut Fired<K, A::Out>,
+    ) {
+        let (size, lateness) = (self.size, self.lateness);
+        // The earliest windows may expire in this very step: they fire (if
+        // not fired yet) as they go, and their keys move into the results.
+        while self.windows.pop_first_if(
+            |end| end.saturating_add(lateness) <= wm,
+            |end, key, slot| {
+                if end > previous {
+                    let window = Window::new(end.saturating_sub(size), end);
+                    emit(out, last_instant(window), key, window, agg.result(&slot.acc), Timing::OnTime);
+                }
+            },
+        ) {}
+        // The rest of the due windows stay for late records.
+        let mut after = previous;
+        while let Some((end, i)) = self.windows.next_after(after, wm) {
+            after = end;
+            let window = Window::new(end.saturating_sub(size), end);
+            for (key, slot) in self.windows.bucket_mut(i) {
+                slot.fire(agg, key, window, Timing::OnTime, out);
+            }
+        }
+    }
+
+    /// Fires early every window after the watermark that changed since it
+    /// last fired.
+    pub(super) fn fire_early<T, A: Aggregate<T, Acc = Acc>>(
+        &mut self,
+        agg: &A,
+        wm: Timestamp,
+        out: &mut Fired<K, A::Out>,
+    ) {
+        let size = self.size;
+        let mut after = wm;
+        while let Some((end, i)) = self.windows.next_after(after, Timestamp::MAX) {
+            after = end;
+            let window = Window::new(end.saturating_sub(size), end);
+            for (key, slot) in self.windows.bucket_mut(i) {
+                if slot.dirty {
+                    slot.fire(agg, key, window, Timing::Early, out);
+                }
+            }
+        }
+    }
+
+    /// Number of (key, window) states held.
+    pub(super) fn open_windows(&self) -> usize {
+        self.windows.len()
+    }
+}
