@@ -63,6 +63,8 @@ pub(crate) struct JobShared {
     pub(crate) name: String,
     pub(crate) registry: Registry,
     remaining_sinks: AtomicUsize,
+    started: Instant,
+    finished: Mutex<Option<Instant>>,
     done: watch::Sender<bool>,
     error: Mutex<Option<JobError>>,
 }
@@ -81,6 +83,8 @@ impl JobShared {
             name,
             registry: Registry::default(),
             remaining_sinks: AtomicUsize::new(sinks),
+            started: Instant::now(),
+            finished: Mutex::new(None),
             done,
             error: Mutex::new(None),
         })
@@ -88,7 +92,7 @@ impl JobShared {
 
     pub(crate) fn sink_done(&self) {
         if self.remaining_sinks.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.done.send_replace(true);
+            self.finish();
         }
     }
 
@@ -98,7 +102,20 @@ impl JobShared {
             err.get_or_insert(JobError::Sink { actor: actor.to_string(), source: Arc::new(e) });
         }
         // A failed sink will not finish normally: the job has failed.
+        self.finish();
+    }
+
+    fn finish(&self) {
+        if let Ok(mut f) = self.finished.lock() {
+            f.get_or_insert_with(Instant::now);
+        }
         self.done.send_replace(true);
+    }
+
+    /// Wall time from start to completion (or until now).
+    pub(crate) fn elapsed(&self) -> Duration {
+        let end = self.finished.lock().ok().and_then(|f| *f).unwrap_or_else(Instant::now);
+        end.duration_since(self.started)
     }
 }
 
@@ -164,7 +181,6 @@ pub struct JobHandle {
     pub(crate) sources: Arc<Vec<Recipient<StopSource>>>,
     pub(crate) stop_flags: Arc<Vec<Arc<AtomicBool>>>,
     pub(crate) arbiters: Arc<Mutex<Vec<Arbiter>>>,
-    pub(crate) started: Instant,
 }
 
 impl fmt::Debug for JobHandle {
@@ -213,13 +229,17 @@ impl JobHandle {
         let mut rx = self.shared.done.subscribe();
         // The sender lives in `shared`, which we hold: this cannot fail.
         let _ = rx.wait_for(|done| *done).await;
-        let elapsed = self.started.elapsed();
         if let Ok(mut arbs) = self.arbiters.lock() {
             for a in arbs.drain(..) {
                 a.stop();
             }
         }
-        elapsed
+        self.shared.elapsed()
+    }
+
+    /// Time since the job started (until it finished, once it has).
+    pub fn elapsed(&self) -> Duration {
+        self.shared.elapsed()
     }
 
     /// Waits until every sink has finished, then releases the job's threads.

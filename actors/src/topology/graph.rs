@@ -9,7 +9,6 @@
 use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use actix::{Actor, Addr, Arbiter, Context, Recipient};
 
@@ -198,7 +197,6 @@ impl Graph {
             sources: Arc::new(spawner.sources),
             stop_flags: Arc::new(spawner.stop_flags),
             arbiters: Arc::new(Mutex::new(spawner.arbiters)),
-            started: Instant::now(),
         }
     }
 }
