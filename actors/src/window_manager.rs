@@ -43,6 +43,8 @@ where
     fired: Fired<K, A::Out>,
     late: Vec<Record<(K, T)>>,
     options: WindowOptions,
+    /// Whether anyone subscribed to late data (otherwise it is only counted).
+    late_connected: bool,
     metrics: Arc<ActorMetrics>,
 }
 
@@ -80,6 +82,7 @@ where
         late_out: Outlet<(K, T)>,
         metrics: Arc<ActorMetrics>,
     ) -> Self {
+        let late_connected = late_out.is_connected();
         WindowState {
             core: WindowCore::new(windows, options, agg),
             inputs: InputTracker::new(inputs),
@@ -88,6 +91,7 @@ where
             fired: Vec::new(),
             late: Vec::new(),
             options,
+            late_connected,
             metrics,
         }
     }
@@ -167,7 +171,11 @@ where
                     self.on_watermark(i64::MAX);
                     self.out.end();
                     self.late_out.end();
-                    tracing::debug!(actor = %self.metrics.name, late = self.core.late_records(), "window manager finished");
+                    let late = self.core.late_records();
+                    if late > 0 && !self.late_connected {
+                        tracing::warn!(actor = %self.metrics.name, late, "late records were counted but not delivered: the job has no late-data sink (WindowedStream::late_data)");
+                    }
+                    tracing::debug!(actor = %self.metrics.name, late, "window manager finished");
                     // The arbiter is stopped when the job completes; stopping
                     // here could cut off the delivery of the last batches.
                     self.block_if_full(ctx);

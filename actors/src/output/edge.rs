@@ -136,6 +136,9 @@ where
 pub(crate) struct Discard;
 
 impl<T: Send + 'static> Emit<T> for Discard {
+    fn is_connected(&self) -> bool {
+        false
+    }
     fn data(&mut self, batch: &mut Vec<Record<T>>) {
         batch.clear();
     }

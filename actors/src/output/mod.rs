@@ -64,6 +64,10 @@ pub(crate) trait Emit<T>: Send + 'static {
     /// Messages refused with `Full`, to be delivered before anything else;
     /// `None` when nothing is held.
     fn take_blocked(&mut self) -> Option<Blocked>;
+    /// Whether records given to it go anywhere.
+    fn is_connected(&self) -> bool {
+        true
+    }
 }
 
 /// One downstream actor instance.

@@ -135,6 +135,12 @@ impl<T: Send + 'static> Outlet<T> {
         wait_blocked(self.emit.take_blocked(), &self.metrics, ctx);
     }
 
+    /// Whether this outlet leads anywhere (a side output nobody took
+    /// discards what it is given; its owner counts it).
+    pub(crate) fn is_connected(&self) -> bool {
+        self.emit.is_connected()
+    }
+
     pub(crate) fn take_blocked(&mut self) -> Option<Blocked> {
         self.emit.take_blocked()
     }
