@@ -25,10 +25,12 @@
 //! tumbling and sliding windows in buckets by window end
 //! ([`time_windows`], over [`buckets`]); sliding windows whose size is a
 //! multiple of the slide in slide-sized panes merged when a window fires
-//! ([`pane_windows`]); sessions per key with a min-heap of wake-up times
-//! ([`session_windows`], merging in [`crate::window::session`]); count
+//! ([`pane_windows`]); sessions per key with an ordered index of wake-up
+//! times ([`session_windows`], merging in [`crate::window::session`]); count
 //! windows per key ([`count_windows`]).
 
+// One file per window kind, beside this one in `window/`: they are the
+// core's submodules, since the core is their only user.
 #[path = "buckets.rs"]
 mod buckets;
 #[path = "count_windows.rs"]
@@ -40,6 +42,9 @@ mod session_windows;
 #[path = "time_windows.rs"]
 mod time_windows;
 
+#[cfg(test)]
+#[path = "early_firing_tests.rs"]
+mod early_firing_tests;
 #[cfg(test)]
 #[path = "proptests.rs"]
 mod proptests;

@@ -69,7 +69,8 @@ fn run(windows: Windows, options: WindowOptions, panes: bool, steps: &[Step], fi
             }
             Step::Early => core.fire_early(&mut out),
         }
-        let fired: Vec<_> = out.drain(..).map(|r| (r.value.key, r.value.window, r.value.value, r.value.timing)).collect();
+        let fired: Vec<_> =
+            out.drain(..).map(|r| (r.value.key, r.value.window, r.value.value, r.value.timing)).collect();
         result.fired.extend(fired.iter().copied());
         result.per_step.push(fired);
         result.late.extend(late.drain(..).map(|r| (r.value.0, r.ts, r.value.1)));
@@ -109,7 +110,8 @@ fn time_model(size: i64, slide: i64, lateness: i64, steps: &[Step]) -> (Results,
     for step in steps {
         match *step {
             Step::Record { key, ts, value } => {
-                let kept: Vec<_> = windows_of(ts, size, slide).into_iter().filter(|&(_, e)| e + lateness > wm).collect();
+                let kept: Vec<_> =
+                    windows_of(ts, size, slide).into_iter().filter(|&(_, e)| e + lateness > wm).collect();
                 if kept.is_empty() {
                     late.push((key, ts, value));
                 }

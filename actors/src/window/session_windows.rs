@@ -1,21 +1,20 @@
 //! Session windows of every key: per-key merging plus wake-up times.
 //!
 //! Each key's sessions live in a [`SessionSet`]. To fire sessions without
-//! scanning every key on every watermark, each key has one wake-up time in a
-//! min-heap: no later than its sessions' earliest next event (an unfired
+//! scanning every key on every watermark, each key has one wake-up time,
+//! kept in an ordered index of times: no later than its sessions' earliest next event (an unfired
 //! session's end, or a fired one's end plus the allowed lateness). A
-//! watermark `wm` pops the wake-ups before it (a session fires once the
+//! watermark `wm` takes the wake-ups before it (a session fires once the
 //! watermark *passes* its end) in time order; a key woken at `t` fires the
 //! session ending at `t`, discards the fired sessions whose lateness ran out
 //! by `t`, and sleeps until its next event — which may also be before `wm`,
 //! so sessions of all keys fire in ascending end. A session that grows only
 //! moves its end later, so the key's wake-up is left as is (it wakes early,
-//! finds nothing due and sleeps again): the heap is not touched per record.
+//! finds nothing due and sleeps again): the index is not touched per record.
 //! A wake-up whose time is no longer its key's is stale and skipped (lazy
 //! deletion).
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::BTreeMap;
 use std::hash::Hash;
 
 use super::buckets::{key_map, KeyMap};
@@ -32,61 +31,40 @@ struct KeySessions<Acc> {
     wake: Timestamp,
 }
 
-/// A key to look at once the watermark passes `at`.
-struct Wakeup<K> {
-    /// When.
-    at: Timestamp,
-    /// Insertion order: ties wake in a deterministic order.
-    seq: u64,
-    /// Whom.
-    key: K,
-}
-
-impl<K> PartialEq for Wakeup<K> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-
-impl<K> Eq for Wakeup<K> {}
-
-impl<K> PartialOrd for Wakeup<K> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl<K> Ord for Wakeup<K> {
-    /// Reversed: `BinaryHeap` is a max-heap and the earliest must come first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
-
-/// The wake-up heap.
+/// Wake-up times: the keys to look at once the watermark passes each time,
+/// in the order they were scheduled. Times are grouped (a B-tree over the
+/// distinct pending times, which stays small and cache-resident, rather
+/// than a heap over every pending key), and the emptied groups' buffers are
+/// reused.
 struct Wakeups<K> {
-    /// Earliest first.
-    heap: BinaryHeap<Wakeup<K>>,
-    /// Next insertion number.
-    seq: u64,
+    /// Time → keys, in scheduling order.
+    due: BTreeMap<Timestamp, Vec<K>>,
+    /// Emptied buffers, kept for reuse.
+    spare: Vec<Vec<K>>,
 }
 
 impl<K> Wakeups<K> {
     /// Wakes `key` once the watermark passes `at`.
     fn push(&mut self, at: Timestamp, key: K) {
-        self.heap.push(Wakeup { at, seq: self.seq, key });
-        self.seq += 1;
+        let spare = &mut self.spare;
+        self.due.entry(at).or_insert_with(|| spare.pop().unwrap_or_default()).push(key);
     }
 
-    /// The earliest wake-up, if the watermark `wm` passed it (end of input
-    /// passes everything).
-    fn pop_due(&mut self, wm: Timestamp) -> Option<Wakeup<K>> {
-        let due = self.heap.peek().is_some_and(|w| w.at < wm || wm == END_OF_TIME);
-        if due {
-            self.heap.pop()
+    /// The earliest group of wake-ups, if the watermark `wm` passed it (end
+    /// of input passes everything).
+    fn pop_due(&mut self, wm: Timestamp) -> Option<(Timestamp, Vec<K>)> {
+        let (&at, _) = self.due.first_key_value()?;
+        if at < wm || wm == END_OF_TIME {
+            self.due.pop_first()
         } else {
             None
         }
+    }
+
+    /// Keeps a drained group's buffer for reuse.
+    fn recycle(&mut self, keys: Vec<K>) {
+        debug_assert!(keys.is_empty());
+        self.spare.push(keys);
     }
 }
 
@@ -114,7 +92,7 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
             lateness,
             early_every,
             keys: key_map(),
-            wakeups: Wakeups { heap: BinaryHeap::new(), seq: 0 },
+            wakeups: Wakeups { due: BTreeMap::new(), spare: Vec::new() },
             open: 0,
         }
     }
@@ -167,35 +145,45 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
         wm: Timestamp,
         out: &mut Fired<K, A::Out>,
     ) {
-        while let Some(Wakeup { at, key, .. }) = self.wakeups.pop_due(wm) {
-            let Some(state) = self.keys.get_mut(&key) else {
-                continue; // stale: the key's sessions are all gone
-            };
-            if state.wake != at {
-                continue; // stale: the key was rescheduled earlier
+        while let Some((at, mut keys)) = self.wakeups.pop_due(wm) {
+            for key in keys.drain(..) {
+                self.wake(agg, at, key, out);
             }
-            // `at <= ` every next event: no unfired session ends before `at`.
-            let fired = state.sessions.ending_at(at).filter(|s| !s.fired).map(|s| {
-                s.fired = true;
-                s.since_fire = 0;
-                s.dirty = false;
-                (s.window, agg.result(&s.acc))
-            });
-            self.open -= state.sessions.discard_expired(self.lateness, at);
-            match state.sessions.next_event(self.lateness) {
-                Some(next) => {
-                    // Every session left is due strictly after `at`.
-                    state.wake = next;
-                    if let Some((window, value)) = fired {
-                        emit(out, last_instant(window), key.clone(), window, value, Timing::OnTime);
-                    }
-                    self.wakeups.push(next, key);
+            self.wakeups.recycle(keys);
+        }
+    }
+
+    /// Looks at `key`, woken at `at` (before the watermark): fires its
+    /// session ending at `at`, discards its expired sessions and schedules
+    /// its next wake-up — strictly after `at`, possibly still before the
+    /// watermark, so that sessions of all keys fire in ascending end.
+    fn wake<T, A: Aggregate<T, Acc = Acc>>(&mut self, agg: &A, at: Timestamp, key: K, out: &mut Fired<K, A::Out>) {
+        let Some(state) = self.keys.get_mut(&key) else {
+            return; // stale: the key's sessions are all gone
+        };
+        if state.wake != at {
+            return; // stale: the key was rescheduled earlier
+        }
+        // `at <=` every next event: no unfired session ends before `at`.
+        let fired = state.sessions.ending_at(at).filter(|s| !s.fired).map(|s| {
+            s.fired = true;
+            s.since_fire = 0;
+            s.dirty = false;
+            (s.window, agg.result(&s.acc))
+        });
+        self.open -= state.sessions.discard_expired(self.lateness, at);
+        match state.sessions.next_event(self.lateness) {
+            Some(next) => {
+                state.wake = next;
+                if let Some((window, value)) = fired {
+                    emit(out, last_instant(window), key.clone(), window, value, Timing::OnTime);
                 }
-                None => {
-                    self.keys.remove(&key);
-                    if let Some((window, value)) = fired {
-                        emit(out, last_instant(window), key, window, value, Timing::OnTime);
-                    }
+                self.wakeups.push(next, key);
+            }
+            None => {
+                self.keys.remove(&key);
+                if let Some((window, value)) = fired {
+                    emit(out, last_instant(window), key, window, value, Timing::OnTime);
                 }
             }
         }

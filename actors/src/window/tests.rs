@@ -1,23 +1,32 @@
 //! Exact window contents on small hand-made streams, for every window kind:
 //! what fires when, with which timing, and what goes to the late output.
+//! Early firings are specified in `early_firing_tests.rs`, with the harness
+//! defined here.
 
 use super::*;
 use crate::window::{Count, Sum};
-use Timing::{Early, Late, OnTime};
+use Timing::{Late, OnTime};
 
 /// (key, start, end, value, timing) of one firing.
-type Row = (&'static str, i64, i64, i64, Timing);
+pub(super) type Row = (&'static str, i64, i64, i64, Timing);
 
 /// Feeds a summing [`WindowCore`] and collects what it emits.
-struct Harness<A: Aggregate<i64>> {
-    core: WindowCore<&'static str, i64, A>,
-    out: Fired<&'static str, A::Out>,
+pub(super) struct Harness<A: Aggregate<i64>> {
+    /// The core under test.
+    pub(super) core: WindowCore<&'static str, i64, A>,
+    /// Firings not yet taken.
+    pub(super) out: Fired<&'static str, A::Out>,
+    /// Late records not yet taken.
     late: Vec<Record<(&'static str, i64)>>,
 }
 
 /// A harness summing the values, with sliding windows in `panes` layout or
 /// not.
-fn summing_layout(windows: Windows, options: WindowOptions, panes: bool) -> Harness<impl Aggregate<i64, Out = i64>> {
+pub(super) fn summing_layout(
+    windows: Windows,
+    options: WindowOptions,
+    panes: bool,
+) -> Harness<impl Aggregate<i64, Out = i64>> {
     Harness {
         core: WindowCore::with_layout(windows, options, Sum::of(|v: &i64| *v), panes),
         out: Vec::new(),
@@ -26,38 +35,44 @@ fn summing_layout(windows: Windows, options: WindowOptions, panes: bool) -> Harn
 }
 
 /// A harness summing the values.
-fn summing(windows: Windows, options: WindowOptions) -> Harness<impl Aggregate<i64, Out = i64>> {
+pub(super) fn summing(windows: Windows, options: WindowOptions) -> Harness<impl Aggregate<i64, Out = i64>> {
     summing_layout(windows, options, true)
 }
 
 /// Options with `lateness` and early firing every `early` records.
-fn opts(lateness: i64, early: Option<u64>) -> WindowOptions {
+pub(super) fn opts(lateness: i64, early: Option<u64>) -> WindowOptions {
     WindowOptions { allowed_lateness: lateness, early_every_count: early, early_every_interval: None }
 }
 
 impl<A: Aggregate<i64, Out = i64>> Harness<A> {
-    fn add(&mut self, key: &'static str, ts: i64, value: i64) -> &mut Self {
+    /// Adds a record.
+    pub(super) fn add(&mut self, key: &'static str, ts: i64, value: i64) -> &mut Self {
         self.core.add(key, ts, value, &mut self.out, &mut self.late);
         self
     }
-    fn wm(&mut self, t: i64) -> &mut Self {
+    /// Advances the watermark.
+    pub(super) fn wm(&mut self, t: i64) -> &mut Self {
         self.core.on_watermark(t, &mut self.out);
         self
     }
-    fn early(&mut self) -> &mut Self {
+    /// A processing-time early firing.
+    pub(super) fn early(&mut self) -> &mut Self {
         self.core.fire_early(&mut self.out);
         self
     }
     /// The firings since the last call, in order.
-    fn fired(&mut self) -> Vec<Row> {
-        self.out.drain(..).map(|r| (r.value.key, r.value.window.start, r.value.window.end, r.value.value, r.value.timing)).collect()
+    pub(super) fn fired(&mut self) -> Vec<Row> {
+        self.out
+            .drain(..)
+            .map(|r| (r.value.key, r.value.window.start, r.value.window.end, r.value.value, r.value.timing))
+            .collect()
     }
     /// Timestamps of the firings since the last call.
-    fn fired_ts(&mut self) -> Vec<i64> {
+    pub(super) fn fired_ts(&mut self) -> Vec<i64> {
         self.out.drain(..).map(|r| r.ts).collect()
     }
     /// (key, ts, value) of the late records since the last call.
-    fn late(&mut self) -> Vec<(&'static str, i64, i64)> {
+    pub(super) fn late(&mut self) -> Vec<(&'static str, i64, i64)> {
         self.late.drain(..).map(|r| (r.value.0, r.ts, r.value.1)).collect()
     }
 }
@@ -108,12 +123,10 @@ fn one_watermark_fires_windows_of_all_keys_in_ascending_end() {
     let mut fired = h.fired();
     assert!(fired.windows(2).all(|w| w[0].2 <= w[1].2), "{fired:?}");
     fired.sort_by_key(|r| (r.2, r.0));
-    assert_eq!(fired, vec![
-        ("a", 0, 10, 2, OnTime),
-        ("c", 10, 20, 4, OnTime),
-        ("a", 20, 30, 8, OnTime),
-        ("b", 20, 30, 1, OnTime),
-    ]);
+    assert_eq!(
+        fired,
+        vec![("a", 0, 10, 2, OnTime), ("c", 10, 20, 4, OnTime), ("a", 20, 30, 8, OnTime), ("b", 20, 30, 1, OnTime),]
+    );
 }
 
 #[test]
@@ -169,13 +182,16 @@ fn sliding_record_counts_in_every_window_it_falls_in_including_negative_starts()
 fn sliding_windows_whose_size_is_not_a_multiple_of_the_slide() {
     let mut h = summing(Windows::sliding(10, 4), opts(0, None));
     h.add("a", 1, 1).add("a", 9, 2).wm(i64::MAX);
-    assert_eq!(h.fired(), vec![
-        ("a", -8, 2, 1, OnTime),
-        ("a", -4, 6, 1, OnTime),
-        ("a", 0, 10, 3, OnTime),
-        ("a", 4, 14, 2, OnTime),
-        ("a", 8, 18, 2, OnTime),
-    ]);
+    assert_eq!(
+        h.fired(),
+        vec![
+            ("a", -8, 2, 1, OnTime),
+            ("a", -4, 6, 1, OnTime),
+            ("a", 0, 10, 3, OnTime),
+            ("a", 4, 14, 2, OnTime),
+            ("a", 8, 18, 2, OnTime),
+        ]
+    );
 }
 
 #[test]
@@ -310,92 +326,6 @@ fn count_windows_are_never_late() {
 }
 
 #[test]
-fn early_firing_by_count_emits_partial_results_before_the_on_time_one() {
-    let mut h = summing(Windows::tumbling(100), opts(0, Some(2)));
-    for i in 1..=5 {
-        h.add("a", i, i);
-    }
-    h.wm(100);
-    assert_eq!(h.fired(), vec![("a", 0, 100, 3, Early), ("a", 0, 100, 10, Early), ("a", 0, 100, 15, OnTime)]);
-}
-
-#[test]
-fn early_firing_by_count_is_exact_per_sliding_window() {
-    let mut h = summing(Windows::sliding(10, 5), opts(0, Some(2)));
-    h.add("a", 1, 1).add("a", 6, 2);
-    assert_eq!(h.fired(), vec![("a", 0, 10, 3, Early)]);
-    h.add("a", 7, 4);
-    assert_eq!(h.fired(), vec![("a", 5, 15, 6, Early)]);
-}
-
-#[test]
-fn window_that_fired_on_time_no_longer_fires_early() {
-    let mut h = summing(Windows::tumbling(10), opts(100, Some(1)));
-    h.add("a", 1, 1).wm(10).add("a", 2, 2);
-    assert_eq!(h.fired(), vec![("a", 0, 10, 1, Early), ("a", 0, 10, 1, OnTime), ("a", 0, 10, 3, Late)]);
-    h.early();
-    assert_eq!(h.fired(), vec![]);
-}
-
-#[test]
-fn early_firing_by_count_sums_session_counters_on_merge() {
-    let mut h = summing(Windows::session(10), opts(0, Some(3)));
-    h.add("a", 0, 1).add("a", 30, 2).add("a", 20, 4);
-    assert_eq!(h.fired(), vec![]);
-    h.add("a", 10, 8);
-    assert_eq!(h.fired(), vec![("a", 0, 40, 15, Early)]);
-}
-
-#[test]
-fn early_firing_by_count_in_count_windows() {
-    let mut h = summing(Windows::count(3), opts(0, Some(2)));
-    h.add("a", 1, 1).add("a", 2, 2).add("a", 3, 4).add("a", 4, 8);
-    assert_eq!(h.fired(), vec![("a", 0, 3, 3, Early), ("a", 0, 3, 7, OnTime)]);
-}
-
-#[test]
-fn fire_early_reports_each_changed_open_window_once() {
-    let mut h = summing(Windows::tumbling(10), opts(100, None));
-    h.add("a", 1, 1).add("b", 15, 2).early();
-    assert_eq!(h.fired(), vec![("a", 0, 10, 1, Early), ("b", 10, 20, 2, Early)]);
-    h.early().add("a", 2, 4).early();
-    assert_eq!(h.fired(), vec![("a", 0, 10, 5, Early)]);
-    h.wm(10).fired();
-    h.add("b", 16, 8).add("a", 3, 16).fired();
-    h.early();
-    assert_eq!(h.fired(), vec![("b", 10, 20, 10, Early)], "a fired on time: its update was Late");
-}
-
-#[test]
-fn fire_early_fires_sliding_windows_with_a_changed_pane() {
-    for panes in [true, false] {
-        let mut h = summing_layout(Windows::sliding(10, 5), opts(0, None), panes);
-        h.add("a", 7, 1).early();
-        assert_eq!(h.fired(), vec![("a", 0, 10, 1, Early), ("a", 5, 15, 1, Early)]);
-        h.add("a", 12, 2).early();
-        assert_eq!(h.fired(), vec![("a", 5, 15, 3, Early), ("a", 10, 20, 2, Early)], "panes: {panes}");
-        h.wm(10).fired();
-        h.early();
-        assert_eq!(h.fired(), vec![]);
-    }
-}
-
-#[test]
-fn fire_early_fires_changed_sessions_and_partial_count_windows() {
-    let mut h = summing(Windows::session(10), opts(0, None));
-    h.add("a", 0, 1).early().early();
-    assert_eq!(h.fired(), vec![("a", 0, 10, 1, Early)]);
-    h.add("a", 5, 2).early();
-    assert_eq!(h.fired(), vec![("a", 0, 15, 3, Early)]);
-
-    let mut h = summing(Windows::count(3), opts(0, None));
-    h.add("a", 1, 1).early().early();
-    assert_eq!(h.fired(), vec![("a", 0, 3, 1, Early)]);
-    h.add("a", 2, 2).add("a", 3, 4).early();
-    assert_eq!(h.fired(), vec![("a", 0, 3, 7, OnTime)], "a full window fired on time; the next is empty");
-}
-
-#[test]
 fn tuple_aggregates_count_and_sum_at_once() {
     let mut core = WindowCore::new(Windows::tumbling(10), opts(0, None), (Count, Sum::of(|v: &i64| *v)));
     let (mut out, mut late) = (Vec::new(), Vec::new());
@@ -405,4 +335,26 @@ fn tuple_aggregates_count_and_sum_at_once() {
     core.on_watermark(i64::MAX, &mut out);
     let got: Vec<_> = out.into_iter().map(|r| (r.value.window.start, r.value.value)).collect();
     assert_eq!(got, vec![(0, (2, 11)), (10, (1, 7))]);
+}
+
+#[test]
+fn timestamps_at_the_ends_of_time_neither_overflow_nor_get_lost() {
+    let kinds = [
+        Windows::tumbling(10),
+        Windows::sliding(10, 5),
+        Windows::sliding(10, 3),
+        Windows::session(10),
+        Windows::count(2),
+    ];
+    for windows in kinds {
+        for panes in [true, false] {
+            let mut h = summing_layout(windows, opts(5, Some(1)), panes);
+            h.add("a", i64::MIN, 1).add("a", i64::MIN + 1, 2).add("a", i64::MAX - 1, 4).add("a", i64::MAX, 8);
+            h.early().wm(0).wm(i64::MAX - 1).wm(i64::MAX);
+            let on_time: i64 = h.fired().iter().filter(|r| r.4 == OnTime).map(|r| r.3).sum();
+            let sliding = matches!(windows, Windows::Sliding { .. });
+            assert!(on_time == 15 || sliding && on_time > 15, "{windows:?}: {on_time}");
+            assert_eq!((h.late(), h.core.open_windows()), (vec![], 0), "{windows:?}");
+        }
+    }
 }
