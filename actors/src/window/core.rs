@@ -192,6 +192,7 @@ where
     }
 
     /// The current watermark.
+    #[cfg(test)]
     pub(crate) fn watermark(&self) -> Timestamp {
         self.watermark
     }

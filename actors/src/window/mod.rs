@@ -16,7 +16,7 @@
 //! good goes to the late-data output and is counted; it is never dropped
 //! silently.
 //!
-//! The functional core that does this ([`core::WindowCore`]) is a plain
+//! The functional core that does this (`WindowCore`, in `core.rs`) is a plain
 //! struct, tested without actix; the window-manager actor only feeds it.
 
 pub mod aggregate;
