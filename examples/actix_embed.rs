@@ -27,12 +27,12 @@ use weir::{PushHandle, TrySendError};
 #[derive(Debug, Clone)]
 struct Order {
     ts: i64,
-    product: &'static str,
+    product: String,
     cents: u64,
 }
 
 /// (orders, revenue in cents) per product per 10 s window.
-type Sales = WindowResult<&'static str, (u64, u64)>;
+type Sales = WindowResult<String, (u64, u64)>;
 
 // ---------------------------------------------------------------- the shop
 
@@ -151,7 +151,7 @@ fn orders() -> Vec<Order> {
             // Every fifth order is stamped up to 1.5 s earlier than its
             // neighbours: within the watermark's 2 s bound.
             let ts = i * 666 - if i % 5 == 4 { 1_500 } else { 0 };
-            Order { ts: ts.max(0), product, cents }
+            Order { ts: ts.max(0), product: product.to_string(), cents }
         })
         .collect()
 }
@@ -169,7 +169,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // still coming in.
     let strategy = WatermarkStrategy::bounded_out_of_orderness(2_000).with_interval(Duration::from_millis(50));
     job.source("orders", source, |o: &Order| o.ts, strategy)
-        .key_by(|o: &Order| o.product, 2)
+        .key_by(|o: &Order| o.product.clone(), 2)
         .window(Windows::tumbling(10_000))
         .aggregate((Count, Sum::of(|o: &Order| o.cents)))
         .sink_to_recipient("dashboard", dashboard.clone().recipient());

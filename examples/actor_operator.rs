@@ -20,16 +20,40 @@
 //! `cargo run --release --example actor_operator`.
 
 use std::collections::HashMap;
+use std::fmt;
 
 use actix::{Actor, Context, Handler};
+use serde::{Deserialize, Serialize};
 use weir::dev::*;
 use weir::prelude::*;
 use weir::ActorKind;
 
+/// The sensors. A small `Copy` enum makes a cheap key: window state is
+/// checkpointed, so a key must be `Serialize + DeserializeOwned`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+enum Sensor {
+    Boiler,
+    Chiller,
+    Pump,
+    Fan,
+}
+
+impl fmt::Display for Sensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `pad` honours width and alignment, as in `{:<8}`.
+        f.pad(match self {
+            Sensor::Boiler => "boiler",
+            Sensor::Chiller => "chiller",
+            Sensor::Pump => "pump",
+            Sensor::Fan => "fan",
+        })
+    }
+}
+
 /// A raw reading.
 #[derive(Debug, Clone)]
 struct Reading {
-    sensor: &'static str,
+    sensor: Sensor,
     ts: i64,
     celsius: f64,
 }
@@ -37,15 +61,15 @@ struct Reading {
 /// A reading with what the tagger computed.
 #[derive(Debug, Clone)]
 struct Tagged {
-    sensor: &'static str,
+    sensor: Sensor,
     celsius: f64,
     anomaly: bool,
 }
 
 /// Per sensor and minute: (readings, anomalies, highest temperature).
-type MinuteReport = WindowResult<&'static str, (u64, u64, Option<f64>)>;
+type MinuteReport = WindowResult<Sensor, (u64, u64, Option<f64>)>;
 
-const SENSORS: [&str; 4] = ["boiler", "chiller", "pump", "fan"];
+const SENSORS: [Sensor; 4] = [Sensor::Boiler, Sensor::Chiller, Sensor::Pump, Sensor::Fan];
 const READINGS_PER_SENSOR: i64 = 40_000;
 
 /// Source instance `i` reads sensors `2i` and `2i + 1`: one reading every
@@ -70,7 +94,7 @@ struct Tagger {
     out: Outlet<Tagged>,
     /// Reused output buffer (no allocation per batch).
     buf: Vec<Record<Tagged>>,
-    ema: HashMap<&'static str, f64>,
+    ema: HashMap<Sensor, f64>,
     records: u64,
     batches: u64,
     watermarks: u64,

@@ -19,7 +19,7 @@ use weir::prelude::*;
 /// One car passing the sensor.
 #[derive(Debug, Clone)]
 struct Car {
-    colour: &'static str,
+    colour: String,
     /// Event time, ms since the start of the recording.
     ts: i64,
 }
@@ -77,7 +77,7 @@ fn arrivals() -> Vec<Car> {
         ("blue", at(2, 47)),
         ("red", at(2, 55)),
     ];
-    cars.into_iter().map(|(colour, ts)| Car { colour, ts }).collect()
+    cars.into_iter().map(|(colour, ts)| Car { colour: colour.to_string(), ts }).collect()
 }
 
 /// Prints the input with the watermark each car leaves behind (the highest
@@ -119,14 +119,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut per_minute = job
         .source("cars", IterSource::new(cars), |c: &Car| c.ts, strategy)
-        .key_by(|c: &Car| c.colour, 2) // two window managers, one thread each
+        .key_by(|c: &Car| c.colour.clone(), 2) // two window managers, one thread each
         .window(Windows::tumbling(MINUTE))
         .name("per-minute");
 
     // Records whose windows have all closed come out here, with their key.
     per_minute.late_data().sink(
         "late-cars",
-        FnSink::new(|r: Record<(&'static str, Car)>| {
+        FnSink::new(|r: Record<(String, Car)>| {
             let (colour, car) = r.value;
             println!("  LATE    {colour} car that passed at {} (its window had already fired)", clock(car.ts));
         }),
@@ -136,7 +136,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let counted_in_sink = Arc::clone(&counted);
     per_minute.aggregate(Count).sink(
         "counts",
-        FnSink::new(move |r: Record<WindowResult<&'static str, u64>>| {
+        FnSink::new(move |r: Record<WindowResult<String, u64>>| {
             let w = r.value;
             counted_in_sink.fetch_add(w.value, Ordering::Relaxed);
             println!("  fired   [{}, {})  {:<6} {} car(s)  ({:?})", clock(w.window.start), clock(w.window.end), w.key, w.value, w.timing);

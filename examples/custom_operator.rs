@@ -30,7 +30,7 @@ use weir::prelude::*;
 /// One temperature reading.
 #[derive(Debug, Clone)]
 struct Reading {
-    sensor: &'static str,
+    sensor: String,
     /// Event time, ms.
     ts: i64,
     celsius: f64,
@@ -40,14 +40,14 @@ struct Reading {
 #[derive(Debug, Clone, PartialEq)]
 enum Notice {
     /// Nothing from `sensor` since `last_seen`, for longer than the timeout.
-    Silent { sensor: &'static str, last_seen: i64, timeout: i64 },
+    Silent { sensor: String, last_seen: i64, timeout: i64 },
     /// `sensor` sent a reading at `at` after being silent.
-    Resumed { sensor: &'static str, at: i64, silent_for: i64 },
+    Resumed { sensor: String, at: i64, silent_for: i64 },
     /// A reading that arrived behind the watermark (it cannot be placed in
     /// event-time order any more); reported, not dropped.
-    Late { sensor: &'static str, ts: i64 },
+    Late { sensor: String, ts: i64 },
     /// Per sensor, at end of input.
-    Summary { sensor: &'static str, readings: u64, mean_celsius: f64 },
+    Summary { sensor: String, readings: u64, mean_celsius: f64 },
 }
 
 /// Event time in seconds, for printing.
@@ -87,7 +87,7 @@ struct Watchdog {
     /// Readings not yet complete (the watermark has not passed them), by
     /// event time.
     pending: BTreeMap<i64, Vec<Reading>>,
-    sensors: HashMap<&'static str, SensorState>,
+    sensors: HashMap<String, SensorState>,
 }
 
 impl Watchdog {
@@ -98,7 +98,7 @@ impl Watchdog {
 
 impl Operator for Watchdog {
     /// After `key_by`, records are `(key, value)`.
-    type In = (&'static str, Reading);
+    type In = (String, Reading);
     type Out = Notice;
 
     fn process(&mut self, batch: &mut Vec<Record<Self::In>>, ctx: &mut OperatorContext, out: &mut Collector<'_, Notice>) {
@@ -121,7 +121,7 @@ impl Operator for Watchdog {
         let later = self.pending.split_off(&at);
         for (ts, readings) in std::mem::replace(&mut self.pending, later) {
             for r in readings {
-                let s = self.sensors.entry(r.sensor).or_default();
+                let s = self.sensors.entry(r.sensor.clone()).or_default();
                 if s.silent {
                     out.emit(ts, Notice::Resumed { sensor: r.sensor, at: ts, silent_for: ts - s.last_seen });
                     s.silent = false;
@@ -137,11 +137,11 @@ impl Operator for Watchdog {
         if ctx.watermark() == weir::END_OF_TIME {
             return;
         }
-        let mut newly_silent: Vec<(&'static str, i64)> = Vec::new();
+        let mut newly_silent: Vec<(String, i64)> = Vec::new();
         for (sensor, s) in &mut self.sensors {
             if !s.silent && s.last_seen + self.timeout < at {
                 s.silent = true;
-                newly_silent.push((sensor, s.last_seen));
+                newly_silent.push((sensor.clone(), s.last_seen));
             }
         }
         newly_silent.sort();
@@ -156,16 +156,16 @@ impl Operator for Watchdog {
         // Emitted after the final watermark: fine for a sink; a window
         // downstream would treat these records as late.
         let mut sensors: Vec<_> = self.sensors.iter().collect();
-        sensors.sort_by_key(|(name, _)| **name);
+        sensors.sort_by_key(|(name, _)| *name);
         for (sensor, s) in sensors {
             let mean_celsius = s.sum / s.readings.max(1) as f64;
-            out.emit(s.last_seen, Notice::Summary { sensor, readings: s.readings, mean_celsius });
+            out.emit(s.last_seen, Notice::Summary { sensor: sensor.clone(), readings: s.readings, mean_celsius });
         }
     }
 }
 
-fn reading(sensor: &'static str, ts: i64, celsius: f64) -> Record<(&'static str, Reading)> {
-    Record::new(ts, (sensor, Reading { sensor, ts, celsius }))
+fn reading(sensor: &str, ts: i64, celsius: f64) -> Record<(String, Reading)> {
+    Record::new(ts, (sensor.to_string(), Reading { sensor: sensor.to_string(), ts, celsius }))
 }
 
 fn print_output(h: &mut OperatorHarness<Watchdog>) {
@@ -220,12 +220,12 @@ fn readings() -> Vec<Reading> {
     let mut v = Vec::new();
     for step in 0..24i64 {
         let base = step * 5_000;
-        v.push(Reading { sensor: "boiler", ts: base, celsius: 70.0 + (step % 5) as f64 });
+        v.push(Reading { sensor: "boiler".to_string(), ts: base, celsius: 70.0 + (step % 5) as f64 });
         if !(35_000..95_000).contains(&(base + 1_000)) {
-            v.push(Reading { sensor: "pump", ts: base + 1_000, celsius: 60.0 + (step % 3) as f64 });
+            v.push(Reading { sensor: "pump".to_string(), ts: base + 1_000, celsius: 60.0 + (step % 3) as f64 });
         }
         if base + 2_000 <= 80_000 {
-            v.push(Reading { sensor: "fan", ts: base + 2_000, celsius: 30.0 + (step % 4) as f64 });
+            v.push(Reading { sensor: "fan".to_string(), ts: base + 2_000, celsius: 30.0 + (step % 4) as f64 });
         }
     }
     for i in (0..v.len() - 1).step_by(4) {
@@ -244,7 +244,7 @@ fn in_a_job() -> Result<(), Box<dyn std::error::Error>> {
 
     let job = JobBuilder::new("watchdog");
     job.source("readings", IterSource::new(input), |r: &Reading| r.ts, WatermarkStrategy::bounded_out_of_orderness(2_000))
-        .key_by(|r: &Reading| r.sensor, 2)
+        .key_by(|r: &Reading| r.sensor.clone(), 2)
         // One Watchdog per instance; each sees the sensors hashed to it.
         .process("watchdog", |_instance| Watchdog::new(30_000))
         .sink("notices", FnSink::new(|r: Record<Notice>| println!("   [{:>5}] {}", secs(r.ts), r.value)));

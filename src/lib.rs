@@ -10,17 +10,17 @@
 //! use weir::prelude::*;
 //!
 //! #[derive(Clone, Debug)]
-//! struct Car { colour: &'static str, ts: i64 }
+//! struct Car { colour: String, ts: i64 }
 //!
 //! let cars = vec![
-//!     Car { colour: "red", ts: 1_000 }, Car { colour: "blue", ts: 2_000 },
-//!     Car { colour: "red", ts: 61_000 }, Car { colour: "red", ts: 3_000 },
+//!     Car { colour: "red".into(), ts: 1_000 }, Car { colour: "blue".into(), ts: 2_000 },
+//!     Car { colour: "red".into(), ts: 61_000 }, Car { colour: "red".into(), ts: 3_000 },
 //! ];
 //! let job = JobBuilder::new("cars");
 //! let (sink, counts) = CollectSink::new();
 //! job.source("cars", IterSource::new(cars), |c: &Car| c.ts,
 //!            WatermarkStrategy::bounded_out_of_orderness(5_000))
-//!     .key_by(|c| c.colour, 2)
+//!     .key_by(|c| c.colour.clone(), 2)
 //!     .window(Windows::tumbling(60_000))
 //!     .aggregate(Count)
 //!     .sink("counts", sink);
@@ -28,6 +28,7 @@
 //! let mut got: Vec<_> = counts.values().into_iter()
 //!     .map(|r| (r.key, r.window.start, r.value)).collect();
 //! got.sort();
+//! let got: Vec<_> = got.iter().map(|(colour, start, n)| (colour.as_str(), *start, *n)).collect();
 //! assert_eq!(got, vec![("blue", 0, 1), ("red", 0, 2), ("red", 60_000, 1)]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 
 use serde::{Deserialize, Serialize};
 use weir_actors::prelude::*;
-use weir_actors::{Sink, SinkError, Source, SourceBatch, SourceStatus};
+use weir_actors::{CheckpointConfig, CheckpointId, Sink, SinkError, Source, SourceBatch, SourceStatus, TransactionalFile};
 
 /// SplitMix64's increment.
 pub const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -133,6 +133,22 @@ impl Source for Generator {
         }
         Poll::Ready(SourceStatus::Ready)
     }
+
+    /// The next event index and the end of its block.
+    fn position(&self) -> Option<Vec<u8>> {
+        let mut b = self.next.to_le_bytes().to_vec();
+        b.extend_from_slice(&self.block_end.to_le_bytes());
+        Some(b)
+    }
+
+    fn seek(&mut self, position: &[u8]) -> Result<(), String> {
+        let (Some(n), Some(e)) = (position.get(..8), position.get(8..16)) else {
+            return Err(format!("a generator position is 16 bytes, got {}", position.len()));
+        };
+        self.next = u64::from_le_bytes(n.try_into().expect("8 bytes"));
+        self.block_end = u64::from_le_bytes(e.try_into().expect("8 bytes"));
+        Ok(())
+    }
 }
 
 /// The checksum of WORKLOAD.md over result rows; order-independent.
@@ -163,6 +179,20 @@ impl Checksum {
         self.events = self.events.wrapping_add(count);
         self.total = self.total.wrapping_add(sum as u64);
         self.digest = self.digest.wrapping_add(mix(arg));
+    }
+
+    /// 32 bytes, for checkpoints.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        [self.rows, self.events, self.total, self.digest].iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    /// Reads [`Self::to_bytes`].
+    pub fn from_bytes(b: &[u8]) -> Option<Checksum> {
+        if b.len() != 32 {
+            return None;
+        }
+        let v = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        Some(Checksum { rows: v(0), events: v(1), total: v(2), digest: v(3) })
     }
 
     /// Folds another partial checksum in.
@@ -211,8 +241,11 @@ pub struct WorkloadSpec {
     /// How often sources emit their watermark (default: after every batch,
     /// so that `B < D` makes events late as WORKLOAD.md describes).
     pub watermark_interval: std::time::Duration,
-    /// Also write every result row as CSV here.
+    /// Also write every result row as CSV here (exactly once when
+    /// checkpointing).
     pub output: Option<PathBuf>,
+    /// Checkpoint (and resume) as configured.
+    pub checkpoint: Option<CheckpointConfig>,
 }
 
 impl WorkloadSpec {
@@ -229,6 +262,7 @@ impl WorkloadSpec {
             throttle: None,
             watermark_interval: std::time::Duration::ZERO,
             output: None,
+            checkpoint: None,
         }
     }
 }
@@ -248,68 +282,130 @@ pub struct Row {
     pub session_end: Option<i64>,
 }
 
-/// Accumulates the checksum of the rows it receives and, optionally,
-/// writes them as CSV.
+/// Where result rows go as CSV: a plain file, or an exactly-once one that
+/// shows only rows of completed checkpoints.
+#[derive(Debug)]
+enum CsvOut {
+    Plain { path: PathBuf, writer: Option<std::io::BufWriter<std::fs::File>>, header: Vec<u8> },
+    ExactlyOnce(TransactionalFile),
+}
+
+/// Accumulates the checksum of the rows it receives (its checkpointed
+/// state) and, optionally, writes them as CSV.
 #[derive(Debug)]
 pub struct ChecksumSink {
     sum: Arc<Mutex<Checksum>>,
-    csv: Option<(PathBuf, Option<csv::Writer<std::fs::File>>)>,
-    sessions: bool,
+    csv: Option<CsvOut>,
+    line: Vec<u8>,
 }
 
 impl ChecksumSink {
-    /// A sink adding to `sum`, writing CSV to `csv` if given.
-    pub fn new(sum: Arc<Mutex<Checksum>>, csv: Option<PathBuf>, sessions: bool) -> Self {
-        ChecksumSink { sum, csv: csv.map(|p| (p, None)), sessions }
+    /// A sink adding to `sum`, writing CSV to `csv` if given (exactly once
+    /// when `exactly_once`: rows appear when their checkpoint completes).
+    pub fn new(sum: Arc<Mutex<Checksum>>, csv: Option<PathBuf>, sessions: bool, exactly_once: bool) -> Self {
+        let header = if sessions { "session_start,key,count,sum,session_end\n" } else { "window_start,key,count,sum\n" };
+        let header = header.as_bytes().to_vec();
+        let csv = csv.map(|path| {
+            if exactly_once {
+                CsvOut::ExactlyOnce(TransactionalFile::new(path, header))
+            } else {
+                CsvOut::Plain { path, writer: None, header }
+            }
+        });
+        ChecksumSink { sum, csv, line: Vec::new() }
     }
 
-    fn io(path: &std::path::Path, e: impl fmt::Display) -> SinkError {
-        SinkError::Encode { path: path.to_path_buf(), message: e.to_string() }
+    fn path(&self) -> PathBuf {
+        match &self.csv {
+            Some(CsvOut::Plain { path, .. }) => path.clone(),
+            Some(CsvOut::ExactlyOnce(t)) => t.path().to_path_buf(),
+            None => PathBuf::new(),
+        }
+    }
+
+    fn io(&self, e: std::io::Error) -> SinkError {
+        SinkError::Io { path: self.path(), source: e }
+    }
+
+    fn current(&self) -> Checksum {
+        self.sum.lock().map(|s| *s).unwrap_or_default()
     }
 }
 
 impl Sink<Row> for ChecksumSink {
     fn write(&mut self, batch: &mut Vec<Record<Row>>) -> Result<(), SinkError> {
+        use std::io::Write;
         let mut part = Checksum::default();
+        self.line.clear();
         for r in batch.iter() {
             let r = &r.value;
             part.add(r.window_start, r.key, r.count, r.sum, r.session_end);
-        }
-        if let Ok(mut s) = self.sum.lock() {
-            s.merge(&part);
-        }
-        if let Some((path, writer)) = &mut self.csv {
-            if writer.is_none() {
-                let mut w = csv::Writer::from_path(&*path).map_err(|e| Self::io(path, e))?;
-                let header: &[&str] = if self.sessions {
-                    &["session_start", "key", "count", "sum", "session_end"]
-                } else {
-                    &["window_start", "key", "count", "sum"]
-                };
-                w.write_record(header).map_err(|e| Self::io(path, e))?;
-                *writer = Some(w);
-            }
-            let w = writer.as_mut().expect("created above");
-            for r in batch.iter() {
-                let r = &r.value;
-                let res = match r.session_end {
-                    Some(end) => w.write_record(&[r.window_start.to_string(), r.key.to_string(), r.count.to_string(), r.sum.to_string(), end.to_string()]),
-                    None => w.write_record(&[r.window_start.to_string(), r.key.to_string(), r.count.to_string(), r.sum.to_string()]),
-                };
-                res.map_err(|e| Self::io(path, e))?;
+            if self.csv.is_some() {
+                // Numbers only: no quoting needed.
+                let _ = write!(self.line, "{},{},{},{}", r.window_start, r.key, r.count, r.sum);
+                if let Some(end) = r.session_end {
+                    let _ = write!(self.line, ",{end}");
+                }
+                self.line.push(b'\n');
             }
         }
         batch.clear();
-        Ok(())
+        if let Ok(mut s) = self.sum.lock() {
+            s.merge(&part);
+        }
+        let res = match &mut self.csv {
+            None => Ok(()),
+            Some(CsvOut::Plain { path, writer, header }) => (|| {
+                if writer.is_none() {
+                    let mut w = std::io::BufWriter::new(std::fs::File::create(&*path)?);
+                    w.write_all(header)?;
+                    *writer = Some(w);
+                }
+                writer.as_mut().expect("created above").write_all(&self.line)
+            })(),
+            Some(CsvOut::ExactlyOnce(t)) => t.writer().and_then(|w| w.write_all(&self.line)),
+        };
+        res.map_err(|e| self.io(e))
     }
 
     fn finish(&mut self) -> Result<(), SinkError> {
-        if matches!(self.csv, Some((_, None))) {
-            // No rows: still write the header.
+        use std::io::Write;
+        if matches!(self.csv, Some(CsvOut::Plain { writer: None, .. })) {
             self.write(&mut Vec::new())?;
         }
-        if let Some((path, Some(w))) = &mut self.csv {
-            w.flush().map_err(|e| Self::io(path, e))?;
+        let res = match &mut self.csv {
+            None => Ok(()),
+            Some(CsvOut::Plain { writer, .. }) => writer.as_mut().map_or(Ok(()), |w| w.flush()),
+            Some(CsvOut::ExactlyOnce(t)) => t.finish(),
+        };
+        res.map_err(|e| self.io(e))
+    }
+
+    fn pre_commit(&mut self, id: CheckpointId) -> Result<Vec<u8>, SinkError> {
+        if let Some(CsvOut::ExactlyOnce(t)) = &mut self.csv {
+            let res = t.pre_commit(id.seq);
+            res.map_err(|e| self.io(e))?;
+        }
+        Ok(self.current().to_bytes())
+    }
+
+    fn commit(&mut self, id: CheckpointId) -> Result<(), SinkError> {
+        if let Some(CsvOut::ExactlyOnce(t)) = &mut self.csv {
+            let res = t.commit(id.seq);
+            res.map_err(|e| self.io(e))?;
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, id: CheckpointId, state: &[u8]) -> Result<(), SinkError> {
+        let restored = Checksum::from_bytes(state)
+            .ok_or_else(|| SinkError::Other(format!("checkpoint {}: the checksum state is {} bytes, not 32", id.seq, state.len())))?;
+        if let Ok(mut s) = self.sum.lock() {
+            *s = restored;
+        }
+        if let Some(CsvOut::ExactlyOnce(t)) = &mut self.csv {
+            let res = t.restore(id.seq);
+            res.map_err(|e| self.io(e))?;
         }
         Ok(())
     }
@@ -343,7 +439,10 @@ impl WorkloadOutputs {
 
 /// Builds the reference job of `spec` with the public builder API.
 pub fn build(spec: &WorkloadSpec) -> (JobBuilder, WorkloadOutputs) {
-    let job = JobBuilder::new(format!("{:?}", spec.workload).to_lowercase()).batch_size(spec.batch_size);
+    let mut job = JobBuilder::new(format!("{:?}", spec.workload).to_lowercase()).batch_size(spec.batch_size);
+    if let Some(c) = &spec.checkpoint {
+        job = job.checkpointing(c.clone());
+    }
     let p = spec.parallelism;
     let params = spec.stream;
     let per_instance = spec.throttle.map(|t| t / p.max(1) as f64);
@@ -359,7 +458,7 @@ pub fn build(spec: &WorkloadSpec) -> (JobBuilder, WorkloadOutputs) {
         strategy,
     );
     let outputs = WorkloadOutputs { sum: Arc::default(), late: Arc::default() };
-    let sink = ChecksumSink::new(Arc::clone(&outputs.sum), spec.output.clone(), spec.workload == Workload::Wl3);
+    let sink = ChecksumSink::new(Arc::clone(&outputs.sum), spec.output.clone(), spec.workload == Workload::Wl3, spec.checkpoint.is_some());
     let windows = match spec.workload {
         Workload::Wl1 => Windows::tumbling(10_000),
         Workload::Wl2 => Windows::sliding(10_000, 2_000),

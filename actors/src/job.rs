@@ -19,9 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::{Arbiter, Recipient};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
+use crate::checkpoint::coordinator::TriggerNow;
+use crate::checkpoint::CheckpointStats;
 use crate::metrics::{JobMetrics, Registry};
 use crate::sink::SinkError;
 use crate::source::actor::StopSource;
@@ -41,6 +43,13 @@ pub enum JobError {
         /// Its error.
         source: Arc<SinkError>,
     },
+    /// Checkpointing or restoring failed (corrupt or mismatched checkpoint,
+    /// unusable directory, a source that cannot seek).
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// The job was cancelled before it finished.
+    #[error("the job was cancelled")]
+    Cancelled,
     /// The job's thread or System could not be started or ended abnormally.
     #[error("the job's runtime failed: {0}")]
     Runtime(String),
@@ -65,6 +74,7 @@ pub(crate) struct JobShared {
     remaining_sinks: AtomicUsize,
     started: Instant,
     finished: Mutex<Option<Instant>>,
+    checkpoints: Mutex<Vec<CheckpointStats>>,
     done: watch::Sender<bool>,
     error: Mutex<Option<JobError>>,
 }
@@ -85,6 +95,7 @@ impl JobShared {
             remaining_sinks: AtomicUsize::new(sinks),
             started: Instant::now(),
             finished: Mutex::new(None),
+            checkpoints: Mutex::new(Vec::new()),
             done,
             error: Mutex::new(None),
         })
@@ -103,6 +114,16 @@ impl JobShared {
         }
         // A failed sink will not finish normally: the job has failed.
         self.finish();
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        *self.done.borrow()
+    }
+
+    pub(crate) fn record_checkpoint(&self, stats: CheckpointStats) {
+        if let Ok(mut c) = self.checkpoints.lock() {
+            c.push(stats);
+        }
     }
 
     fn finish(&self) {
@@ -137,7 +158,7 @@ impl Job {
         if actix::System::try_current().is_none() {
             return Err(JobError::NoSystem);
         }
-        Ok(self.graph.spawn())
+        self.graph.spawn()
     }
 
     /// Runs the job to completion on a new actix System on this thread.
@@ -160,16 +181,22 @@ impl Job {
             .spawn(move || {
                 let sys = actix::System::new();
                 sys.block_on(async move {
-                    let handle = self.graph.spawn();
-                    let waiter = handle.clone();
-                    let _ = tx.send(handle);
-                    // Keep this System alive until the job is over; the
-                    // outcome is read by the user's handle.
-                    waiter.finished().await;
+                    match self.graph.spawn() {
+                        Ok(handle) => {
+                            let waiter = handle.clone();
+                            let _ = tx.send(Ok(handle));
+                            // Keep this System alive until the job is over;
+                            // the outcome is read by the user's handle.
+                            waiter.finished().await;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                        }
+                    }
                 });
             })
             .map_err(|e| JobError::Runtime(e.to_string()))?;
-        rx.recv().map_err(|_| JobError::Runtime("the job thread ended before starting".into()))
+        rx.recv().map_err(|_| JobError::Runtime("the job thread ended before starting".into()))?
     }
 }
 
@@ -181,6 +208,7 @@ pub struct JobHandle {
     pub(crate) sources: Arc<Vec<Recipient<StopSource>>>,
     pub(crate) stop_flags: Arc<Vec<Arc<AtomicBool>>>,
     pub(crate) arbiters: Arc<Mutex<Vec<Arbiter>>>,
+    pub(crate) coordinator: Option<Recipient<TriggerNow>>,
 }
 
 impl fmt::Debug for JobHandle {
@@ -222,6 +250,51 @@ impl JobHandle {
             // already guarantees it will be polled.
             let _ = s.try_send(StopSource);
         }
+    }
+
+    /// Takes a checkpoint now and waits until it completes (or is
+    /// aborted). Errors when the job does not checkpoint.
+    pub async fn checkpoint(&self) -> Result<CheckpointStats, JobError> {
+        let Some(c) = &self.coordinator else {
+            return Err(JobError::Checkpoint("the job was built without checkpointing".into()));
+        };
+        let (tx, rx) = oneshot::channel();
+        c.send(TriggerNow(tx)).await.map_err(|_| JobError::Checkpoint("the coordinator has stopped".into()))?;
+        rx.await.map_err(|_| JobError::Checkpoint("the coordinator has stopped".into()))?.map_err(JobError::Checkpoint)
+    }
+
+    /// Takes a final checkpoint, then cancels the job (Flink's stop with
+    /// savepoint): a job started later with the same topology and
+    /// directory resumes from it. `wait` then returns `Cancelled`.
+    pub async fn stop_with_checkpoint(&self) -> Result<CheckpointStats, JobError> {
+        let stats = self.checkpoint().await?;
+        self.cancel();
+        Ok(stats)
+    }
+
+    /// Stops every actor now, dropping what is in flight; `wait` returns
+    /// [`JobError::Cancelled`].
+    pub fn cancel(&self) {
+        if let Ok(mut e) = self.shared.error.lock() {
+            e.get_or_insert(JobError::Cancelled);
+        }
+        self.shared.finish();
+        if let Ok(mut arbs) = self.arbiters.lock() {
+            for a in arbs.drain(..) {
+                a.stop();
+            }
+        }
+    }
+
+    /// Figures of every checkpoint so far (completed or aborted), oldest
+    /// first.
+    pub fn checkpoints(&self) -> Vec<CheckpointStats> {
+        self.shared.checkpoints.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// The last completed checkpoint's sequence number.
+    pub fn last_checkpoint(&self) -> Option<u64> {
+        self.checkpoints().iter().rev().find(|c| c.completed).map(|c| c.seq)
     }
 
     /// Waits until the job is over, then releases its threads.

@@ -14,6 +14,7 @@
 //! Most users depend on the `weir` crate, which re-exports this one with
 //! connectors and the command-line tool.
 
+pub mod checkpoint;
 pub mod job;
 pub mod message;
 pub mod metrics;
@@ -21,16 +22,20 @@ pub mod operator;
 pub(crate) mod output;
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod time;
 pub mod topology;
 pub mod window;
 pub(crate) mod window_manager;
 
+pub use checkpoint::{CheckpointConfig, CheckpointStats};
 pub use job::{Job, JobError, JobHandle, JobReport};
+pub use state::{LocalDirBackend, StateBackend, StateError};
 pub use message::{CheckpointId, Envelope, Message, Record, Timestamp, END_OF_TIME};
 pub use metrics::{ActorKind, JobMetrics, MetricsSnapshot};
 pub use operator::{Collector, Operator, OperatorContext, OperatorHarness};
 pub use output::outlet::Outlet;
+pub use sink::transactional::{ExactlyOnceFileSink, TransactionalFile};
 pub use sink::{CollectSink, Collected, FileSink, FnSink, Sink, SinkError, StdoutSink};
 pub use source::{
     push_source, DeadLetter, FileSource, IterSource, PushHandle, Source, SourceBatch, SourceStatus, Throttled,

@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 use actix::{Actor, Context, Handler};
 
-use crate::message::{Envelope, Message, Record, Timestamp};
+use crate::checkpoint::align::Alignment;
+use crate::checkpoint::{decode, encode, Ack, Participant};
+use crate::message::{CheckpointId, Envelope, Message, Record, Timestamp};
 use crate::metrics::ActorMetrics;
 use crate::output::outlet::{wait_blocked, Outlet};
 use crate::time::{InputEvent, InputTracker};
@@ -105,6 +107,28 @@ pub trait Operator: Send + 'static {
 
     /// Called when the operator's actor starts.
     fn on_start(&mut self) {}
+
+    /// The operator's state for a checkpoint (called when every input has
+    /// delivered the barrier: the state reflects exactly the records before
+    /// it). Default: stateless.
+    fn snapshot(&self) -> Vec<u8> {
+        Vec::new()
+    }
+
+    /// Restores what [`Self::snapshot`] returned, before the first record
+    /// of a resumed job. Default: nothing.
+    fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+        let _ = state;
+        Ok(())
+    }
+}
+
+/// What an operator actor checkpoints.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct OperatorSnapshot {
+    user: Vec<u8>,
+    timers: Vec<Timestamp>,
+    watermark: Timestamp,
 }
 
 /// Drives an [`Operator`] without actix: feed it records and watermarks,
@@ -169,6 +193,8 @@ fn drive_watermark<O: Operator>(op: &mut O, ctx: &mut OperatorContext, wm: Times
 pub(crate) struct OperatorActor<O: Operator>(Box<OperatorState<O>>);
 
 pub(crate) struct OperatorState<O: Operator> {
+    align: Alignment<O::In>,
+    participant: Option<Participant>,
     op: O,
     ctx: OperatorContext,
     inputs: InputTracker,
@@ -179,7 +205,22 @@ pub(crate) struct OperatorState<O: Operator> {
 
 impl<O: Operator> OperatorActor<O> {
     pub(crate) fn new(op: O, inputs: usize, out: Outlet<O::Out>, metrics: Arc<ActorMetrics>) -> Self {
-        OperatorActor(Box::new(OperatorState { op, ctx: OperatorContext::new(), inputs: InputTracker::new(inputs), buf: Vec::new(), out, metrics }))
+        OperatorActor(Box::new(OperatorState { align: Alignment::default(), participant: None, op, ctx: OperatorContext::new(), inputs: InputTracker::new(inputs), buf: Vec::new(), out, metrics }))
+    }
+}
+
+impl<O: Operator> OperatorActor<O> {
+    /// Takes part in checkpoints; `restore`: the snapshot to resume from.
+    pub(crate) fn checkpointed(&mut self, participant: Participant, restore: Option<&[u8]>) -> Result<(), String> {
+        let st = &mut *self.0;
+        if let Some(bytes) = restore {
+            let snap: OperatorSnapshot = decode(&st.metrics.name, bytes)?;
+            st.op.restore(&snap.user).map_err(|e| format!("{}: {e}", st.metrics.name))?;
+            st.ctx.timers = snap.timers.into_iter().collect();
+            st.ctx.watermark = snap.watermark;
+        }
+        st.participant = Some(participant);
+        Ok(())
     }
 }
 
@@ -211,6 +252,39 @@ impl<O: Operator> Handler<Envelope<O::In>> for OperatorActor<O> {
 impl<O: Operator> OperatorState<O> {
     fn handle(&mut self, env: Envelope<O::In>, ctx: &mut Context<OperatorActor<O>>) {
         self.metrics.mailbox.fetch_sub(1, Relaxed);
+        self.dispatch(env);
+        if self.metrics.mailbox.load(Relaxed) == 0 {
+            self.out.flush();
+        }
+        wait_blocked(self.out.take_blocked(), &self.metrics, ctx);
+    }
+
+    /// Every input delivered barrier `id`: snapshot, acknowledge, forward,
+    /// replay what was held back.
+    fn on_barrier(&mut self, id: CheckpointId) {
+        let (alignment, held) = self.align.complete();
+        if let Some(p) = &self.participant {
+            let snap = OperatorSnapshot {
+                user: self.op.snapshot(),
+                timers: self.ctx.timers.iter().copied().collect(),
+                watermark: self.ctx.watermark,
+            };
+            p.ack(Ack { id, actor: self.metrics.name.clone(), state: encode(&snap), alignment });
+        }
+        self.out.barrier(id);
+        for env in held {
+            self.dispatch(env);
+        }
+    }
+
+    fn dispatch(&mut self, env: Envelope<O::In>) {
+        if self.inputs.is_blocked(env.input) {
+            self.align.hold(env);
+            return;
+        }
+        if matches!(env.msg, Message::Barrier(_)) {
+            self.align.barrier_seen();
+        }
         match env.msg {
             Message::Data(mut batch) => {
                 self.metrics.add_in(batch.len());
@@ -231,7 +305,7 @@ impl<O: Operator> OperatorState<O> {
                     }
                 }
                 InputEvent::Idle => self.out.idle(),
-                InputEvent::Barrier(id) => self.out.barrier(id),
+                InputEvent::Barrier(id) => self.on_barrier(id),
                 InputEvent::End => {
                     if self.ctx.watermark() != i64::MAX {
                         drive_watermark(&mut self.op, &mut self.ctx, i64::MAX, &mut self.buf);
@@ -243,9 +317,5 @@ impl<O: Operator> OperatorState<O> {
                 }
             },
         }
-        if self.metrics.mailbox.load(Relaxed) == 0 {
-            self.out.flush();
-        }
-        wait_blocked(self.out.take_blocked(), &self.metrics, ctx);
     }
 }

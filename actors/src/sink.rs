@@ -8,6 +8,8 @@
 //! mailbox is full. A job is complete when every sink has seen the end of its
 //! input and finished.
 
+pub mod transactional;
+
 use std::fmt;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -19,8 +21,10 @@ use actix::dev::SendError;
 use actix::{Actor, AsyncContext, Context, Handler, Recipient};
 use serde::Serialize;
 
+use crate::checkpoint::align::Alignment;
+use crate::checkpoint::{Ack, Completed, Participant};
 use crate::job::JobShared;
-use crate::message::{Envelope, Message, Record, Timestamp};
+use crate::message::{CheckpointId, Envelope, Message, Record, Timestamp};
 use crate::metrics::ActorMetrics;
 use crate::time::{InputEvent, InputTracker};
 
@@ -63,8 +67,33 @@ pub trait Sink<T>: Send + 'static {
         Ok(())
     }
 
-    /// End of input: flush and close. Default: nothing.
+    /// End of input: flush and close, making everything written visible.
+    /// Default: nothing.
     fn finish(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    /// A checkpoint barrier arrived: everything written before it belongs
+    /// to checkpoint `id`. Make it durable but not yet visible (phase one of
+    /// a two-phase commit) and return the state to snapshot. Default: no
+    /// state.
+    fn pre_commit(&mut self, id: CheckpointId) -> Result<Vec<u8>, SinkError> {
+        let _ = id;
+        Ok(Vec::new())
+    }
+
+    /// Checkpoint `id` completed: make what it covers visible (phase two).
+    /// Default: nothing.
+    fn commit(&mut self, id: CheckpointId) -> Result<(), SinkError> {
+        let _ = id;
+        Ok(())
+    }
+
+    /// The job resumes from checkpoint `id`, for which `pre_commit` returned
+    /// `state`: keep what that checkpoint covers, discard anything written
+    /// after it. Called before the first write. Default: nothing.
+    fn restore(&mut self, id: CheckpointId, state: &[u8]) -> Result<(), SinkError> {
+        let _ = (id, state);
         Ok(())
     }
 }
@@ -260,6 +289,8 @@ impl<T: Serialize + Send + 'static> Sink<T> for FileSink {
 pub(crate) struct SinkActor<T, S> {
     sink: Box<S>,
     inputs: InputTracker,
+    align: Box<Alignment<T>>,
+    participant: Option<Participant>,
     metrics: Arc<ActorMetrics>,
     job: Arc<JobShared>,
     failed: bool,
@@ -268,7 +299,29 @@ pub(crate) struct SinkActor<T, S> {
 
 impl<T: Send + 'static, S: Sink<T>> SinkActor<T, S> {
     pub(crate) fn new(sink: S, inputs: usize, metrics: Arc<ActorMetrics>, job: Arc<JobShared>) -> Self {
-        SinkActor { sink: Box::new(sink), inputs: InputTracker::new(inputs), metrics, job, failed: false, _t: std::marker::PhantomData }
+        SinkActor { sink: Box::new(sink), align: Box::default(), participant: None, inputs: InputTracker::new(inputs), metrics, job, failed: false, _t: std::marker::PhantomData }
+    }
+
+    /// Takes part in checkpoints; restores the sink first if resuming.
+    pub(crate) fn checkpointed(&mut self, participant: Participant, restore: Option<(CheckpointId, &[u8])>) -> Result<(), String> {
+        if let Some((id, state)) = restore {
+            self.sink.restore(id, state).map_err(|e| format!("{}: {e}", self.metrics.name))?;
+        }
+        self.participant = Some(participant);
+        Ok(())
+    }
+
+    fn on_barrier(&mut self, id: CheckpointId) {
+        let (alignment, held) = self.align.complete();
+        if let Some(p) = &self.participant {
+            match self.sink.pre_commit(id) {
+                Ok(state) => p.ack(Ack { id, actor: self.metrics.name.clone(), state, alignment }),
+                Err(e) => self.fail(e),
+            }
+        }
+        for env in held {
+            self.dispatch(env);
+        }
     }
 
     fn fail(&mut self, e: SinkError) {
@@ -288,6 +341,31 @@ impl<T: Send + 'static, S: Sink<T>> Handler<Envelope<T>> for SinkActor<T, S> {
 
     fn handle(&mut self, env: Envelope<T>, _ctx: &mut Context<Self>) {
         self.metrics.mailbox.fetch_sub(1, Relaxed);
+        self.dispatch(env);
+    }
+}
+
+impl<T: Send + 'static, S: Sink<T>> Handler<Completed> for SinkActor<T, S> {
+    type Result = ();
+
+    fn handle(&mut self, Completed(id): Completed, _ctx: &mut Context<Self>) {
+        if !self.failed {
+            if let Err(e) = self.sink.commit(id) {
+                self.fail(e);
+            }
+        }
+    }
+}
+
+impl<T: Send + 'static, S: Sink<T>> SinkActor<T, S> {
+    fn dispatch(&mut self, env: Envelope<T>) {
+        if self.inputs.is_blocked(env.input) {
+            self.align.hold(env);
+            return;
+        }
+        if matches!(env.msg, Message::Barrier(_)) {
+            self.align.barrier_seen();
+        }
         match env.msg {
             Message::Data(mut batch) => {
                 let n = batch.len();
@@ -317,7 +395,8 @@ impl<T: Send + 'static, S: Sink<T>> Handler<Envelope<T>> for SinkActor<T, S> {
                     }
                     self.job.sink_done();
                 }
-                InputEvent::None | InputEvent::Idle | InputEvent::Barrier(_) => {}
+                InputEvent::Barrier(id) => self.on_barrier(id),
+                InputEvent::None | InputEvent::Idle => {}
             },
         }
     }
@@ -326,6 +405,9 @@ impl<T: Send + 'static, S: Sink<T>> Handler<Envelope<T>> for SinkActor<T, S> {
 /// Delivers each record's value to an actix `Recipient`, waiting while the
 /// recipient's mailbox is full.
 pub(crate) struct RecipientSinkActor<T: actix::Message<Result = ()> + Send + 'static> {
+    pub(crate) participant: Option<Participant>,
+    /// The last checkpoint acknowledged.
+    acked: u64,
     recipient: Recipient<T>,
     inputs: InputTracker,
     metrics: Arc<ActorMetrics>,
@@ -334,7 +416,7 @@ pub(crate) struct RecipientSinkActor<T: actix::Message<Result = ()> + Send + 'st
 
 impl<T: actix::Message<Result = ()> + Send + 'static> RecipientSinkActor<T> {
     pub(crate) fn new(recipient: Recipient<T>, inputs: usize, metrics: Arc<ActorMetrics>, job: Arc<JobShared>) -> Self {
-        RecipientSinkActor { recipient, inputs: InputTracker::new(inputs), metrics, job }
+        RecipientSinkActor { participant: None, acked: 0, recipient, inputs: InputTracker::new(inputs), metrics, job }
     }
 }
 
@@ -348,6 +430,17 @@ impl<T: actix::Message<Result = ()> + Send + 'static> Handler<Envelope<T>> for R
     fn handle(&mut self, env: Envelope<T>, ctx: &mut Context<Self>) {
         self.metrics.mailbox.fetch_sub(1, Relaxed);
         match env.msg {
+            // Delivery to an actor cannot be taken back and this sink keeps
+            // no state: it acknowledges the first barrier of each checkpoint
+            // without aligning (at-least-once across a crash).
+            Message::Barrier(id) => {
+                if id.seq > self.acked {
+                    self.acked = id.seq;
+                    if let Some(p) = &self.participant {
+                        p.ack(Ack { id, actor: self.metrics.name.clone(), state: Vec::new(), alignment: Default::default() });
+                    }
+                }
+            }
             Message::Data(batch) => {
                 let n = batch.len();
                 self.metrics.add_in(n);

@@ -14,7 +14,12 @@ use std::sync::Arc;
 
 use actix::{Actor, AsyncContext, Context, Handler};
 
-use crate::message::{Envelope, Message, Record};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::checkpoint::align::Alignment;
+use crate::checkpoint::{Ack, Participant};
+use crate::message::{CheckpointId, Envelope, Message, Record};
 use crate::metrics::ActorMetrics;
 use crate::output::outlet::{wait_blocked, Outlet};
 use crate::output::join_blocked;
@@ -25,14 +30,14 @@ use crate::window::{Aggregate, WindowOptions, WindowResult, Windows};
 /// The window-manager actor (state boxed: actix wants actors `Unpin`).
 pub(crate) struct WindowActor<K, T, A>(Box<WindowState<K, T, A>>)
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     T: Send + 'static,
     A: Aggregate<T>,
 ;
 
 pub(crate) struct WindowState<K, T, A>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     T: Send + 'static,
     A: Aggregate<T>,
 {
@@ -45,15 +50,26 @@ where
     options: WindowOptions,
     /// Whether anyone subscribed to late data (otherwise it is only counted).
     late_connected: bool,
+    align: Alignment<(K, T)>,
+    participant: Option<Participant>,
     metrics: Arc<ActorMetrics>,
 }
 
 impl<K, T, A> WindowActor<K, T, A>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     T: Send + 'static,
     A: Aggregate<T>,
 {
+    /// Takes part in checkpoints; `restore`: the snapshot to resume from.
+    pub(crate) fn checkpointed(&mut self, participant: Participant, restore: Option<&[u8]>) -> Result<(), String> {
+        if let Some(bytes) = restore {
+            self.0.core.restore(bytes).map_err(|e| format!("{}: {e}", self.0.metrics.name))?;
+        }
+        self.0.participant = Some(participant);
+        Ok(())
+    }
+
     pub(crate) fn new(
         windows: Windows,
         options: WindowOptions,
@@ -69,7 +85,7 @@ where
 
 impl<K, T, A> WindowState<K, T, A>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     T: Send + 'static,
     A: Aggregate<T>,
 {
@@ -92,6 +108,8 @@ where
             late: Vec::new(),
             options,
             late_connected,
+            align: Alignment::default(),
+            participant: None,
             metrics,
         }
     }
@@ -127,7 +145,7 @@ where
 
 impl<K, T, A> WindowState<K, T, A>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     T: Send + 'static,
     A: Aggregate<T>,
 {
@@ -146,6 +164,21 @@ where
 
     fn handle(&mut self, env: Envelope<(K, T)>, ctx: &mut Context<WindowActor<K, T, A>>) {
         self.metrics.mailbox.fetch_sub(1, Relaxed);
+        self.dispatch(env);
+        // No more input queued: send partial batches now rather than later.
+        if self.metrics.mailbox.load(Relaxed) == 0 {
+            self.out.flush();
+            self.late_out.flush();
+        }
+        self.block_if_full(ctx);
+    }
+
+    /// Handles one message, or holds it back while its input is aligned.
+    fn dispatch(&mut self, env: Envelope<(K, T)>) {
+        if self.inputs.is_blocked(env.input) {
+            self.align.hold(env);
+            return;
+        }
         match env.msg {
             Message::Data(mut batch) => {
                 self.metrics.add_in(batch.len());
@@ -156,45 +189,52 @@ where
                 }
                 self.emit();
             }
-            msg => match self.inputs.on_message(env.input, &msg) {
-                InputEvent::None => {}
-                InputEvent::Watermark(wm) => self.on_watermark(wm),
-                InputEvent::Idle => {
-                    self.out.idle();
-                    self.late_out.idle();
+            msg => {
+                if matches!(msg, Message::Barrier(_)) {
+                    self.align.barrier_seen();
                 }
-                InputEvent::Barrier(id) => {
-                    self.out.barrier(id);
-                    self.late_out.barrier(id);
-                }
-                InputEvent::End => {
-                    self.on_watermark(i64::MAX);
-                    self.out.end();
-                    self.late_out.end();
-                    let late = self.core.late_records();
-                    if late > 0 && !self.late_connected {
-                        tracing::warn!(actor = %self.metrics.name, late, "late records were counted but not delivered: the job has no late-data sink (WindowedStream::late_data)");
+                match self.inputs.on_message(env.input, &msg) {
+                    InputEvent::None => {}
+                    InputEvent::Watermark(wm) => self.on_watermark(wm),
+                    InputEvent::Idle => {
+                        self.out.idle();
+                        self.late_out.idle();
                     }
-                    tracing::debug!(actor = %self.metrics.name, late, "window manager finished");
-                    // The arbiter is stopped when the job completes; stopping
-                    // here could cut off the delivery of the last batches.
-                    self.block_if_full(ctx);
-                    return;
+                    InputEvent::Barrier(id) => self.on_barrier(id),
+                    InputEvent::End => {
+                        self.on_watermark(i64::MAX);
+                        self.out.end();
+                        self.late_out.end();
+                        let late = self.core.late_records();
+                        if late > 0 && !self.late_connected {
+                            tracing::warn!(actor = %self.metrics.name, late, "late records were counted but not delivered: the job has no late-data sink (WindowedStream::late_data)");
+                        }
+                        tracing::debug!(actor = %self.metrics.name, late, "window manager finished");
+                    }
                 }
-            },
+            }
         }
-        // No more input queued: send partial batches now rather than later.
-        if self.metrics.mailbox.load(Relaxed) == 0 {
-            self.out.flush();
-            self.late_out.flush();
+    }
+
+    /// Every input delivered barrier `id`: the state now holds exactly the
+    /// records before it. Snapshot, acknowledge, forward, then replay what
+    /// was held back.
+    fn on_barrier(&mut self, id: CheckpointId) {
+        let (alignment, held) = self.align.complete();
+        if let Some(p) = &self.participant {
+            p.ack(Ack { id, actor: self.metrics.name.clone(), state: self.core.snapshot(), alignment });
         }
-        self.block_if_full(ctx);
+        self.out.barrier(id);
+        self.late_out.barrier(id);
+        for env in held {
+            self.dispatch(env);
+        }
     }
 }
 
 impl<K, T, A> Actor for WindowActor<K, T, A>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     T: Send + 'static,
     A: Aggregate<T>,
 {
@@ -207,7 +247,7 @@ where
 
 impl<K, T, A> Handler<Envelope<(K, T)>> for WindowActor<K, T, A>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     T: Send + 'static,
     A: Aggregate<T>,
 {

@@ -69,6 +69,14 @@ struct RunArgs {
     /// Emit source watermarks at most every this many ms (0: after every batch).
     #[arg(long, default_value_t = 0)]
     watermark_interval_ms: u64,
+    /// Checkpoint into DIR, and resume from the latest complete checkpoint
+    /// there; with --output, FILE then holds every row exactly once however
+    /// often earlier runs were killed.
+    #[arg(long, value_name = "DIR")]
+    checkpoint_dir: Option<PathBuf>,
+    /// Time between checkpoints, ms.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    checkpoint_interval_ms: u64,
     /// Also write every result row as CSV to FILE.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -106,6 +114,7 @@ fn run(args: RunArgs) -> ExitCode {
         throttle: args.throttle,
         watermark_interval: Duration::from_millis(args.watermark_interval_ms),
         output: args.output,
+        checkpoint: args.checkpoint_dir.map(|dir| weir::CheckpointConfig::new(dir, Duration::from_millis(args.checkpoint_interval_ms))),
         ..WorkloadSpec::new(workload)
     };
     let (builder, outputs) = workload::build(&spec);

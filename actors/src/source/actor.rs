@@ -18,10 +18,11 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 
 use actix::fut::ActorFuture;
-use actix::{Actor, ActorContext, AsyncContext, Context, Handler};
+use actix::{Actor, AsyncContext, Context, Handler};
 use tokio::time::Sleep;
 
-use crate::message::Record;
+use crate::checkpoint::{encode, Ack, Participant, Trigger};
+use crate::message::{CheckpointId, Record};
 use crate::metrics::ActorMetrics;
 use crate::output::outlet::Outlet;
 use crate::output::{join_blocked, Blocked};
@@ -45,6 +46,16 @@ pub(crate) struct SourceSettings {
     pub(crate) strategy: WatermarkStrategy,
     pub(crate) batch_size: usize,
     pub(crate) stop: Arc<AtomicBool>,
+    /// Set when the job checkpoints.
+    pub(crate) participant: Option<Participant>,
+}
+
+/// What a source actor checkpoints: where its source is and its watermark.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct SourceSnapshot {
+    pub(crate) position: Option<Vec<u8>>,
+    pub(crate) max_ts: i64,
+    pub(crate) emitted: i64,
 }
 
 /// The source actor (its state is boxed: actix wants actors `Unpin`, and
@@ -70,6 +81,10 @@ pub(crate) struct SourceState<S: Source, F> {
     idle: bool,
     /// Stop was requested and the source drains what it accepted.
     closing: bool,
+    /// Checkpoints triggered, taken by the pump between batches (never
+    /// while a refused message is still being delivered: the barrier must
+    /// not overtake it).
+    triggers: Vec<CheckpointId>,
     done: bool,
 }
 
@@ -122,6 +137,7 @@ where
             last_data: now,
             idle: false,
             closing: false,
+            triggers: Vec::new(),
             done: false,
         }
     }
@@ -164,6 +180,24 @@ where
                 self.metrics.set_watermark(wm);
                 self.last_wm_emit = Instant::now();
             }
+        }
+    }
+
+    /// Restores the watermark state of a snapshot (the source itself was
+    /// already moved to its position).
+    pub(crate) fn restore_watermark(&mut self, snap: &SourceSnapshot) {
+        self.wm.max_ts = snap.max_ts;
+        self.wm.emitted = snap.emitted;
+    }
+
+    /// Records the position, injects the barrier, acknowledges.
+    fn checkpoint(&mut self, id: CheckpointId) {
+        let Some(p) = &self.settings.participant else { return };
+        let snap = SourceSnapshot { position: self.source.position(), max_ts: self.wm.max_ts, emitted: self.wm.emitted };
+        p.ack(Ack { id, actor: self.metrics.name.clone(), state: encode(&snap), alignment: Default::default() });
+        if !self.done {
+            self.out.barrier(id);
+            self.dead_out.barrier(id);
         }
     }
 
@@ -232,8 +266,17 @@ where
                     }
                 }
             }
+            if !self.triggers.is_empty() {
+                for id in std::mem::take(&mut self.triggers) {
+                    self.checkpoint(id);
+                }
+                self.take_blocked();
+                continue;
+            }
             if self.done {
-                ctx.stop();
+                // The actor stays up (idle) to acknowledge later checkpoints
+                // with its final position; the job's end stops its arbiter.
+                let _ = ctx;
                 return Poll::Ready(());
             }
             if !self.closing && self.settings.stop.load(Relaxed) {
@@ -310,6 +353,35 @@ where
     fn started(&mut self, ctx: &mut Context<Self>) {
         tracing::debug!(actor = %self.0.metrics.name, "source started");
         ctx.spawn(Pump);
+    }
+}
+
+impl<S, F> Handler<Trigger> for SourceActor<S, F>
+where
+    S: Source,
+    F: Fn(&S::Item) -> i64 + Send + 'static,
+{
+    type Result = ();
+
+    fn handle(&mut self, Trigger(id): Trigger, _ctx: &mut Context<Self>) {
+        if self.0.done && self.0.blocked.is_none() {
+            // The pump has ended: nothing to order the barrier against.
+            self.0.checkpoint(id);
+        } else {
+            // The pump takes it between batches; this message woke it.
+            self.0.triggers.push(id);
+        }
+    }
+}
+
+impl<S, F> SourceActor<S, F>
+where
+    S: Source,
+    F: Fn(&S::Item) -> i64 + Send + 'static,
+{
+    /// See [`SourceState::restore_watermark`].
+    pub(crate) fn restore_watermark(&mut self, snap: &SourceSnapshot) {
+        self.0.restore_watermark(snap);
     }
 }
 

@@ -30,11 +30,13 @@ pub struct FileSource<T> {
     path: PathBuf,
     format: FileFormat,
     state: Option<Reader>,
+    /// Where to start when opened: (byte offset, lines before it).
+    start: (u64, u64),
     _t: PhantomData<fn() -> T>,
 }
 
 enum Reader {
-    Json { lines: BufReader<File>, line_no: u64, buf: String },
+    Json { lines: BufReader<File>, line_no: u64, offset: u64, buf: String },
     Csv { reader: csv::Reader<File>, headers: csv::StringRecord, record: csv::StringRecord },
     Failed,
 }
@@ -59,7 +61,7 @@ impl<T> FileSource<T> {
     /// A file in `format`. The file is opened when the job starts; a file
     /// that cannot be opened becomes one dead letter naming the error.
     pub fn new(path: impl AsRef<Path>, format: FileFormat) -> Self {
-        FileSource { path: path.as_ref().to_path_buf(), format, state: None, _t: PhantomData }
+        FileSource { path: path.as_ref().to_path_buf(), format, state: None, start: (0, 0), _t: PhantomData }
     }
 
     fn origin(&self) -> String {
@@ -67,12 +69,23 @@ impl<T> FileSource<T> {
     }
 
     fn open(&self) -> Result<Reader, (u64, String)> {
+        use std::io::{Seek, SeekFrom};
         let file = File::open(&self.path).map_err(|e| (0, format!("cannot open: {e}")))?;
+        let (offset, line_no) = self.start;
         Ok(match self.format {
-            FileFormat::JsonLines => Reader::Json { lines: BufReader::with_capacity(1 << 16, file), line_no: 0, buf: String::new() },
+            FileFormat::JsonLines => {
+                let mut lines = BufReader::with_capacity(1 << 16, file);
+                lines.seek(SeekFrom::Start(offset)).map_err(|e| (line_no, format!("cannot seek to byte {offset}: {e}")))?;
+                Reader::Json { lines, line_no, offset, buf: String::new() }
+            }
             FileFormat::Csv => {
                 let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(file);
                 let headers = reader.headers().map_err(|e| (1, format!("cannot read the CSV header: {e}")))?.clone();
+                if offset > 0 {
+                    let mut pos = csv::Position::new();
+                    pos.set_byte(offset).set_line(line_no + 1);
+                    reader.seek(pos).map_err(|e| (line_no, format!("cannot seek to byte {offset}: {e}")))?;
+                }
                 Reader::Csv { reader, headers, record: csv::StringRecord::new() }
             }
         })
@@ -97,12 +110,13 @@ impl<T: DeserializeOwned + Send + 'static> Source for FileSource<T> {
         while out.remaining() > 0 {
             match state {
                 Reader::Failed => return Poll::Ready(SourceStatus::Exhausted),
-                Reader::Json { lines, line_no, buf } => {
+                Reader::Json { lines, line_no, offset, buf } => {
                     buf.clear();
                     match lines.read_line(buf) {
                         Ok(0) => return Poll::Ready(SourceStatus::Exhausted),
-                        Ok(_) => {
+                        Ok(n) => {
                             *line_no += 1;
+                            *offset += n as u64;
                             let text = buf.trim_end_matches(['\n', '\r']);
                             if text.trim().is_empty() {
                                 continue;
@@ -150,5 +164,32 @@ impl<T: DeserializeOwned + Send + 'static> Source for FileSource<T> {
             }
         }
         Poll::Ready(SourceStatus::Ready)
+    }
+
+    /// The byte offset and line number of the next line.
+    fn position(&self) -> Option<Vec<u8>> {
+        let (offset, line) = match &self.state {
+            None => self.start,
+            Some(Reader::Json { offset, line_no, .. }) => (*offset, *line_no),
+            Some(Reader::Csv { reader, .. }) => {
+                let p = reader.position();
+                (p.byte(), p.line().saturating_sub(1))
+            }
+            Some(Reader::Failed) => (u64::MAX, 0),
+        };
+        let mut b = offset.to_le_bytes().to_vec();
+        b.extend_from_slice(&line.to_le_bytes());
+        Some(b)
+    }
+
+    fn seek(&mut self, position: &[u8]) -> Result<(), String> {
+        let (Some(o), Some(l)) = (position.get(..8), position.get(8..16)) else {
+            return Err(format!("{}: a file position is 16 bytes, got {}", self.path.display(), position.len()));
+        };
+        let offset = u64::from_le_bytes(o.try_into().expect("8 bytes"));
+        let line = u64::from_le_bytes(l.try_into().expect("8 bytes"));
+        self.state = if offset == u64::MAX { Some(Reader::Failed) } else { None };
+        self.start = (offset, line);
+        Ok(())
     }
 }

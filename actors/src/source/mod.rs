@@ -105,4 +105,18 @@ pub trait Source: Send + 'static {
     fn close(&mut self) -> bool {
         false
     }
+
+    /// Where the source is, for a checkpoint: bytes that [`Self::seek`]
+    /// understands. `None` (the default) means the source cannot replay:
+    /// across a crash it is at-most-once.
+    fn position(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Moves to a position recorded by [`Self::position`], before the first
+    /// poll of a restored job.
+    fn seek(&mut self, position: &[u8]) -> Result<(), String> {
+        let _ = position;
+        Err("this source cannot seek".into())
+    }
 }

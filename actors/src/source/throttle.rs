@@ -60,4 +60,12 @@ impl<S: Source> Source for Throttled<S> {
     fn close(&mut self) -> bool {
         self.inner.close()
     }
+
+    fn position(&self) -> Option<Vec<u8>> {
+        self.inner.position()
+    }
+
+    fn seek(&mut self, position: &[u8]) -> Result<(), String> {
+        self.inner.seek(position)
+    }
 }

@@ -9,9 +9,9 @@
 //! watermark never goes backwards; a reactivated input whose watermark is
 //! behind may deliver late records.
 //!
-//! Barriers: without blocking inputs, a barrier is forwarded once every
-//! input that has not ended delivered it (at-least-once alignment); exact
-//! alignment comes with checkpoints.
+//! Barriers: a barrier is complete once every input that has not ended
+//! delivered it; until then [`InputTracker::is_blocked`] tells which inputs
+//! must be held back (exactly-once alignment, see `checkpoint::align`).
 
 use crate::message::{CheckpointId, Message, Timestamp};
 
@@ -56,6 +56,12 @@ impl InputTracker {
     /// The combined watermark.
     pub fn watermark(&self) -> Timestamp {
         self.combined
+    }
+
+    /// Whether `input` has delivered the barrier of a checkpoint that is
+    /// still aligning: what it sends now must be held back.
+    pub fn is_blocked(&self, input: usize) -> bool {
+        self.inputs.get(input).is_some_and(|i| i.barrier.is_some())
     }
 
     /// Whether every input has ended.

@@ -75,8 +75,8 @@ impl WatermarkStrategy {
 #[derive(Debug, Clone)]
 pub(crate) struct WatermarkGenerator {
     bound: i64,
-    max_ts: Timestamp,
-    emitted: Timestamp,
+    pub(crate) max_ts: Timestamp,
+    pub(crate) emitted: Timestamp,
 }
 
 impl WatermarkGenerator {

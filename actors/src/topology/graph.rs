@@ -12,7 +12,13 @@ use std::sync::{Arc, Mutex};
 
 use actix::{Actor, Addr, Arbiter, Context, Recipient};
 
-use crate::job::{JobHandle, JobShared};
+use std::collections::HashMap;
+
+use crate::checkpoint::coordinator::{Coordinator, Register};
+use crate::checkpoint::{CheckpointConfig, Completed, Participant, Trigger};
+use crate::job::{JobError, JobHandle, JobShared};
+use crate::message::CheckpointId;
+use crate::state::{LocalDirBackend, RestoredCheckpoint, StateBackend, StateError};
 use crate::metrics::{ActorKind, ActorMetrics};
 use crate::output::edge::Discard;
 use crate::output::outlet::Outlet;
@@ -27,6 +33,7 @@ pub(crate) struct JobConfig {
     pub(crate) name: String,
     pub(crate) batch_size: usize,
     pub(crate) mailbox_capacity: usize,
+    pub(crate) checkpoint: Option<CheckpointConfig>,
 }
 
 /// What a node's spawn function is told about its node.
@@ -38,6 +45,9 @@ pub(crate) struct NodeInfo {
     pub(crate) inputs: usize,
     /// First input index of this node's instances at the dead-letter sink.
     pub(crate) dead_offset: usize,
+    /// Whether its actors acknowledge checkpoints (plain-actor operators
+    /// only forward barriers).
+    pub(crate) acks: bool,
 }
 
 pub(crate) type SpawnFn = Box<dyn FnOnce(&mut Spawner, &NodeInfo) + Send>;
@@ -82,7 +92,7 @@ impl Graph {
             self.invalid(name, "parallelism", "0 (must be >= 1)".into());
         }
         self.nodes.push(Node {
-            info: NodeInfo { name: name.to_string(), kind, parallelism: parallelism.max(1), inputs: 0, dead_offset: 0 },
+            info: NodeInfo { name: name.to_string(), kind, parallelism: parallelism.max(1), inputs: 0, dead_offset: 0, acks: true },
             connected: false,
             side_taken: false,
             spawn: None,
@@ -173,8 +183,46 @@ impl Graph {
         order
     }
 
+    /// What identifies the topology for checkpoints: nodes (name, kind,
+    /// parallelism) and edges.
+    fn fingerprint(&self) -> String {
+        let mut f = String::new();
+        for n in &self.nodes {
+            f.push_str(&format!("{}:{:?}:{};", n.info.name, n.info.kind, n.info.parallelism));
+        }
+        for (a, b) in &self.edges {
+            f.push_str(&format!("{a}>{b};"));
+        }
+        f
+    }
+
+    /// Opens the checkpoint directory and reads the checkpoint to resume
+    /// from, if any.
+    fn open_checkpoints(&self, config: &CheckpointConfig) -> Result<(LocalDirBackend, Option<RestoredCheckpoint>), JobError> {
+        let err = |e: StateError| JobError::Checkpoint(e.to_string());
+        let backend = LocalDirBackend::new(config.dir.clone(), config.retain).map_err(err)?;
+        let latest = backend.latest().map_err(err)?;
+        if let Some(r) = &latest {
+            for e in &r.skipped {
+                tracing::error!(job = %self.config.name, error = %e, "corrupt checkpoint skipped; using the previous complete one");
+            }
+            let want = self.fingerprint();
+            if r.meta.topology != want {
+                return Err(JobError::Checkpoint(format!(
+                    "checkpoint {} in {} was written by a different topology (operators or parallelism differ); refusing to restore it.\n  checkpoint: {}\n  this job:   {}",
+                    r.meta.id.seq,
+                    config.dir.display(),
+                    r.meta.topology,
+                    want
+                )));
+            }
+            tracing::info!(job = %self.config.name, seq = r.meta.id.seq, dir = %config.dir.display(), "resuming from checkpoint");
+        }
+        Ok((backend, latest))
+    }
+
     /// Starts every actor (inside a running actix System).
-    pub(crate) fn spawn(mut self) -> JobHandle {
+    pub(crate) fn spawn(mut self) -> Result<JobHandle, JobError> {
         let sinks: usize = self.nodes.iter().filter(|n| n.info.kind == ActorKind::Sink).map(|n| n.info.parallelism).sum();
         let shared = JobShared::new(self.config.name.clone(), sinks);
         let order = self.spawn_order();
@@ -185,19 +233,60 @@ impl Graph {
             sources: Vec::new(),
             stop_flags: Vec::new(),
             dead: self.dead.take().map(|d| d.1),
+            participant: None,
+            restored: None,
+            triggers: Vec::new(),
+            completions: Vec::new(),
+            error: None,
         };
+        let mut coordinator = None;
+        if let Some(config) = self.config.checkpoint.clone() {
+            let (backend, latest) = self.open_checkpoints(&config)?;
+            let actors: Vec<String> = self
+                .nodes
+                .iter()
+                .filter(|n| n.info.acks)
+                .flat_map(|n| (0..n.info.parallelism).map(move |i| format!("{}#{}", n.info.name, i)))
+                .collect();
+            let next_seq = latest.as_ref().map_or(1, |r| r.meta.id.seq + 1);
+            if let Some(r) = latest {
+                spawner.restored = Some((r.meta.id, r.snapshots));
+            }
+            let coord = Coordinator::new(shared.id, next_seq, config, Box::new(backend), self.fingerprint(), actors, Arc::clone(&shared));
+            let arbiter = Arbiter::new();
+            let addr = Coordinator::start_in_arbiter(&arbiter.handle(), move |ctx| {
+                ctx.set_mailbox_capacity(4096);
+                coord
+            });
+            spawner.arbiters.push(arbiter);
+            spawner.participant = Some(Participant { coordinator: addr.clone().recipient() });
+            coordinator = Some(addr);
+        }
         tracing::info!(job = %self.config.name, id = %shared.id, nodes = self.nodes.len(), "starting job");
         for i in order {
             let node = &mut self.nodes[i];
             let spawn = node.spawn.take().expect("validated: every node has a spawn function");
             spawn(&mut spawner, &node.info);
+            if let Some(e) = spawner.error.take() {
+                for a in spawner.arbiters.drain(..) {
+                    a.stop();
+                }
+                return Err(JobError::Checkpoint(e));
+            }
         }
-        JobHandle {
+        if let Some(c) = &coordinator {
+            let register = Register { sources: std::mem::take(&mut spawner.triggers), sinks: std::mem::take(&mut spawner.completions) };
+            if c.try_send(register).is_err() {
+                return Err(JobError::Runtime("the checkpoint coordinator did not start".into()));
+            }
+        }
+        Ok(JobHandle {
             shared,
             sources: Arc::new(spawner.sources),
             stop_flags: Arc::new(spawner.stop_flags),
             arbiters: Arc::new(Mutex::new(spawner.arbiters)),
-        }
+            coordinator: coordinator.map(|c| c.recipient()),
+        })
     }
 }
 
@@ -209,6 +298,11 @@ pub(crate) struct Spawner {
     sources: Vec<Recipient<StopSource>>,
     stop_flags: Vec<Arc<AtomicBool>>,
     dead: Option<OutputFactory<DeadLetter>>,
+    participant: Option<Participant>,
+    restored: Option<(CheckpointId, HashMap<String, Vec<u8>>)>,
+    triggers: Vec<Recipient<Trigger>>,
+    completions: Vec<Recipient<Completed>>,
+    error: Option<String>,
 }
 
 impl Spawner {
@@ -246,8 +340,50 @@ impl Spawner {
         Outlet::new(emit, Arc::clone(metrics))
     }
 
-    pub(crate) fn register_source(&mut self, stop: Recipient<StopSource>, flag: Arc<AtomicBool>) {
+    pub(crate) fn register_source(&mut self, stop: Recipient<StopSource>, trigger: Recipient<Trigger>, flag: Arc<AtomicBool>) {
         self.sources.push(stop);
         self.stop_flags.push(flag);
+        if self.participant.is_some() {
+            self.triggers.push(trigger);
+        }
+    }
+
+    /// A sink to tell when checkpoints complete.
+    pub(crate) fn register_sink(&mut self, sink: Recipient<Completed>) {
+        if self.participant.is_some() {
+            self.completions.push(sink);
+        }
+    }
+
+    /// How actors take part in checkpoints, when the job checkpoints.
+    pub(crate) fn participant(&self) -> Option<Participant> {
+        self.participant.clone()
+    }
+
+    /// The snapshot of `actor` in the checkpoint the job resumes from.
+    pub(crate) fn restored(&mut self, actor: &str) -> Option<Vec<u8>> {
+        let (id, snaps) = self.restored.as_mut()?;
+        let found = snaps.remove(actor);
+        if found.is_none() {
+            let seq = id.seq;
+            self.fail(format!("checkpoint {seq} has no snapshot for {actor}: it was written by a different topology"));
+        }
+        found
+    }
+
+    /// The checkpoint the job resumes from.
+    pub(crate) fn restored_id(&self) -> Option<CheckpointId> {
+        self.restored.as_ref().map(|r| r.0)
+    }
+
+    /// Starting cannot go on; the job start fails with `e`.
+    pub(crate) fn fail(&mut self, e: String) {
+        self.error.get_or_insert(e);
+    }
+
+    /// [`Self::fail`], for spawn functions that must return targets.
+    pub(crate) fn fail_with<T>(&mut self, e: String) -> Vec<T> {
+        self.fail(e);
+        Vec::new()
     }
 }

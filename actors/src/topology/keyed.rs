@@ -4,6 +4,9 @@ use std::fmt;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use crate::metrics::{ActorKind, ActorMetrics};
 use crate::operator::Operator;
 use crate::output::edge::KeyBy;
@@ -31,7 +34,7 @@ impl<K, T: Send + 'static, F> fmt::Debug for KeyedStream<K, T, F> {
 
 impl<K, T, F> KeyedStream<K, T, F>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     T: Send + 'static,
     F: Fn(&T) -> K + Clone + Send + 'static,
 {
@@ -123,7 +126,7 @@ impl<K, T: Send + 'static, F> fmt::Debug for WindowedStream<K, T, F> {
 
 impl<K, T, F> WindowedStream<K, T, F>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     T: Send + 'static,
     F: Fn(&T) -> K + Clone + Send + 'static,
 {
@@ -204,7 +207,14 @@ where
                     let out = Outlet::new(out_factory(i, &metrics), Arc::clone(&metrics));
                     let late_out = Outlet::new(late_factory(i, &metrics), Arc::clone(&metrics));
                     let (agg, inputs, m) = (agg.clone(), info.inputs, Arc::clone(&metrics));
-                    let addr = sp.start(move |_| WindowActor::new(windows, options, agg, inputs, out, late_out, m));
+                    let mut actor = WindowActor::new(windows, options, agg, inputs, out, late_out, m);
+                    if let Some(p) = sp.participant() {
+                        let restored = sp.restored(&metrics.name);
+                        if let Err(e) = actor.checkpointed(p, restored.as_deref()) {
+                            sp.fail(e);
+                        }
+                    }
+                    let addr = sp.start(move |_| actor);
                     Target { recipient: addr.recipient(), queued: Arc::clone(&metrics.mailbox) }
                 })
                 .collect();

@@ -43,7 +43,8 @@ use crate::output::outlet::Outlet;
 use crate::output::stage::{Filter, FlatMap, Map};
 use crate::output::{Emit, Inbox, OutputFactory, Target};
 use crate::sink::{RecipientSinkActor, Sink, SinkActor};
-use crate::source::actor::{SourceActor, SourceSettings};
+use crate::checkpoint::{decode, CheckpointConfig};
+use crate::source::actor::{SourceActor, SourceSettings, SourceSnapshot};
 use crate::source::{DeadLetter, Source};
 use crate::time::WatermarkStrategy;
 
@@ -93,7 +94,7 @@ impl JobBuilder {
     /// A new, empty job. Defaults: batches of up to 1,024 records, mailboxes
     /// of 16 messages.
     pub fn new(name: impl Into<String>) -> Self {
-        let config = JobConfig { name: name.into(), batch_size: 1024, mailbox_capacity: 16 };
+        let config = JobConfig { name: name.into(), batch_size: 1024, mailbox_capacity: 16, checkpoint: None };
         JobBuilder { graph: Arc::new(Mutex::new(Graph::new(config))) }
     }
 
@@ -107,6 +108,22 @@ impl JobBuilder {
     /// about `(capacity + senders) × batch size` records.
     pub fn mailbox_capacity(self, n: usize) -> Self {
         lock(&self.graph).config.mailbox_capacity = n;
+        self
+    }
+
+    /// Takes consistent checkpoints as configured, and resumes from the
+    /// latest complete one found in its directory when the job starts.
+    pub fn checkpointing(self, config: CheckpointConfig) -> Self {
+        {
+            let mut g = lock(&self.graph);
+            if config.retain == 0 {
+                g.invalid("job", "checkpoints retained", "0 (must be >= 1)".into());
+            }
+            if config.interval == Some(std::time::Duration::ZERO) {
+                g.invalid("job", "checkpoint interval", "0 (must be > 0)".into());
+            }
+            g.config.checkpoint = Some(config);
+        }
         self
     }
 
@@ -143,11 +160,37 @@ impl JobBuilder {
                 let out = Outlet::new(factory(i, &metrics), Arc::clone(&metrics));
                 let dead = sp.dead_letters(info, i, &metrics);
                 let stop = Arc::new(AtomicBool::new(false));
-                let settings = SourceSettings { strategy, batch_size: sp.config.batch_size, stop: Arc::clone(&stop) };
-                let source = make(i);
+                let participant = sp.participant();
+                let settings = SourceSettings { strategy, batch_size: sp.config.batch_size, stop: Arc::clone(&stop), participant };
+                let mut source = make(i);
+                let mut snapshot = None;
+                if let Some(bytes) = sp.restored(&metrics.name) {
+                    match decode::<SourceSnapshot>(&metrics.name, &bytes) {
+                        Ok(snap) => {
+                            if let Some(pos) = &snap.position {
+                                if let Err(e) = source.seek(pos) {
+                                    sp.fail(format!("{}: cannot seek to the checkpointed position: {e}", metrics.name));
+                                }
+                            }
+                            snapshot = Some(snap);
+                        }
+                        Err(e) => sp.fail(e),
+                    }
+                }
+                if sp.participant().is_some() && source.position().is_none() {
+                    tracing::warn!(source = %metrics.name, "this source cannot replay: across a crash its records are at-most-once");
+                }
+                let name = metrics.name.clone();
                 let ts = timestamps.clone();
-                let addr = sp.start(move |_| SourceActor::new(source, ts, out, dead, settings, metrics));
-                sp.register_source(addr.recipient(), stop);
+                let addr = sp.start(move |_| {
+                    let mut actor = SourceActor::new(source, ts, out, dead, settings, metrics);
+                    if let Some(snap) = &snapshot {
+                        actor.restore_watermark(snap);
+                    }
+                    actor
+                });
+                tracing::debug!(source = %name, "source started");
+                sp.register_source(addr.clone().recipient(), addr.recipient(), stop);
             }
         }));
         drop(g);
@@ -285,7 +328,7 @@ impl<T: Send + 'static> Stream<T> {
     /// on its own thread; equal keys always meet at the same instance.
     pub fn key_by<K, F>(self, key: F, parallelism: usize) -> KeyedStream<K, T, F>
     where
-        K: std::hash::Hash + Eq + Clone + Send + 'static,
+        K: std::hash::Hash + Eq + Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
         F: Fn(&T) -> K + Clone + Send + 'static,
     {
         KeyedStream::new(self, key, parallelism)
@@ -312,7 +355,14 @@ impl<T: Send + 'static> Stream<T> {
         F: Fn(ActorOperatorInfo, Outlet<U>) -> A + Clone + Send + 'static,
     {
         let p = self.parallelism;
-        self.into_node(name, ActorKind::Operator, p, true, actor_spawner(make))
+        let graph = Arc::clone(&self.graph);
+        let out = self.into_node(name, ActorKind::Operator, p, true, actor_spawner(make));
+        // A plain actor's state is its own: it forwards barriers through its
+        // outlet but takes no part in snapshots.
+        if let Some(n) = lock(&graph).nodes.last_mut() {
+            n.info.acks = false;
+        }
+        out
     }
 
     /// Delivers the records to `sink` (one sink actor).
@@ -320,7 +370,16 @@ impl<T: Send + 'static> Stream<T> {
         let spawn = move |sp: &mut Spawner, info: &NodeInfo, _port: OutputFactory<()>| -> Vec<Target<T>> {
             let metrics = sp.metrics(info, 0);
             let (m, shared, inputs) = (Arc::clone(&metrics), Arc::clone(&sp.shared), info.inputs);
-            let addr = sp.start(move |_| SinkActor::new(sink, inputs, m, shared));
+            let mut actor = SinkActor::new(sink, inputs, m, shared);
+            if let Some(p) = sp.participant() {
+                let restored = sp.restored(&metrics.name);
+                let id = sp.restored_id();
+                if let Err(e) = actor.checkpointed(p, id.zip(restored.as_deref())) {
+                    return sp.fail_with(e);
+                }
+            }
+            let addr = sp.start(move |_| actor);
+            sp.register_sink(addr.clone().recipient());
             vec![Target { recipient: addr.recipient(), queued: Arc::clone(&metrics.mailbox) }]
         };
         let _: Stream<()> = self.into_node(name, ActorKind::Sink, 1, false, spawn);
@@ -335,7 +394,9 @@ impl<T: Send + 'static> Stream<T> {
         let spawn = move |sp: &mut Spawner, info: &NodeInfo, _port: OutputFactory<()>| -> Vec<Target<T>> {
             let metrics = sp.metrics(info, 0);
             let (m, shared, inputs) = (Arc::clone(&metrics), Arc::clone(&sp.shared), info.inputs);
-            let addr = sp.start(move |_| RecipientSinkActor::new(recipient, inputs, m, shared));
+            let mut actor = RecipientSinkActor::new(recipient, inputs, m, shared);
+            actor.participant = sp.participant();
+            let addr = sp.start(move |_| actor);
             vec![Target { recipient: addr.recipient(), queued: Arc::clone(&metrics.mailbox) }]
         };
         let _: Stream<()> = self.into_node(name, ActorKind::Sink, 1, false, spawn);
@@ -395,7 +456,14 @@ where
                 let metrics = sp.metrics(info, i);
                 let out = Outlet::new(factory(i, &metrics), Arc::clone(&metrics));
                 let (op, inputs, m) = (make(i), info.inputs, Arc::clone(&metrics));
-                let addr = sp.start(move |_| OperatorActor::new(op, inputs, out, m));
+                let mut actor = OperatorActor::new(op, inputs, out, m);
+                if let Some(p) = sp.participant() {
+                    let restored = sp.restored(&metrics.name);
+                    if let Err(e) = actor.checkpointed(p, restored.as_deref()) {
+                        sp.fail(e);
+                    }
+                }
+                let addr = sp.start(move |_| actor);
                 Target { recipient: addr.recipient(), queued: Arc::clone(&metrics.mailbox) }
             })
             .collect()

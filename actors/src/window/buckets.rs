@@ -12,12 +12,18 @@
 //! Invariants: `index` maps distinct instants to distinct slab entries, and
 //! no entry of `free` is in `index`; `cached`, when set, is an entry of
 //! `index`; `entries` is the total number of states in the indexed buckets.
+//!
+//! A checkpoint stores the buckets as a list of `(instant, [(key, state)])`
+//! in ascending instant ([`Buckets::snapshot`]), never as hash maps: the
+//! index, the slab and the cache are rebuilt on restore
+//! ([`Buckets::from_snapshot`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::ops::Bound::{Excluded, Included};
 
 use foldhash::fast::FixedState;
+use serde::{Serialize, Serializer};
 
 use crate::message::Timestamp;
 
@@ -35,6 +41,10 @@ pub(super) type KeyMap<K, S> = HashMap<K, S, FixedState>;
 pub(super) fn key_map<K, S>() -> KeyMap<K, S> {
     HashMap::with_hasher(FixedState::with_seed(SEED))
 }
+
+/// The decoded form of [`Buckets::snapshot`]: per instant, ascending, the
+/// states of its keys.
+pub(super) type BucketEntries<K, S> = Vec<(Timestamp, Vec<(K, S)>)>;
 
 /// States of (key, instant) pairs, grouped by instant, in time order.
 pub(super) struct Buckets<K, S> {
@@ -161,5 +171,70 @@ impl<K: Hash + Eq, S> Buckets<K, S> {
         }
         self.free.push(i);
         true
+    }
+
+    /// The states for a checkpoint: serializes as [`BucketEntries`], each
+    /// bucket's states in the order a firing visits them.
+    pub(super) fn snapshot(&self) -> impl Serialize + '_
+    where
+        K: Serialize,
+        S: Serialize,
+    {
+        SeqOf(|| self.index.iter().map(|(&at, &i)| (at, MapEntries(&self.slab[i]))))
+    }
+
+    /// The buckets of a [`Buckets::snapshot`]. Each bucket's states are
+    /// inserted in the order they were stored, so a restored bucket usually
+    /// fires its keys in the same order as the original — but a hash map's
+    /// order also depends on its history, so that is not guaranteed.
+    pub(super) fn from_snapshot(entries: BucketEntries<K, S>) -> Result<Self, String> {
+        let mut buckets = Buckets::new();
+        let mut previous = None;
+        for (at, states) in entries {
+            if previous.is_some_and(|p| p >= at) {
+                return Err(format!("instant {at} is not after the one stored before it"));
+            }
+            previous = Some(at);
+            if states.is_empty() {
+                continue; // the original never holds an empty bucket; harmless
+            }
+            let mut map = key_map();
+            map.reserve(states.len());
+            for (key, state) in states {
+                if map.insert(key, state).is_some() {
+                    return Err(format!("a key is stored twice at instant {at}"));
+                }
+            }
+            buckets.entries += map.len();
+            buckets.index.insert(at, buckets.slab.len());
+            buckets.slab.push(map);
+        }
+        Ok(buckets)
+    }
+}
+
+/// Serializes a map's entries as a sequence of `(key, value)` pairs, in the
+/// map's iteration order (not as a map: decoding a `Vec` is about twice as
+/// fast as decoding a `HashMap`, which rehashes).
+pub(super) struct MapEntries<'a, K, S>(pub(super) &'a KeyMap<K, S>);
+
+impl<K: Serialize, S: Serialize> Serialize for MapEntries<'_, K, S> {
+    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        serializer.collect_seq(self.0.iter())
+    }
+}
+
+/// Serializes what a closure's iterator yields, as a sequence (the closure
+/// makes the view reusable: `serialize` takes `&self`).
+pub(super) struct SeqOf<F>(pub(super) F);
+
+impl<F, I> Serialize for SeqOf<F>
+where
+    F: Fn() -> I,
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        serializer.collect_seq((self.0)())
     }
 }

@@ -28,6 +28,11 @@
 //! ([`pane_windows`]); sessions per key with an ordered index of wake-up
 //! times ([`session_windows`], merging in [`crate::window::session`]); count
 //! windows per key ([`count_windows`]).
+//!
+//! For checkpoints, [`WindowCore::snapshot`] encodes all of that state (and
+//! the watermark and late-record counter) as rmp-serde bytes, headed by the
+//! window configuration, and [`WindowCore::restore`] puts it back into a
+//! core built with the same configuration ([`snapshot`]).
 
 // One file per window kind, beside this one in `window/`: they are the
 // core's submodules, since the core is their only user.
@@ -39,6 +44,8 @@ mod count_windows;
 mod pane_windows;
 #[path = "session_windows.rs"]
 mod session_windows;
+#[path = "snapshot.rs"]
+mod snapshot;
 #[path = "time_windows.rs"]
 mod time_windows;
 
@@ -48,6 +55,12 @@ mod early_firing_tests;
 #[cfg(test)]
 #[path = "proptests.rs"]
 mod proptests;
+#[cfg(test)]
+#[path = "snapshot_proptests.rs"]
+mod snapshot_proptests;
+#[cfg(test)]
+#[path = "snapshot_tests.rs"]
+mod snapshot_tests;
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;
@@ -71,6 +84,10 @@ pub(crate) type Fired<K, R> = Vec<Record<WindowResult<K, R>>>;
 pub(crate) struct WindowCore<K, T, A: Aggregate<T>> {
     /// The user's aggregate: creates, updates, merges and reads accumulators.
     agg: A,
+    /// The configured window kind (checked when a snapshot is restored).
+    windows: Windows,
+    /// The configured options (checked when a snapshot is restored).
+    options: WindowOptions,
     /// The state of the configured window kind.
     kind: Kind<K, A::Acc>,
     /// The current event-time watermark (`i64::MIN` before the first).
@@ -126,7 +143,7 @@ where
             Windows::Session { gap } => Kind::Session(SessionWindows::new(gap.max(1), lateness, early)),
             Windows::Count { size } => Kind::Count(CountWindows::new(size.max(1), early)),
         };
-        WindowCore { agg, kind, watermark: Timestamp::MIN, late_records: 0, _values: PhantomData }
+        WindowCore { agg, windows, options, kind, watermark: Timestamp::MIN, late_records: 0, _values: PhantomData }
     }
 
     /// Adds one record. Records whose windows have all closed for good go to

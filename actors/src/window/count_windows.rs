@@ -7,16 +7,22 @@
 //! timestamp of its records. Event time plays no part, so no record is ever
 //! late; only end of input (watermark `i64::MAX`) matters: it fires every
 //! partly filled window, so that no record is lost.
+//!
+//! A checkpoint stores every key's window being filled, empty ones too
+//! (they hold the key's position), as a list of entries ([`CountSnapshot`]).
 
 use std::hash::Hash;
 
-use super::buckets::{key_map, KeyMap};
+use serde::{Deserialize, Serialize};
+
+use super::buckets::{key_map, KeyMap, MapEntries};
 use super::{emit, Fired};
 use crate::message::{Timestamp, END_OF_TIME};
 use crate::window::{Aggregate, Timing, Window};
 
 /// The window being filled for one key.
-struct Filling<Acc> {
+#[derive(Serialize, Deserialize)]
+pub(super) struct Filling<Acc> {
     /// The aggregate of its records.
     acc: Acc,
     /// Position of its first record in the key's sequence.
@@ -52,6 +58,10 @@ impl<Acc> Filling<Acc> {
         self.dirty = false;
     }
 }
+
+/// The decoded form of [`CountWindows::snapshot`]: every key's window being
+/// filled.
+pub(super) type CountSnapshot<K, Acc> = Vec<(K, Filling<Acc>)>;
 
 /// Count windows of every key.
 pub(super) struct CountWindows<K, Acc> {
@@ -152,5 +162,32 @@ impl<K: Hash + Eq + Clone, Acc> CountWindows<K, Acc> {
     /// Number of keys with a partly filled window.
     pub(super) fn open_windows(&self) -> usize {
         self.open
+    }
+
+    /// The windows being filled, for a checkpoint (serializes as a
+    /// [`CountSnapshot`]).
+    pub(super) fn snapshot(&self) -> impl Serialize + '_
+    where
+        K: Serialize,
+        Acc: Serialize,
+    {
+        MapEntries(&self.keys)
+    }
+
+    /// Windows configured like these, holding the state of a snapshot.
+    pub(super) fn restored(&self, state: CountSnapshot<K, Acc>) -> Result<Self, String> {
+        let mut me = CountWindows::new(self.size, self.early_every);
+        me.keys.reserve(state.len());
+        for (n, (key, filling)) in state.into_iter().enumerate() {
+            // A full window fires and starts afresh at once.
+            if filling.len >= me.size {
+                return Err(format!("key #{n} holds {} records, a window holds {}", filling.len, me.size));
+            }
+            me.open += usize::from(filling.len > 0);
+            if me.keys.insert(key, filling).is_some() {
+                return Err(format!("key #{n} is stored twice"));
+            }
+        }
+        Ok(me)
     }
 }

@@ -16,21 +16,31 @@
 //! dirty exactly when one of its panes is: its last firing was the last
 //! early firing that found it dirty. Early firing by count needs a counter
 //! per window, so it uses [`super::time_windows`] instead.
+//!
+//! A checkpoint stores the panes by pane end ([`PaneSnapshot`]), with their
+//! dirty flags; which windows fired follows from the watermark.
 
 use std::hash::Hash;
 
-use super::buckets::Buckets;
+use serde::{Deserialize, Serialize};
+
+use super::buckets::{BucketEntries, Buckets};
 use super::{emit, last_instant, Fired};
 use crate::message::Timestamp;
 use crate::window::{Aggregate, Timing, Window};
 
 /// The state of one pane of one key.
-struct Pane<Acc> {
+#[derive(Serialize, Deserialize)]
+pub(super) struct Pane<Acc> {
     /// The aggregate of the pane's records.
     acc: Acc,
     /// Changed since the last processing-time early firing.
     dirty: bool,
 }
+
+/// The decoded form of [`PaneWindows::snapshot`]: per pane end, the panes
+/// of its keys.
+pub(super) type PaneSnapshot<K, Acc> = BucketEntries<K, Pane<Acc>>;
 
 /// Pane-based sliding windows of every key.
 pub(super) struct PaneWindows<K, Acc> {
@@ -203,5 +213,20 @@ impl<K: Hash + Eq + Clone, Acc: Clone> PaneWindows<K, Acc> {
     /// Number of (key, pane) states held.
     pub(super) fn open_panes(&self) -> usize {
         self.panes.len()
+    }
+
+    /// The panes for a checkpoint (serializes as a [`PaneSnapshot`]).
+    pub(super) fn snapshot(&self) -> impl Serialize + '_
+    where
+        K: Serialize,
+        Acc: Serialize,
+    {
+        self.panes.snapshot()
+    }
+
+    /// Windows configured like these, holding the panes of a snapshot.
+    pub(super) fn restored(&self, state: PaneSnapshot<K, Acc>) -> Result<Self, String> {
+        let (size, slide, lateness) = (self.size, self.slide, self.lateness);
+        Ok(PaneWindows { size, slide, lateness, panes: Buckets::from_snapshot(state)?, scratch: Vec::new() })
     }
 }

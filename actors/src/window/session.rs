@@ -13,11 +13,13 @@
 
 use std::ops::Range;
 
+use serde::{Deserialize, Serialize};
+
 use crate::message::Timestamp;
 use crate::window::{Aggregate, Window};
 
 /// One session window of one key and its firing state.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Session<Acc> {
     /// `[earliest record, latest record + gap)`.
     pub(crate) window: Window,
@@ -55,6 +57,23 @@ impl<Acc> SessionSet<Acc> {
     /// No session.
     pub(crate) fn new() -> Self {
         SessionSet { sessions: Vec::new() }
+    }
+
+    /// The sessions of a checkpoint, checked against the module invariant
+    /// (sorted by start, separated by gaps); the error says which is broken.
+    pub(crate) fn from_sessions(sessions: Vec<Session<Acc>>) -> Result<Self, String> {
+        if let Some(s) = sessions.iter().find(|s| s.window.start > s.window.end) {
+            return Err(format!("session {:?} ends before it starts", s.window));
+        }
+        if let Some(pair) = sessions.windows(2).find(|p| p[0].window.end >= p[1].window.start) {
+            return Err(format!("sessions {:?} and {:?} are not separated by a gap", pair[0].window, pair[1].window));
+        }
+        Ok(SessionSet { sessions })
+    }
+
+    /// The sessions, by start.
+    pub(crate) fn as_slice(&self) -> &[Session<Acc>] {
+        &self.sessions
     }
 
     /// Number of sessions.

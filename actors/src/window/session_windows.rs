@@ -13,9 +13,16 @@
 //! finds nothing due and sleeps again): the index is not touched per record.
 //! A wake-up whose time is no longer its key's is stale and skipped (lazy
 //! deletion).
+//!
+//! A checkpoint stores each key with its wake-up time and sessions, in the
+//! order the live wake-ups are due ([`SessionSnapshot`]); restoring
+//! schedules the keys again in that order, so the wake-up index comes back
+//! without its stale entries.
 
 use std::collections::BTreeMap;
 use std::hash::Hash;
+
+use serde::Serialize;
 
 use super::buckets::{key_map, KeyMap};
 use super::{emit, last_instant, Fired};
@@ -67,6 +74,10 @@ impl<K> Wakeups<K> {
         self.spare.push(keys);
     }
 }
+
+/// The decoded form of [`SessionWindows::snapshot`]: each key with its
+/// wake-up time and its sessions (by start), by wake-up time.
+pub(super) type SessionSnapshot<K, Acc> = Vec<(K, Timestamp, Vec<Session<Acc>>)>;
 
 /// Session windows of every key.
 pub(super) struct SessionWindows<K, Acc> {
@@ -202,6 +213,66 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
     /// Number of (key, session) states held.
     pub(super) fn open_windows(&self) -> usize {
         self.open
+    }
+
+    /// The sessions for a checkpoint (serializes as a [`SessionSnapshot`]).
+    /// Keys come in the order their live wake-ups are due — for one time,
+    /// the first live entry of each key in the group, which is the one that
+    /// wakes it — so that keys waking at the same time wake in the same
+    /// order after a restore.
+    pub(super) fn snapshot(&self) -> impl Serialize + '_
+    where
+        K: Serialize,
+        Acc: Serialize,
+    {
+        let mut order = Vec::with_capacity(self.keys.len());
+        let mut seen: KeyMap<&K, ()> = key_map();
+        seen.reserve(self.keys.len());
+        for (&at, group) in &self.wakeups.due {
+            for key in group {
+                if let Some((key, state)) = self.keys.get_key_value(key) {
+                    if state.wake == at && seen.insert(key, ()).is_none() {
+                        order.push((key, at, state.sessions.as_slice()));
+                    }
+                }
+            }
+        }
+        // Every key's wake-up was pushed when it was set, so the walk found
+        // every key; this only keeps a broken invariant from losing state.
+        debug_assert_eq!(order.len(), self.keys.len(), "a key without a live wake-up");
+        if order.len() < self.keys.len() {
+            for (key, state) in &self.keys {
+                if !seen.contains_key(key) {
+                    order.push((key, state.wake, state.sessions.as_slice()));
+                }
+            }
+        }
+        order
+    }
+
+    /// Sessions configured like these, holding the state of a snapshot; the
+    /// wake-ups are scheduled again in the stored order.
+    pub(super) fn restored(&self, state: SessionSnapshot<K, Acc>) -> Result<Self, String> {
+        let mut me = SessionWindows::new(self.gap, self.lateness, self.early_every);
+        me.keys.reserve(state.len());
+        for (n, (key, wake, sessions)) in state.into_iter().enumerate() {
+            let sessions = SessionSet::from_sessions(sessions).map_err(|e| format!("key #{n}: {e}"))?;
+            // Keys without sessions are removed, and a key wakes no later
+            // than its next event (else a session would fire late).
+            match sessions.next_event(self.lateness) {
+                None => return Err(format!("key #{n} has no session")),
+                Some(next) if wake > next => {
+                    return Err(format!("key #{n} wakes at {wake}, after its next event at {next}"))
+                }
+                Some(_) => {}
+            }
+            me.open += sessions.len();
+            me.wakeups.push(wake, key.clone());
+            if me.keys.insert(key, KeySessions { sessions, wake }).is_some() {
+                return Err(format!("key #{n} is stored twice"));
+            }
+        }
+        Ok(me)
     }
 }
 

@@ -8,16 +8,23 @@
 //! behind the watermark has fired on time (or, created late, fires as soon as
 //! it is created), and a record is late exactly when every one of its windows
 //! has been dropped; a record with some windows left updates those only.
+//!
+//! A checkpoint stores the states by window end ([`TimeSnapshot`]); whether
+//! a window has fired on time follows from the watermark (its end is at or
+//! behind it), so only the early-firing counters are stored with each.
 
 use std::hash::Hash;
 
-use super::buckets::Buckets;
+use serde::{Deserialize, Serialize};
+
+use super::buckets::{BucketEntries, Buckets};
 use super::{emit, last_instant, Fired};
 use crate::message::Timestamp;
 use crate::window::{Aggregate, Timing, Window};
 
 /// The state of one window of one key.
-struct Slot<Acc> {
+#[derive(Serialize, Deserialize)]
+pub(super) struct Slot<Acc> {
     /// The aggregate so far.
     acc: Acc,
     /// Records added since the window last fired (early firing by count).
@@ -41,6 +48,10 @@ impl<Acc> Slot<Acc> {
         self.dirty = false;
     }
 }
+
+/// The decoded form of [`TimeWindows::snapshot`]: per window end, the
+/// states of its keys.
+pub(super) type TimeSnapshot<K, Acc> = BucketEntries<K, Slot<Acc>>;
 
 /// Tumbling or sliding windows of every key.
 pub(super) struct TimeWindows<K, Acc> {
@@ -171,5 +182,19 @@ impl<K: Hash + Eq + Clone, Acc> TimeWindows<K, Acc> {
     /// Number of (key, window) states held.
     pub(super) fn open_windows(&self) -> usize {
         self.windows.len()
+    }
+
+    /// The states for a checkpoint (serializes as a [`TimeSnapshot`]).
+    pub(super) fn snapshot(&self) -> impl Serialize + '_
+    where
+        K: Serialize,
+        Acc: Serialize,
+    {
+        self.windows.snapshot()
+    }
+
+    /// Windows configured like these, holding the states of a snapshot.
+    pub(super) fn restored(&self, state: TimeSnapshot<K, Acc>) -> Result<Self, String> {
+        Ok(TimeWindows { windows: Buckets::from_snapshot(state)?, ..*self })
     }
 }
