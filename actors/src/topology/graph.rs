@@ -223,6 +223,7 @@ impl Graph {
 
     /// Starts every actor (inside a running actix System).
     pub(crate) fn spawn(mut self) -> Result<JobHandle, JobError> {
+        let started = std::time::Instant::now();
         let sinks: usize = self.nodes.iter().filter(|n| n.info.kind == ActorKind::Sink).map(|n| n.info.parallelism).sum();
         let shared = JobShared::new(self.config.name.clone(), sinks);
         let order = self.spawn_order();
@@ -273,6 +274,9 @@ impl Graph {
                 }
                 return Err(JobError::Checkpoint(e));
             }
+        }
+        if let Some((id, _)) = &spawner.restored {
+            tracing::info!(job = %self.config.name, seq = id.seq, ms = started.elapsed().as_millis() as u64, "checkpoint restored and job started");
         }
         if let Some(c) = &coordinator {
             let register = Register { sources: std::mem::take(&mut spawner.triggers), sinks: std::mem::take(&mut spawner.completions) };
