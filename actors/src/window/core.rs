@@ -56,6 +56,9 @@ mod early_firing_tests;
 #[path = "proptests.rs"]
 mod proptests;
 #[cfg(test)]
+#[path = "snapshot_harness.rs"]
+mod snapshot_harness;
+#[cfg(test)]
 #[path = "snapshot_proptests.rs"]
 mod snapshot_proptests;
 #[cfg(test)]

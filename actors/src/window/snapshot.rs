@@ -192,7 +192,7 @@ where
         .map_err(|e| format!("window snapshot is inconsistent: {e}"))?;
         self.kind = kind;
         self.watermark = watermark;
-        let _ = late_records;
+        self.late_records = late_records;
         Ok(())
     }
 

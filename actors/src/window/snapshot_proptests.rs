@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 
-use super::snapshot_tests::{assert_resumes_identically, opts, Step};
+use super::snapshot_harness::{assert_resumes_identically, opts, Step};
 use crate::window::{WindowOptions, Windows};
 
 /// Random streams over `keys` keys: records, watermarks (not always
