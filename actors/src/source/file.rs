@@ -193,3 +193,48 @@ impl<T: DeserializeOwned + Send + 'static> Source for FileSource<T> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+
+    /// Reads up to `max` items.
+    fn poll<T: DeserializeOwned + Send + 'static>(src: &mut FileSource<T>, max: usize) -> (Vec<T>, Vec<DeadLetter>, SourceStatus) {
+        let (mut items, mut dead) = (Vec::new(), Vec::new());
+        let mut batch = SourceBatch { items: &mut items, dead: &mut dead, max };
+        let mut cx = Context::from_waker(Waker::noop());
+        let Poll::Ready(status) = src.poll_batch(&mut cx, &mut batch) else { panic!("a file is always ready") };
+        (items, dead, status)
+    }
+
+    fn resumes_where_it_stopped(format: FileFormat, text: &str) {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        let mut first = FileSource::<(i64, String)>::new(f.path(), format);
+        let (got, dead, _) = poll(&mut first, 2);
+        assert_eq!(got.len() + dead.len(), 2);
+        let pos = first.position().unwrap();
+        let (rest_first, _, _) = poll(&mut first, 100);
+
+        let mut resumed = FileSource::<(i64, String)>::new(f.path(), format);
+        resumed.seek(&pos).unwrap();
+        let (rest, dead, status) = poll(&mut resumed, 100);
+        assert_eq!(rest, rest_first, "{format:?}");
+        assert_eq!(status, SourceStatus::Exhausted);
+        // Line numbers of dead letters continue from the recorded position.
+        assert_eq!(dead.iter().map(|d| d.line).collect::<Vec<_>>(), vec![4], "{format:?}");
+    }
+
+    #[test]
+    fn json_lines_source_seeks_to_its_recorded_position() {
+        resumes_where_it_stopped(FileFormat::JsonLines, "[1,\"a\"]\n[2,\"b\"]\n[3,\"c\"]\nbroken\n[5,\"e\"]\n");
+    }
+
+    #[test]
+    fn csv_source_seeks_to_its_recorded_position() {
+        resumes_where_it_stopped(FileFormat::Csv, "n,s\n1,a\n2,b\nx,c\n4,d\n");
+    }
+}
