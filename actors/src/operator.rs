@@ -278,13 +278,7 @@ impl<O: Operator> OperatorState<O> {
     }
 
     fn dispatch(&mut self, env: Envelope<O::In>) {
-        if self.inputs.is_blocked(env.input) {
-            self.align.hold(env);
-            return;
-        }
-        if matches!(env.msg, Message::Barrier(_)) {
-            self.align.barrier_seen();
-        }
+        let Some(env) = self.align.admit(&self.inputs, env) else { return };
         match env.msg {
             Message::Data(mut batch) => {
                 self.metrics.add_in(batch.len());

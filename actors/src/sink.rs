@@ -359,13 +359,7 @@ impl<T: Send + 'static, S: Sink<T>> Handler<Completed> for SinkActor<T, S> {
 
 impl<T: Send + 'static, S: Sink<T>> SinkActor<T, S> {
     fn dispatch(&mut self, env: Envelope<T>) {
-        if self.inputs.is_blocked(env.input) {
-            self.align.hold(env);
-            return;
-        }
-        if matches!(env.msg, Message::Barrier(_)) {
-            self.align.barrier_seen();
-        }
+        let Some(env) = self.align.admit(&self.inputs, env) else { return };
         match env.msg {
             Message::Data(mut batch) => {
                 let n = batch.len();

@@ -175,10 +175,7 @@ where
 
     /// Handles one message, or holds it back while its input is aligned.
     fn dispatch(&mut self, env: Envelope<(K, T)>) {
-        if self.inputs.is_blocked(env.input) {
-            self.align.hold(env);
-            return;
-        }
+        let Some(env) = self.align.admit(&self.inputs, env) else { return };
         match env.msg {
             Message::Data(mut batch) => {
                 self.metrics.add_in(batch.len());
@@ -190,9 +187,6 @@ where
                 self.emit();
             }
             msg => {
-                if matches!(msg, Message::Barrier(_)) {
-                    self.align.barrier_seen();
-                }
                 match self.inputs.on_message(env.input, &msg) {
                     InputEvent::None => {}
                     InputEvent::Watermark(wm) => self.on_watermark(wm),

@@ -12,7 +12,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::message::Envelope;
+use crate::message::{Envelope, Message};
+use crate::time::InputTracker;
 
 /// Messages held back during an alignment.
 #[derive(Debug)]
@@ -28,15 +29,18 @@ impl<T> Default for Alignment<T> {
 }
 
 impl<T> Alignment<T> {
-    /// Holds `env`, which arrived on an input that already delivered the
-    /// pending barrier.
-    pub(crate) fn hold(&mut self, env: Envelope<T>) {
-        self.held.push_back(env);
-    }
-
-    /// The first barrier of an alignment arrived.
-    pub(crate) fn barrier_seen(&mut self) {
-        self.started.get_or_insert_with(Instant::now);
+    /// Holds `env` back if its input already delivered the pending barrier
+    /// (returns `None`); otherwise hands it back to be handled now, noting
+    /// when the first barrier of an alignment arrives.
+    pub(crate) fn admit(&mut self, inputs: &InputTracker, env: Envelope<T>) -> Option<Envelope<T>> {
+        if inputs.is_blocked(env.input) {
+            self.held.push_back(env);
+            return None;
+        }
+        if matches!(env.msg, Message::Barrier(_)) {
+            self.started.get_or_insert_with(Instant::now);
+        }
+        Some(env)
     }
 
     /// The alignment is complete: returns its duration and the held
