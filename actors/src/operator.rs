@@ -152,9 +152,12 @@ impl<O: Operator> OperatorHarness<O> {
         drive_batch(&mut self.op, &mut self.ctx, &mut batch, &mut self.out);
     }
 
-    /// Advances the watermark (firing due timers).
+    /// Advances the watermark (firing due timers). A watermark not above
+    /// the current one is ignored, as the operator's actor does.
     pub fn watermark(&mut self, wm: Timestamp) {
-        drive_watermark(&mut self.op, &mut self.ctx, wm, &mut self.out);
+        if wm > self.ctx.watermark {
+            drive_watermark(&mut self.op, &mut self.ctx, wm, &mut self.out);
+        }
     }
 
     /// Ends the input: final watermark, then `on_end`.
