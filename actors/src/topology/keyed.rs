@@ -13,7 +13,7 @@ use crate::output::edge::KeyBy;
 use crate::output::outlet::Outlet;
 use crate::output::{Emit, Inbox, Target};
 use crate::topology::graph::{Graph, NodeInfo, Spawner};
-use crate::topology::{lock, operator_spawner, take_port, BuildError, EdgeMaker, Port, Stream};
+use crate::topology::{install_spawn, lock, operator_spawner, take_port, BuildError, EdgeMaker, Port, Stream};
 use crate::window::{Aggregate, Collect, Window, WindowOptions, WindowResult, Windows};
 use crate::window_manager::WindowActor;
 
@@ -92,15 +92,7 @@ where
         let mut g = lock(&graph);
         let id = g.add_node(name, ActorKind::Operator, p);
         let inbox = self.connect(&mut g, id);
-        let port: Port<O::Out> = Arc::new(Mutex::new(None));
-        let out_port = Arc::clone(&port);
-        let spawn = operator_spawner(make);
-        g.nodes[id].spawn = Some(Box::new(move |sp: &mut Spawner, info: &NodeInfo| {
-            let targets = spawn(sp, info, take_port(&out_port));
-            if inbox.set(targets).is_err() {
-                unreachable!("a node is spawned once");
-            }
-        }));
+        let port = install_spawn(&mut g, id, inbox, operator_spawner(make));
         drop(g);
         Stream::from_port(graph, id, p, port)
     }

@@ -431,17 +431,30 @@ impl<T: Send + 'static> Stream<T> {
             // downstream instance; one to one, each has exactly one.
             g.nodes[id].info.inputs = 1;
         }
-        let port: Port<U> = Arc::new(Mutex::new(None));
-        let out_port = Arc::clone(&port);
-        g.nodes[id].spawn = Some(Box::new(move |sp: &mut Spawner, info: &NodeInfo| {
-            let targets = spawn(sp, info, take_port(&out_port));
-            if inbox.set(targets).is_err() {
-                unreachable!("a node is spawned once");
-            }
-        }));
+        let port = install_spawn(&mut g, id, inbox, spawn);
         drop(g);
         Stream::from_port(graph, id, parallelism, port)
     }
+}
+
+/// Installs node `id`'s spawn function: `spawn` starts its instances given
+/// the output factory of the node's main port, and their addresses fill
+/// `inbox` for the upstream edges. Returns the main port.
+pub(crate) fn install_spawn<In, U, S>(g: &mut Graph, id: usize, inbox: Inbox<In>, spawn: S) -> Port<U>
+where
+    In: Send + 'static,
+    U: Send + 'static,
+    S: FnOnce(&mut Spawner, &NodeInfo, OutputFactory<U>) -> Vec<Target<In>> + Send + 'static,
+{
+    let port: Port<U> = Arc::new(Mutex::new(None));
+    let out_port = Arc::clone(&port);
+    g.nodes[id].spawn = Some(Box::new(move |sp: &mut Spawner, info: &NodeInfo| {
+        let targets = spawn(sp, info, take_port(&out_port));
+        if inbox.set(targets).is_err() {
+            unreachable!("a node is spawned once");
+        }
+    }));
+    port
 }
 
 /// Spawns [`OperatorActor`]s for `make`.
