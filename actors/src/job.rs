@@ -28,6 +28,7 @@ use crate::metrics::{JobMetrics, Registry};
 use crate::sink::SinkError;
 use crate::source::actor::StopSource;
 use crate::topology::graph::Graph;
+use crate::topology::JobGraph;
 
 /// Why a job failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -71,6 +72,7 @@ pub(crate) struct JobShared {
     pub(crate) id: Uuid,
     pub(crate) name: String,
     pub(crate) registry: Registry,
+    graph: JobGraph,
     remaining_sinks: AtomicUsize,
     started: Instant,
     finished: Mutex<Option<Instant>>,
@@ -86,12 +88,13 @@ impl fmt::Debug for JobShared {
 }
 
 impl JobShared {
-    pub(crate) fn new(name: String, sinks: usize) -> Arc<Self> {
+    pub(crate) fn new(name: String, sinks: usize, graph: JobGraph) -> Arc<Self> {
         let (done, _) = watch::channel(sinks == 0);
         Arc::new(JobShared {
             id: Uuid::new_v4(),
             name,
             registry: Registry::default(),
+            graph,
             remaining_sinks: AtomicUsize::new(sinks),
             started: Instant::now(),
             finished: Mutex::new(None),
@@ -228,7 +231,12 @@ impl JobHandle {
         &self.shared.name
     }
 
-    /// Every actor's counters now.
+    /// The job's nodes and edges (fixed for the life of the job).
+    pub fn graph(&self) -> &JobGraph {
+        &self.shared.graph
+    }
+
+    /// Every actor's counters right now (cheap; callable from any thread).
     pub fn metrics(&self) -> JobMetrics {
         self.shared.registry.snapshot()
     }

@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use serde::Serialize;
@@ -36,7 +36,14 @@ pub struct ActorMetrics {
     pub(crate) batches_in: AtomicU64,
     pub(crate) batches_out: AtomicU64,
     pub(crate) backpressured_ns: AtomicU64,
+    /// When the current wait on a full mailbox began (ns since `epoch`,
+    /// plus one; 0 = not blocked), so that a reader sees a long block while
+    /// it lasts, not only when it ends.
+    blocked_since: AtomicU64,
+    epoch: Instant,
     pub(crate) watermark: AtomicI64,
+    /// Newest event time read (sources only; `i64::MIN` before the first).
+    pub(crate) max_event_time: AtomicI64,
     pub(crate) late_records: AtomicU64,
     pub(crate) dead_letters: AtomicU64,
     pub(crate) open_windows: AtomicU64,
@@ -56,7 +63,10 @@ impl ActorMetrics {
             batches_in: AtomicU64::new(0),
             batches_out: AtomicU64::new(0),
             backpressured_ns: AtomicU64::new(0),
+            blocked_since: AtomicU64::new(0),
+            epoch: Instant::now(),
             watermark: AtomicI64::new(i64::MIN),
+            max_event_time: AtomicI64::new(i64::MIN),
             late_records: AtomicU64::new(0),
             dead_letters: AtomicU64::new(0),
             open_windows: AtomicU64::new(0),
@@ -75,8 +85,32 @@ impl ActorMetrics {
         self.batches_out.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn add_backpressure(&self, d: Duration) {
-        self.backpressured_ns.fetch_add(d.as_nanos() as u64, Relaxed);
+    /// The actor starts waiting for a full downstream mailbox.
+    pub(crate) fn block_started(&self) {
+        let now = self.epoch.elapsed().as_nanos() as u64 + 1;
+        self.blocked_since.store(now, Relaxed);
+    }
+
+    /// The wait that [`Self::block_started`] began is over: its time counts
+    /// as backpressure.
+    pub(crate) fn block_ended(&self) {
+        let since = self.blocked_since.swap(0, Relaxed);
+        if since != 0 {
+            let now = self.epoch.elapsed().as_nanos() as u64 + 1;
+            self.backpressured_ns.fetch_add(now.saturating_sub(since), Relaxed);
+        }
+    }
+
+    /// Backpressured time so far, including a wait still in progress.
+    fn backpressured_now(&self) -> Duration {
+        let done = self.backpressured_ns.load(Relaxed);
+        let since = self.blocked_since.load(Relaxed);
+        let ongoing = if since == 0 { 0 } else { (self.epoch.elapsed().as_nanos() as u64 + 1).saturating_sub(since) };
+        Duration::from_nanos(done + ongoing)
+    }
+
+    pub(crate) fn observe_event_time(&self, ts: i64) {
+        self.max_event_time.fetch_max(ts, Relaxed);
     }
 
     pub(crate) fn set_watermark(&self, wm: i64) {
@@ -92,8 +126,10 @@ impl ActorMetrics {
             records_out: self.records_out.load(Relaxed),
             batches_in: self.batches_in.load(Relaxed),
             batches_out: self.batches_out.load(Relaxed),
-            backpressured: Duration::from_nanos(self.backpressured_ns.load(Relaxed)),
+            backpressured: self.backpressured_now(),
+            blocked: self.blocked_since.load(Relaxed) != 0,
             watermark: self.watermark.load(Relaxed),
+            max_event_time: self.max_event_time.load(Relaxed),
             late_records: self.late_records.load(Relaxed),
             dead_letters: self.dead_letters.load(Relaxed),
             open_windows: self.open_windows.load(Relaxed),
@@ -118,10 +154,16 @@ pub struct MetricsSnapshot {
     pub batches_in: u64,
     /// Batches sent.
     pub batches_out: u64,
-    /// Total time spent waiting for a full downstream mailbox.
+    /// Total time spent waiting for a full downstream mailbox, including a
+    /// wait still in progress.
     pub backpressured: Duration,
+    /// Whether the actor is waiting for a full downstream mailbox right now.
+    pub blocked: bool,
     /// Current event-time watermark (`i64::MIN` before the first).
     pub watermark: i64,
+    /// Newest event time read (sources; `i64::MIN` for other actors and
+    /// before the first record).
+    pub max_event_time: i64,
     /// Records routed to the late-data output (window managers).
     pub late_records: u64,
     /// Records routed to the dead-letter output (sources).
@@ -186,6 +228,24 @@ impl JobMetrics {
     /// Late records over all window managers.
     pub fn late_records(&self) -> u64 {
         self.actors.iter().map(|a| a.late_records).sum()
+    }
+
+    /// Newest event time read by any source (`i64::MIN` before the first).
+    pub fn max_event_time(&self) -> i64 {
+        self.actors.iter().map(|a| a.max_event_time).max().unwrap_or(i64::MIN)
+    }
+
+    /// How far an actor's watermark trails the newest event time read by the
+    /// sources, in event-time ms (`None` before both exist). This is the
+    /// "how far behind is event time here" figure: the sources' own lag is
+    /// their out-of-orderness bound; a growing lag downstream means records
+    /// are queued in front of that actor.
+    pub fn watermark_lag(&self, actor: &MetricsSnapshot) -> Option<i64> {
+        let newest = self.max_event_time();
+        if newest == i64::MIN || actor.watermark == i64::MIN {
+            return None;
+        }
+        Some(newest.saturating_sub(actor.watermark).max(0))
     }
 
     /// Dead letters over all sources.

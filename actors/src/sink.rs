@@ -451,7 +451,7 @@ impl<T: actix::Message<Result = ()> + Send + 'static> Handler<Envelope<T>> for R
                             let recipient = self.recipient.clone();
                             let metrics = Arc::clone(&self.metrics);
                             let job = Arc::clone(&self.job);
-                            let start = std::time::Instant::now();
+                            self.metrics.block_started();
                             ctx.wait(actix::fut::wrap_future(async move {
                                 for v in held {
                                     if recipient.send(v).await.is_err() {
@@ -460,7 +460,7 @@ impl<T: actix::Message<Result = ()> + Send + 'static> Handler<Envelope<T>> for R
                                     }
                                     metrics.records_out.fetch_add(1, Relaxed);
                                 }
-                                metrics.add_backpressure(start.elapsed());
+                                metrics.block_ended();
                             }));
                             break;
                         }

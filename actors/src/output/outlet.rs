@@ -5,7 +5,6 @@
 use std::fmt;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Instant;
 
 use actix::{Actor, AsyncContext, Context};
 use actix::fut::ActorFutureExt;
@@ -22,8 +21,8 @@ where
 {
     if let Some(fut) = blocked {
         let m = Arc::clone(metrics);
-        let start = Instant::now();
-        ctx.wait(actix::fut::wrap_future::<_, A>(fut).map(move |_, _, _| m.add_backpressure(start.elapsed())));
+        m.block_started();
+        ctx.wait(actix::fut::wrap_future::<_, A>(fut).map(move |_, _, _| m.block_ended()));
     }
 }
 

@@ -73,7 +73,7 @@ pub(crate) struct SourceState<S: Source, F> {
     wm: WatermarkGenerator,
     settings: SourceSettings,
     metrics: Arc<ActorMetrics>,
-    blocked: Option<(Blocked, Instant)>,
+    blocked: Option<Blocked>,
     timer: Option<Pin<Box<Sleep>>>,
     produced: u64,
     last_wm_emit: Instant,
@@ -154,6 +154,7 @@ where
                 Record { ts, value }
             }));
             self.wm.observe(max_ts);
+            self.metrics.observe_event_time(max_ts);
             self.metrics.add_in(n);
             self.produced += n as u64;
             self.out.send_batch(&mut self.records);
@@ -212,7 +213,8 @@ where
 
     fn take_blocked(&mut self) {
         if let Some(b) = join_blocked([self.out.take_blocked(), self.dead_out.take_blocked()]) {
-            self.blocked = Some((b, Instant::now()));
+            self.metrics.block_started();
+            self.blocked = Some(b);
         }
     }
 
@@ -257,11 +259,11 @@ where
     fn pump(&mut self, ctx: &mut Context<SourceActor<S, F>>, task: &mut TaskContext<'_>) -> Poll<()> {
         let mut budget = BUDGET;
         loop {
-            if let Some((fut, since)) = &mut self.blocked {
+            if let Some(fut) = &mut self.blocked {
                 match fut.as_mut().poll(task) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(()) => {
-                        self.metrics.add_backpressure(since.elapsed());
+                        self.metrics.block_ended();
                         self.blocked = None;
                     }
                 }

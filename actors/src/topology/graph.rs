@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use crate::checkpoint::coordinator::{Coordinator, Register};
 use crate::checkpoint::{CheckpointConfig, Completed, Participant, Trigger};
 use crate::job::{JobError, JobHandle, JobShared};
+use crate::topology::{EdgeOutput, GraphEdge, GraphNode, JobGraph};
 use crate::message::CheckpointId;
 use crate::state::{LocalDirBackend, RestoredCheckpoint, StateBackend, StateError};
 use crate::metrics::{ActorKind, ActorMetrics};
@@ -63,6 +64,8 @@ pub(crate) struct Graph {
     pub(crate) config: JobConfig,
     pub(crate) nodes: Vec<Node>,
     pub(crate) edges: Vec<(usize, usize)>,
+    /// Whether each edge of `edges` leaves its node's main output.
+    edge_main: Vec<bool>,
     pub(crate) errors: Vec<BuildError>,
     names: HashSet<String>,
     /// The consumer of dead letters, if any: (node id, factory).
@@ -72,7 +75,7 @@ pub(crate) struct Graph {
 
 impl Graph {
     pub(crate) fn new(config: JobConfig) -> Self {
-        Graph { config, nodes: Vec::new(), edges: Vec::new(), errors: Vec::new(), names: HashSet::new(), dead: None, dead_requested: false }
+        Graph { config, nodes: Vec::new(), edges: Vec::new(), edge_main: Vec::new(), errors: Vec::new(), names: HashSet::new(), dead: None, dead_requested: false }
     }
 
     pub(crate) fn error(&mut self, e: BuildError) {
@@ -114,6 +117,7 @@ impl Graph {
     /// `forward`: instance `i` sends to instance `i` only (one input each).
     pub(crate) fn add_edge(&mut self, from: usize, to: usize, main: bool, forward: bool) -> usize {
         self.edges.push((from, to));
+        self.edge_main.push(main);
         if main {
             self.nodes[from].connected = true;
         }
@@ -155,6 +159,7 @@ impl Graph {
                 self.nodes[s].info.dead_offset = offset;
                 self.nodes[dead].info.inputs += self.nodes[s].info.parallelism;
                 self.edges.push((s, dead));
+                self.edge_main.push(false);
             }
         }
         Ok(())
@@ -181,6 +186,27 @@ impl Graph {
             }
         }
         order
+    }
+
+    /// The public picture of this graph.
+    fn describe(&self) -> JobGraph {
+        JobGraph {
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| GraphNode { name: n.info.name.clone(), kind: n.info.kind, parallelism: n.info.parallelism })
+                .collect(),
+            edges: self
+                .edges
+                .iter()
+                .zip(&self.edge_main)
+                .map(|(&(a, b), &main)| GraphEdge {
+                    from: self.nodes[a].info.name.clone(),
+                    to: self.nodes[b].info.name.clone(),
+                    output: if main { EdgeOutput::Main } else { EdgeOutput::Side },
+                })
+                .collect(),
+        }
     }
 
     /// What identifies the topology for checkpoints: nodes (name, kind,
@@ -225,7 +251,7 @@ impl Graph {
     pub(crate) fn spawn(mut self) -> Result<JobHandle, JobError> {
         let started = std::time::Instant::now();
         let sinks: usize = self.nodes.iter().filter(|n| n.info.kind == ActorKind::Sink).map(|n| n.info.parallelism).sum();
-        let shared = JobShared::new(self.config.name.clone(), sinks);
+        let shared = JobShared::new(self.config.name.clone(), sinks, self.describe());
         let order = self.spawn_order();
         let mut spawner = Spawner {
             config: self.config.clone(),

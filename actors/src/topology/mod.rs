@@ -25,6 +25,7 @@
 //! a type mismatch between stages is a compile error.
 
 pub(crate) mod error;
+mod describe;
 pub(crate) mod graph;
 mod keyed;
 
@@ -48,6 +49,7 @@ use crate::source::actor::{SourceActor, SourceSettings, SourceSnapshot};
 use crate::source::{DeadLetter, Source};
 use crate::time::WatermarkStrategy;
 
+pub use describe::{EdgeOutput, GraphEdge, GraphNode, JobGraph};
 pub use error::BuildError;
 use graph::{Graph, JobConfig, NodeInfo, Spawner};
 pub use keyed::{KeyedStream, WindowedStream};
