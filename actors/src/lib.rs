@@ -42,7 +42,7 @@ pub use source::{
     TrySendError,
 };
 pub use time::{InputEvent, InputTracker, WatermarkStrategy};
-pub use topology::{ActorOperatorInfo, BuildError, EdgeOutput, GraphEdge, GraphNode, JobGraph, JobBuilder, KeyedStream, Stream, WindowedStream};
+pub use topology::{ActorOperatorInfo, BuildError, EdgeOutput, GraphEdge, GraphNode, JobGraph, Placement, JobBuilder, KeyedStream, Stream, WindowedStream};
 pub use window::{
     Aggregate, Average, Collect, Count, Max, Min, Sum, Timing, Window, WindowOptions, WindowResult, Windows,
 };

@@ -180,10 +180,7 @@ where
             Message::Data(mut batch) => {
                 self.metrics.add_in(batch.len());
                 self.inputs.on_data(env.input);
-                for r in batch.drain(..) {
-                    let (key, value) = r.value;
-                    self.core.add(key, r.ts, value, &mut self.fired, &mut self.late);
-                }
+                self.core.add_batch(&mut batch, &mut self.fired, &mut self.late);
                 self.emit();
             }
             msg => {

@@ -80,6 +80,11 @@ struct RunArgs {
     /// Also write every result row as CSV to FILE.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Run the actors on N threads, instance i of every node on thread
+    /// i % N (0: a thread per actor instance; default: one per instance of
+    /// the widest node, i.e. --parallelism).
+    #[arg(long, value_name = "N")]
+    slots: Option<usize>,
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -114,6 +119,7 @@ fn run(args: RunArgs) -> ExitCode {
         throttle: args.throttle,
         watermark_interval: Duration::from_millis(args.watermark_interval_ms),
         output: args.output,
+        placement: args.slots.map(|n| if n == 0 { weir::Placement::ThreadPerActor } else { weir::Placement::Slots(n) }),
         checkpoint: args.checkpoint_dir.map(|dir| weir::CheckpointConfig::new(dir, Duration::from_millis(args.checkpoint_interval_ms))),
         ..WorkloadSpec::new(workload)
     };

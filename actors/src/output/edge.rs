@@ -110,9 +110,23 @@ where
 {
     fn data(&mut self, batch: &mut Vec<Record<T>>) {
         let p = self.bufs.len();
+        if p == 1 {
+            // One destination: no hashing, and a bulk `extend` per batch
+            // instead of a length check per record.
+            let mut rest = batch.drain(..);
+            while rest.len() > 0 {
+                let room = self.batch_size.saturating_sub(self.bufs[0].len()).max(1);
+                let key_fn = &self.key_fn;
+                self.bufs[0].extend(rest.by_ref().take(room).map(|r| Record { ts: r.ts, value: (key_fn(&r.value), r.value) }));
+                if self.bufs[0].len() >= self.batch_size {
+                    self.send(0);
+                }
+            }
+            return;
+        }
         for r in batch.drain(..) {
             let key = (self.key_fn)(&r.value);
-            let t = if p == 1 { 0 } else { partition(&key, p) };
+            let t = partition(&key, p);
             self.bufs[t].push(Record { ts: r.ts, value: (key, r.value) });
             if self.bufs[t].len() >= self.batch_size {
                 self.send(t);

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use actix::{Actor, Addr, Arbiter, Context, Recipient};
+use actix::{Actor, Addr, Arbiter, ArbiterHandle, Context, Recipient};
 
 use std::collections::HashMap;
 
@@ -35,6 +35,22 @@ pub(crate) struct JobConfig {
     pub(crate) batch_size: usize,
     pub(crate) mailbox_capacity: usize,
     pub(crate) checkpoint: Option<CheckpointConfig>,
+    /// `None`: [`Placement::Slots`] with as many slots as the largest
+    /// parallelism of any node.
+    pub(crate) placement: Option<Placement>,
+}
+
+/// How a job's actor instances are placed on threads (actix Arbiters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Every actor instance on a thread of its own: stages of a pipeline
+    /// overlap, at the cost of a thread wake-up per message between them.
+    ThreadPerActor,
+    /// `n` threads ("slots"); instance `i` of every node runs on slot
+    /// `i % n`, so a slot holds one slice of the whole pipeline (source `i`,
+    /// window manager `i`, ...), as Flink's slot sharing does. Messages
+    /// within a slot never wake another thread.
+    Slots(usize),
 }
 
 /// What a node's spawn function is told about its node.
@@ -257,6 +273,10 @@ impl Graph {
             config: self.config.clone(),
             shared: Arc::clone(&shared),
             arbiters: Vec::new(),
+            placement: self.config.placement.unwrap_or_else(|| {
+                Placement::Slots(self.nodes.iter().map(|n| n.info.parallelism).max().unwrap_or(1))
+            }),
+            slots: Vec::new(),
             sources: Vec::new(),
             stop_flags: Vec::new(),
             dead: self.dead.take().map(|d| d.1),
@@ -325,6 +345,9 @@ pub(crate) struct Spawner {
     pub(crate) config: JobConfig,
     pub(crate) shared: Arc<JobShared>,
     arbiters: Vec<Arbiter>,
+    placement: Placement,
+    /// The threads of [`Placement::Slots`], by slot.
+    slots: Vec<ArbiterHandle>,
     sources: Vec<Recipient<StopSource>>,
     stop_flags: Vec<Arc<AtomicBool>>,
     dead: Option<OutputFactory<DeadLetter>>,
@@ -343,22 +366,37 @@ impl Spawner {
         m
     }
 
-    /// Starts an actor on an arbiter of its own, with a bounded mailbox
-    /// (set in the creation closure: set in `started` it would take effect
-    /// only after the first poll).
-    pub(crate) fn start<A, F>(&mut self, make: F) -> Addr<A>
+    /// Starts instance `instance` of a node on the arbiter the job's
+    /// [`Placement`] gives it, with a bounded mailbox (set in the creation
+    /// closure: set in `started` it would take effect only after the first
+    /// poll).
+    pub(crate) fn start<A, F>(&mut self, instance: usize, make: F) -> Addr<A>
     where
         A: Actor<Context = Context<A>>,
         F: FnOnce(&mut Context<A>) -> A + Send + 'static,
     {
-        let arbiter = Arbiter::new();
+        let handle = match self.placement {
+            Placement::ThreadPerActor => {
+                let arbiter = Arbiter::new();
+                let handle = arbiter.handle();
+                self.arbiters.push(arbiter);
+                handle
+            }
+            Placement::Slots(n) => {
+                let slot = instance % n.max(1);
+                while self.slots.len() <= slot {
+                    let arbiter = Arbiter::new();
+                    self.slots.push(arbiter.handle());
+                    self.arbiters.push(arbiter);
+                }
+                self.slots[slot].clone()
+            }
+        };
         let cap = self.config.mailbox_capacity;
-        let addr = A::start_in_arbiter(&arbiter.handle(), move |ctx| {
+        A::start_in_arbiter(&handle, move |ctx| {
             ctx.set_mailbox_capacity(cap);
             make(ctx)
-        });
-        self.arbiters.push(arbiter);
-        addr
+        })
     }
 
     /// The dead-letter output of a source instance.

@@ -206,7 +206,7 @@ where
                             sp.fail(e);
                         }
                     }
-                    let addr = sp.start(move |_| actor);
+                    let addr = sp.start(i, move |_| actor);
                     Target { recipient: addr.recipient(), queued: Arc::clone(&metrics.mailbox) }
                 })
                 .collect();

@@ -51,6 +51,7 @@ use crate::time::WatermarkStrategy;
 
 pub use describe::{EdgeOutput, GraphEdge, GraphNode, JobGraph};
 pub use error::BuildError;
+pub use graph::Placement;
 use graph::{Graph, JobConfig, NodeInfo, Spawner};
 pub use keyed::{KeyedStream, WindowedStream};
 
@@ -96,7 +97,13 @@ impl JobBuilder {
     /// A new, empty job. Defaults: batches of up to 1,024 records, mailboxes
     /// of 16 messages.
     pub fn new(name: impl Into<String>) -> Self {
-        let config = JobConfig { name: name.into(), batch_size: 1024, mailbox_capacity: 16, checkpoint: None };
+        let config = JobConfig {
+            name: name.into(),
+            batch_size: 1024,
+            mailbox_capacity: 16,
+            checkpoint: None,
+            placement: None,
+        };
         JobBuilder { graph: Arc::new(Mutex::new(Graph::new(config))) }
     }
 
@@ -110,6 +117,22 @@ impl JobBuilder {
     /// about `(capacity + senders) × batch size` records.
     pub fn mailbox_capacity(self, n: usize) -> Self {
         lock(&self.graph).config.mailbox_capacity = n;
+        self
+    }
+
+    /// How actor instances are placed on threads. The default is
+    /// [`Placement::Slots`] with as many slots (threads) as the largest
+    /// parallelism of any node: instance `i` of every node shares thread
+    /// `i`, so a job with parallelism 2 keeps two cores busy without a
+    /// thread wake-up between its stages.
+    pub fn placement(self, placement: Placement) -> Self {
+        {
+            let mut g = lock(&self.graph);
+            if placement == Placement::Slots(0) {
+                g.invalid("job", "placement slots", "0 (must be >= 1)".into());
+            }
+            g.config.placement = Some(placement);
+        }
         self
     }
 
@@ -184,7 +207,7 @@ impl JobBuilder {
                 }
                 let name = metrics.name.clone();
                 let ts = timestamps.clone();
-                let addr = sp.start(move |_| {
+                let addr = sp.start(i, move |_| {
                     let mut actor = SourceActor::new(source, ts, out, dead, settings, metrics);
                     if let Some(snap) = &snapshot {
                         actor.restore_watermark(snap);
@@ -380,7 +403,7 @@ impl<T: Send + 'static> Stream<T> {
                     return sp.fail_with(e);
                 }
             }
-            let addr = sp.start(move |_| actor);
+            let addr = sp.start(0, move |_| actor);
             sp.register_sink(addr.clone().recipient());
             vec![Target { recipient: addr.recipient(), queued: Arc::clone(&metrics.mailbox) }]
         };
@@ -398,7 +421,7 @@ impl<T: Send + 'static> Stream<T> {
             let (m, shared, inputs) = (Arc::clone(&metrics), Arc::clone(&sp.shared), info.inputs);
             let mut actor = RecipientSinkActor::new(recipient, inputs, m, shared);
             actor.participant = sp.participant();
-            let addr = sp.start(move |_| actor);
+            let addr = sp.start(0, move |_| actor);
             vec![Target { recipient: addr.recipient(), queued: Arc::clone(&metrics.mailbox) }]
         };
         let _: Stream<()> = self.into_node(name, ActorKind::Sink, 1, false, spawn);
@@ -478,7 +501,7 @@ where
                         sp.fail(e);
                     }
                 }
-                let addr = sp.start(move |_| actor);
+                let addr = sp.start(i, move |_| actor);
                 Target { recipient: addr.recipient(), queued: Arc::clone(&metrics.mailbox) }
             })
             .collect()
@@ -500,7 +523,7 @@ where
                 let out = Outlet::new(factory(i, &metrics), Arc::clone(&metrics));
                 let op_info = ActorOperatorInfo { instance: i, inputs: info.inputs };
                 let make = make.clone();
-                let addr = sp.start(move |_| make(op_info, out));
+                let addr = sp.start(i, move |_| make(op_info, out));
                 // The actor lowers the gauge through `Outlet::received`.
                 Target { recipient: addr.recipient(), queued: Arc::clone(&metrics.mailbox) }
             })

@@ -72,6 +72,7 @@ impl<K: Hash + Eq, S> Buckets<K, S> {
     }
 
     /// The slab entry of the bucket at `at`, created if missing.
+    #[inline]
     fn bucket_at(&mut self, at: Timestamp) -> usize {
         if let Some((cached_at, i)) = self.cached {
             if cached_at == at {
@@ -95,6 +96,7 @@ impl<K: Hash + Eq, S> Buckets<K, S> {
 
     /// Applies `f` to the state of `key` at `at`, created with `create` if
     /// missing. The key is cloned only when a state is created, not per call.
+    #[inline]
     pub(super) fn update<R>(
         &mut self,
         at: Timestamp,

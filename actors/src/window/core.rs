@@ -153,7 +153,9 @@ where
     /// `late` (with their key and timestamp) and are counted; a late record
     /// within the allowed lateness updates its window(s) and, where a window
     /// had already fired, fires it again at once as `Timing::Late`. Early
-    /// firings by count are emitted into `out` as they happen.
+    /// firings by count are emitted into `out` as they happen. (The actor
+    /// feeds whole batches, [`WindowCore::add_batch`]; tests one record.)
+    #[cfg(test)]
     pub(crate) fn add(
         &mut self,
         key: K,
@@ -177,6 +179,30 @@ where
             self.late_records += 1;
             late.push(Record { ts, value: (key, value) });
         }
+    }
+
+    /// Adds every record of `batch` (leaving it empty, its allocation
+    /// kept), as [`WindowCore::add`] does one by one. The window kind is
+    /// chosen once per batch, so the per-record loop is monomorphic.
+    pub(crate) fn add_batch(
+        &mut self,
+        batch: &mut Vec<Record<(K, T)>>,
+        out: &mut Fired<K, A::Out>,
+        late: &mut Vec<Record<(K, T)>>,
+    ) {
+        let wm = self.watermark;
+        let agg = &self.agg;
+        let late_before = late.len();
+        match &mut self.kind {
+            Kind::Time(w) => add_each(batch, late, |key, ts, value| w.add(agg, wm, key, ts, value, out)),
+            Kind::Panes(w) => add_each(batch, late, |key, ts, value| w.add(agg, wm, key, ts, value, out)),
+            Kind::Session(w) => add_each(batch, late, |key, ts, value| w.add(agg, wm, key, ts, value, out)),
+            Kind::Count(w) => add_each(batch, late, |key, ts, value| {
+                w.add(agg, key, ts, value, out);
+                None
+            }),
+        }
+        self.late_records += (late.len() - late_before) as u64;
     }
 
     /// Advances event time to `wm` (ignored if not greater than the current
@@ -231,6 +257,22 @@ where
     /// Records sent to `late` so far.
     pub(crate) fn late_records(&self) -> u64 {
         self.late_records
+    }
+}
+
+/// Feeds every record of `batch` to `add`, which returns the key back when
+/// the record is late; late records go to `late`.
+#[inline(always)]
+fn add_each<K, T>(
+    batch: &mut Vec<Record<(K, T)>>,
+    late: &mut Vec<Record<(K, T)>>,
+    mut add: impl FnMut(K, Timestamp, &T) -> Option<K>,
+) {
+    for r in batch.drain(..) {
+        let (key, value) = r.value;
+        if let Some(key) = add(key, r.ts, &value) {
+            late.push(Record { ts: r.ts, value: (key, value) });
+        }
     }
 }
 

@@ -75,6 +75,7 @@ impl<K: Hash + Eq + Clone, Acc: Clone> PaneWindows<K, Acc> {
     /// Adds a record to its pane unless every window holding it is gone
     /// (then returns the key back: late). Windows holding it that already
     /// fired on time fire again at once with the update.
+    #[inline]
     pub(super) fn add<T, A: Aggregate<T, Acc = Acc>>(
         &mut self,
         agg: &A,
