@@ -23,6 +23,7 @@ use crate::message::{CheckpointId, Envelope, Message, Record};
 use crate::metrics::ActorMetrics;
 use crate::output::outlet::{wait_blocked, Outlet};
 use crate::output::join_blocked;
+use crate::output::pool::BatchPool;
 use crate::time::{InputEvent, InputTracker};
 use crate::window::core::{Fired, WindowCore};
 use crate::window::{Aggregate, WindowOptions, WindowResult, Windows};
@@ -53,6 +54,8 @@ where
     align: Alignment<(K, T)>,
     participant: Option<Participant>,
     metrics: Arc<ActorMetrics>,
+    /// Where drained input batches go back to the senders.
+    pool: Arc<BatchPool<(K, T)>>,
 }
 
 impl<K, T, A> WindowActor<K, T, A>
@@ -78,8 +81,9 @@ where
         out: Outlet<WindowResult<K, A::Out>>,
         late_out: Outlet<(K, T)>,
         metrics: Arc<ActorMetrics>,
+        pool: Arc<BatchPool<(K, T)>>,
     ) -> Self {
-        WindowActor(Box::new(WindowState::new(windows, options, agg, inputs, out, late_out, metrics)))
+        WindowActor(Box::new(WindowState::new(windows, options, agg, inputs, out, late_out, metrics, pool)))
     }
 }
 
@@ -97,6 +101,7 @@ where
         out: Outlet<WindowResult<K, A::Out>>,
         late_out: Outlet<(K, T)>,
         metrics: Arc<ActorMetrics>,
+        pool: Arc<BatchPool<(K, T)>>,
     ) -> Self {
         let late_connected = late_out.is_connected();
         WindowState {
@@ -111,6 +116,7 @@ where
             align: Alignment::default(),
             participant: None,
             metrics,
+            pool,
         }
     }
 
@@ -181,6 +187,7 @@ where
                 self.metrics.add_in(batch.len());
                 self.inputs.on_data(env.input);
                 self.core.add_batch(&mut batch, &mut self.fired, &mut self.late);
+                self.pool.put(batch);
                 self.emit();
             }
             msg => {

@@ -34,8 +34,8 @@ impl<T: Send + 'static> RoundRobin<T> {
         if self.buf.is_empty() {
             return;
         }
-        let batch = std::mem::replace(&mut self.buf, Vec::with_capacity(self.batch_size));
         let t = self.next;
+        let batch = std::mem::replace(&mut self.buf, self.sender.buffer((t + 1) % self.sender.len(), self.batch_size));
         self.next = (self.next + 1) % self.sender.len();
         self.sender.send(t, crate::message::Message::Data(batch));
     }
@@ -89,7 +89,7 @@ where
     }
 
     fn send(&mut self, t: usize) {
-        let batch = std::mem::replace(&mut self.bufs[t], Vec::with_capacity(self.batch_size));
+        let batch = std::mem::replace(&mut self.bufs[t], self.sender.buffer(t, self.batch_size));
         self.sender.send(t, crate::message::Message::Data(batch));
     }
 

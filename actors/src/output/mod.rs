@@ -17,6 +17,7 @@
 
 pub(crate) mod edge;
 pub(crate) mod outlet;
+pub(crate) mod pool;
 pub(crate) mod stage;
 
 use std::future::Future;
@@ -29,6 +30,7 @@ use actix::Recipient;
 
 use crate::message::{CheckpointId, Envelope, Message, Record, Timestamp};
 use crate::metrics::ActorMetrics;
+use pool::BatchPool;
 
 /// A control message, broadcast to every destination after pending data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,11 +77,26 @@ pub(crate) struct Target<T: Send + 'static> {
     pub(crate) recipient: Recipient<Envelope<T>>,
     /// The receiver's mailbox gauge.
     pub(crate) queued: Arc<AtomicUsize>,
+    /// Where the receiver hands back drained batch buffers (a receiver
+    /// that does not simply leaves it empty).
+    pub(crate) pool: Arc<BatchPool<T>>,
+}
+
+impl<T: Send + 'static> Target<T> {
+    /// The target `recipient`, whose mailbox fill is counted in `queued`.
+    pub(crate) fn new(recipient: Recipient<Envelope<T>>, queued: &Arc<AtomicUsize>) -> Self {
+        Target { recipient, queued: Arc::clone(queued), pool: Arc::default() }
+    }
+
+    /// Like [`Target::new`], with the receiver's buffer pool.
+    pub(crate) fn with_pool(recipient: Recipient<Envelope<T>>, queued: &Arc<AtomicUsize>, pool: Arc<BatchPool<T>>) -> Self {
+        Target { recipient, queued: Arc::clone(queued), pool }
+    }
 }
 
 impl<T: Send + 'static> Clone for Target<T> {
     fn clone(&self) -> Self {
-        Target { recipient: self.recipient.clone(), queued: Arc::clone(&self.queued) }
+        Target { recipient: self.recipient.clone(), queued: Arc::clone(&self.queued), pool: Arc::clone(&self.pool) }
     }
 }
 
@@ -111,6 +128,12 @@ impl<T: Send + 'static> Sender<T> {
 
     pub(crate) fn len(&self) -> usize {
         self.targets.len()
+    }
+
+    /// An empty buffer for the next batch to target `t`, reused from its
+    /// receiver when it handed one back.
+    pub(crate) fn buffer(&self, t: usize, capacity: usize) -> Vec<Record<T>> {
+        self.targets[t].pool.take(capacity)
     }
 
     /// Offers `msg` to target `t`; keeps it if the mailbox is full.

@@ -11,6 +11,7 @@ use crate::metrics::{ActorKind, ActorMetrics};
 use crate::operator::Operator;
 use crate::output::edge::KeyBy;
 use crate::output::outlet::Outlet;
+use crate::output::pool::BatchPool;
 use crate::output::{Emit, Inbox, Target};
 use crate::topology::graph::{Graph, NodeInfo, Spawner};
 use crate::topology::{install_spawn, lock, operator_spawner, take_port, BuildError, EdgeMaker, Port, Stream};
@@ -199,7 +200,8 @@ where
                     let out = Outlet::new(out_factory(i, &metrics), Arc::clone(&metrics));
                     let late_out = Outlet::new(late_factory(i, &metrics), Arc::clone(&metrics));
                     let (agg, inputs, m) = (agg.clone(), info.inputs, Arc::clone(&metrics));
-                    let mut actor = WindowActor::new(windows, options, agg, inputs, out, late_out, m);
+                    let pool = Arc::new(BatchPool::default());
+                    let mut actor = WindowActor::new(windows, options, agg, inputs, out, late_out, m, Arc::clone(&pool));
                     if let Some(p) = sp.participant() {
                         let restored = sp.restored(&metrics.name);
                         if let Err(e) = actor.checkpointed(p, restored.as_deref()) {
@@ -207,7 +209,7 @@ where
                         }
                     }
                     let addr = sp.start(i, move |_| actor);
-                    Target { recipient: addr.recipient(), queued: Arc::clone(&metrics.mailbox) }
+                    Target::with_pool(addr.recipient(), &metrics.mailbox, pool)
                 })
                 .collect();
             if inbox.set(targets).is_err() {

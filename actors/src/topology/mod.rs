@@ -405,7 +405,7 @@ impl<T: Send + 'static> Stream<T> {
             }
             let addr = sp.start(0, move |_| actor);
             sp.register_sink(addr.clone().recipient());
-            vec![Target { recipient: addr.recipient(), queued: Arc::clone(&metrics.mailbox) }]
+            vec![Target::new(addr.recipient(), &metrics.mailbox)]
         };
         let _: Stream<()> = self.into_node(name, ActorKind::Sink, 1, false, spawn);
     }
@@ -422,7 +422,7 @@ impl<T: Send + 'static> Stream<T> {
             let mut actor = RecipientSinkActor::new(recipient, inputs, m, shared);
             actor.participant = sp.participant();
             let addr = sp.start(0, move |_| actor);
-            vec![Target { recipient: addr.recipient(), queued: Arc::clone(&metrics.mailbox) }]
+            vec![Target::new(addr.recipient(), &metrics.mailbox)]
         };
         let _: Stream<()> = self.into_node(name, ActorKind::Sink, 1, false, spawn);
     }
@@ -502,7 +502,7 @@ where
                     }
                 }
                 let addr = sp.start(i, move |_| actor);
-                Target { recipient: addr.recipient(), queued: Arc::clone(&metrics.mailbox) }
+                Target::new(addr.recipient(), &metrics.mailbox)
             })
             .collect()
     }
@@ -525,7 +525,7 @@ where
                 let make = make.clone();
                 let addr = sp.start(i, move |_| make(op_info, out));
                 // The actor lowers the gauge through `Outlet::received`.
-                Target { recipient: addr.recipient(), queued: Arc::clone(&metrics.mailbox) }
+                Target::new(addr.recipient(), &metrics.mailbox)
             })
             .collect()
     }
