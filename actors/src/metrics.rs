@@ -51,6 +51,8 @@ pub struct ActorMetrics {
     /// by this actor when it takes a message).
     pub(crate) mailbox: Arc<AtomicUsize>,
     pub(crate) mailbox_capacity: usize,
+    /// `actor{actor, kind}`: open while the actor runs.
+    span: std::sync::Mutex<Option<tracing::Span>>,
 }
 
 impl ActorMetrics {
@@ -72,6 +74,7 @@ impl ActorMetrics {
             open_windows: AtomicU64::new(0),
             mailbox: Arc::new(AtomicUsize::new(0)),
             mailbox_capacity,
+            span: std::sync::Mutex::new(None),
         })
     }
 
@@ -83,6 +86,31 @@ impl ActorMetrics {
     pub(crate) fn add_out(&self, records: usize) {
         self.records_out.fetch_add(records as u64, Relaxed);
         self.batches_out.fetch_add(1, Relaxed);
+    }
+
+    /// The actor has started: opens its lifecycle span (`actor{actor,
+    /// kind}`, at info level) and logs `actor started` (debug) in it.
+    pub(crate) fn actor_started(&self) {
+        let span = tracing::info_span!("actor", actor = %self.name, kind = ?self.kind);
+        span.in_scope(|| tracing::debug!("actor started"));
+        if let Ok(mut slot) = self.span.lock() {
+            *slot = Some(span);
+        }
+    }
+
+    /// The actor has stopped: logs `actor stopped` with its totals and
+    /// closes its span.
+    pub(crate) fn actor_stopped(&self) {
+        let span = self.span.lock().ok().and_then(|mut s| s.take()).unwrap_or_else(tracing::Span::none);
+        let m = self.snapshot();
+        span.in_scope(|| {
+            tracing::debug!(
+                records_in = m.records_in,
+                records_out = m.records_out,
+                backpressured_ms = m.backpressured.as_millis() as u64,
+                "actor stopped"
+            )
+        });
     }
 
     /// The actor starts waiting for a full downstream mailbox.

@@ -239,8 +239,12 @@ impl<O: Operator> Actor for OperatorActor<O> {
     type Context = Context<Self>;
 
     fn started(&mut self, _ctx: &mut Context<Self>) {
-        tracing::debug!(actor = %self.0.metrics.name, "operator started");
+        self.0.metrics.actor_started();
         self.0.op.on_start();
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.0.metrics.actor_stopped();
     }
 }
 

@@ -334,6 +334,14 @@ impl<T: Send + 'static, S: Sink<T>> SinkActor<T, S> {
 
 impl<T: Send + 'static, S: Sink<T>> Actor for SinkActor<T, S> {
     type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Context<Self>) {
+        self.metrics.actor_started();
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.metrics.actor_stopped();
+    }
 }
 
 impl<T: Send + 'static, S: Sink<T>> Handler<Envelope<T>> for SinkActor<T, S> {
@@ -416,6 +424,14 @@ impl<T: actix::Message<Result = ()> + Send + 'static> RecipientSinkActor<T> {
 
 impl<T: actix::Message<Result = ()> + Send + 'static> Actor for RecipientSinkActor<T> {
     type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Context<Self>) {
+        self.metrics.actor_started();
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.metrics.actor_stopped();
+    }
 }
 
 impl<T: actix::Message<Result = ()> + Send + 'static> Handler<Envelope<T>> for RecipientSinkActor<T> {

@@ -156,7 +156,7 @@ where
     A: Aggregate<T>,
 {
     fn started(&mut self, ctx: &mut Context<WindowActor<K, T, A>>) {
-        tracing::debug!(actor = %self.metrics.name, "window manager started");
+        self.metrics.actor_started();
         if let Some(every) = self.options.early_every_interval {
             ctx.run_interval(every, |act: &mut WindowActor<K, T, A>, ctx| {
                 let act = &mut *act.0;
@@ -240,6 +240,10 @@ where
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.0.started(ctx);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.0.metrics.actor_stopped();
     }
 }
 

@@ -21,6 +21,9 @@ struct Pending {
     alignment: Duration,
     failed: Option<String>,
     reply: Vec<oneshot::Sender<Result<CheckpointStats, String>>>,
+    /// `checkpoint{job, seq}`: open from the trigger to completion or abort
+    /// (with `FmtSpan::CLOSE` a subscriber prints its duration).
+    span: tracing::Span,
 }
 
 /// Who to tell: the sources (triggers) and the sinks (completions).
@@ -77,8 +80,10 @@ impl Coordinator {
         let seq = self.next_seq;
         self.next_seq += 1;
         let id = CheckpointId { job: self.job, seq };
-        tracing::debug!(job = %self.shared.name, seq, "checkpoint triggered");
+        let span = tracing::info_span!("checkpoint", job = %self.shared.name, seq);
+        span.in_scope(|| tracing::debug!("checkpoint triggered"));
         self.pending.insert(seq, Pending {
+            span,
             started: Instant::now(),
             waiting: self.actors.iter().cloned().collect(),
             bytes: 0,
@@ -100,7 +105,7 @@ impl Coordinator {
     fn abort(&mut self, seq: u64, why: &str) {
         let Some(p) = self.pending.remove(&seq) else { return };
         let waiting: Vec<&String> = p.waiting.iter().take(5).collect();
-        tracing::warn!(job = %self.shared.name, seq, reason = why, ?waiting, "checkpoint aborted");
+        p.span.in_scope(|| tracing::warn!(job = %self.shared.name, seq, reason = why, ?waiting, "checkpoint aborted"));
         let _ = self.backend.abort(CheckpointId { job: self.job, seq });
         let stats = CheckpointStats { seq, duration: p.started.elapsed(), alignment: p.alignment, bytes: p.bytes, completed: false };
         self.shared.record_checkpoint(stats);
@@ -115,7 +120,7 @@ impl Coordinator {
         let completed_at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let meta = CheckpointMeta { id, topology: self.topology.clone(), actors: self.actors.clone(), completed_at_ms, bytes: p.bytes };
         if let Err(e) = self.backend.commit(&meta) {
-            tracing::error!(job = %self.shared.name, seq, error = %e, "checkpoint metadata could not be written");
+            p.span.in_scope(|| tracing::error!(job = %self.shared.name, seq, error = %e, "checkpoint metadata could not be written"));
             for r in p.reply {
                 let _ = r.send(Err(format!("checkpoint {seq}: {e}")));
             }
@@ -127,7 +132,9 @@ impl Coordinator {
             self.abort(s, "a newer checkpoint completed first");
         }
         let stats = CheckpointStats { seq, duration: p.started.elapsed(), alignment: p.alignment, bytes: p.bytes, completed: true };
-        tracing::info!(job = %self.shared.name, seq, bytes = p.bytes, duration_ms = stats.duration.as_millis() as u64, "checkpoint complete");
+        p.span.in_scope(|| {
+            tracing::info!(job = %self.shared.name, seq, bytes = p.bytes, duration_ms = stats.duration.as_millis() as u64, "checkpoint complete")
+        });
         self.shared.record_checkpoint(stats.clone());
         for sink in &self.sinks {
             let sink = sink.clone();

@@ -353,8 +353,12 @@ where
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        tracing::debug!(actor = %self.0.metrics.name, "source started");
+        self.0.metrics.actor_started();
         ctx.spawn(Pump);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.0.metrics.actor_stopped();
     }
 }
 
