@@ -34,11 +34,17 @@
 //! ```
 //!
 //! This crate re-exports the runtime, [`weir_actors`], and adds the
-//! reference workloads ([`workload`]) and the `weir` command-line tool.
+//! reference workloads ([`workload`]), weir inside an actix-web service
+//! ([`web`]: HTTP ingest, result queries, a job API and dashboard,
+//! Prometheus metrics; cargo feature `web`, on by default) and the `weir`
+//! command-line tool.
 
 pub use weir_actors::*;
 
 pub mod workload;
+
+#[cfg(feature = "web")]
+pub mod web;
 
 /// What a job author needs, in one `use weir::prelude::*`.
 pub mod prelude {

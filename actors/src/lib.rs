@@ -14,6 +14,7 @@
 //! Most users depend on the `weir` crate, which re-exports this one with
 //! connectors and the command-line tool.
 
+#[doc(hidden)] #[cfg(feature = "bench-internals")] pub mod bench_support;
 pub mod checkpoint;
 pub mod job;
 pub mod message;

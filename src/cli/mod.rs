@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use weir::workload::{self, StreamParams, Workload, WorkloadSpec};
 
+mod bench;
+
 #[derive(Parser, Debug)]
 #[command(name = "weir", version, about = "Event-time stream processing on actix: run the reference workloads")]
 struct Cli {
@@ -22,6 +24,12 @@ enum Command {
     /// Run a reference workload (shared/bench/WORKLOAD.md) and print
     /// `<rows> <events> <total> <digest>` as the last line of stdout.
     Run(RunArgs),
+    /// Measure weir against a hand-written baseline on the reference
+    /// workloads (each measurement in a child process) and print a table.
+    Bench(bench::BenchArgs),
+    /// One measurement of `weir bench`, run in a child process.
+    #[command(hide = true)]
+    BenchOne(bench::BenchOneArgs),
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -85,6 +93,16 @@ struct RunArgs {
     /// the widest node, i.e. --parallelism).
     #[arg(long, value_name = "N")]
     slots: Option<usize>,
+    /// Serve the dashboard, the job API (/api/jobs) and Prometheus metrics
+    /// (/metrics) on ADDR while the job runs, e.g. 127.0.0.1:8080.
+    #[cfg(feature = "web")]
+    #[arg(long, value_name = "ADDR")]
+    serve: Option<std::net::SocketAddr>,
+    /// With --serve: keep serving this many seconds after the job ends, so
+    /// that its final state can be seen.
+    #[cfg(feature = "web")]
+    #[arg(long, value_name = "SECS", default_value_t = 10, requires = "serve")]
+    linger_secs: u64,
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -95,6 +113,8 @@ pub(crate) fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Run(args) => run(args),
+        Command::Bench(args) => bench::bench(args),
+        Command::BenchOne(args) => bench::bench_one(args),
     }
 }
 
@@ -131,6 +151,17 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    #[cfg(feature = "web")]
+    if let Some(addr) = args.serve {
+        let report = match served::run(job, addr, Duration::from_secs(args.linger_secs), progress_bar(spec.stream.events)) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        return print_result(&report, &spec, workload, &outputs);
+    }
     let handle = match job.spawn() {
         Ok(h) => h,
         Err(e) => {
@@ -138,15 +169,7 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = ProgressBar::new(spec.stream.events);
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} events ({per_sec}, eta {eta})")
-                .expect("a valid template")
-                .progress_chars("=> "),
-        );
-        bar
-    });
+    let bar = progress_bar(spec.stream.events);
     while !handle.is_finished() {
         if let Some(bar) = &bar {
             bar.set_position(handle.metrics().source_records());
@@ -164,6 +187,25 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    print_result(&report, &spec, workload, &outputs)
+}
+
+/// A progress bar over `events` when stderr is a terminal.
+fn progress_bar(events: u64) -> Option<ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(events);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} events ({per_sec}, eta {eta})")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        bar
+    })
+}
+
+/// Prints the throughput line (stderr), the late count and the checksum
+/// (the last line of stdout).
+fn print_result(report: &weir::JobReport, spec: &WorkloadSpec, workload: Workload, outputs: &workload::WorkloadOutputs) -> ExitCode {
     let result = outputs.result();
     let secs = report.elapsed.as_secs_f64();
     eprintln!(
@@ -180,4 +222,53 @@ fn run(args: RunArgs) -> ExitCode {
     }
     println!("{}", result.checksum);
     ExitCode::SUCCESS
+}
+
+/// `weir run ... --serve ADDR`: the job and the web server in one actix
+/// System.
+#[cfg(feature = "web")]
+mod served {
+    use std::net::{SocketAddr, TcpListener};
+    use std::time::Duration;
+
+    use indicatif::ProgressBar;
+    use weir::web::WebState;
+    use weir::{Job, JobReport};
+
+    /// Starts `job` and a server with the dashboard, the job API and
+    /// `/metrics` on `addr` in a new System; when the job has ended, keeps
+    /// serving for `linger`, then stops the server and returns the report.
+    pub(super) fn run(job: Job, addr: SocketAddr, linger: Duration, bar: Option<ProgressBar>) -> Result<JobReport, String> {
+        let listener = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let sys = actix_web::rt::System::new();
+        let span = tracing::info_span!("weir_run", %local);
+        sys.block_on(tracing::Instrument::instrument(async move {
+            let handle = job.start().map_err(|e| e.to_string())?;
+            tracing::info!(job = %handle.name(), id = %handle.id(), "job started");
+            let state = WebState::new();
+            state.add_job(handle.clone());
+            let server = weir::web::serve_on(listener, state).map_err(|e| format!("cannot serve on {local}: {e}"))?;
+            let server_handle = server.handle();
+            actix_web::rt::spawn(server);
+            eprintln!("weir: dashboard at http://{local}/ (job API /api/jobs, metrics /metrics)");
+            let mut tick = actix_web::rt::time::interval(Duration::from_millis(100));
+            while !handle.is_finished() {
+                tick.tick().await;
+                if let Some(bar) = &bar {
+                    bar.set_position(handle.metrics().source_records());
+                }
+            }
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
+            let report = handle.wait().await.map_err(|e| e.to_string());
+            if !linger.is_zero() {
+                eprintln!("weir: the job has ended; serving http://{local}/ for {} s more (Ctrl-C to quit)", linger.as_secs());
+                actix_web::rt::time::sleep(linger).await;
+            }
+            server_handle.stop(true).await;
+            report
+        }, span))
+    }
 }
