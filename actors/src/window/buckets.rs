@@ -20,12 +20,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
+use std::iter::Peekable;
 use std::ops::Bound::{Excluded, Included};
 
 use foldhash::fast::FixedState;
 use serde::{Serialize, Serializer};
 
-use crate::message::Timestamp;
+use super::span::RecentSpan;
+use crate::message::{Record, Timestamp};
 
 /// Seed of the window state's hash maps: fixed, so that iteration order (and
 /// so the order of results with equal window ends) is the same run to run;
@@ -71,14 +73,21 @@ impl<K: Hash + Eq, S> Buckets<K, S> {
         self.entries
     }
 
-    /// The slab entry of the bucket at `at`, created if missing.
-    #[inline]
+    /// The slab entry of the bucket at `at`, created if missing: the cached
+    /// one (nearly always), or [`Buckets::find_bucket`].
+    #[inline(always)]
     fn bucket_at(&mut self, at: Timestamp) -> usize {
-        if let Some((cached_at, i)) = self.cached {
-            if cached_at == at {
-                return i;
-            }
+        match self.cached {
+            Some((cached_at, i)) if cached_at == at => i,
+            _ => self.find_bucket(at),
         }
+    }
+
+    /// The slab entry of the bucket at `at`, looked up or created, and
+    /// cached (out of line: it keeps [`Buckets::update`] small enough to
+    /// inline into the per-record loop).
+    #[inline(never)]
+    fn find_bucket(&mut self, at: Timestamp) -> usize {
         let i = match self.index.get(&at) {
             Some(&i) => i,
             None => {
@@ -96,7 +105,7 @@ impl<K: Hash + Eq, S> Buckets<K, S> {
 
     /// Applies `f` to the state of `key` at `at`, created with `create` if
     /// missing. The key is cloned only when a state is created, not per call.
-    #[inline]
+    #[inline(always)]
     pub(super) fn update<R>(
         &mut self,
         at: Timestamp,
@@ -108,12 +117,66 @@ impl<K: Hash + Eq, S> Buckets<K, S> {
         K: Clone,
     {
         let i = self.bucket_at(at);
-        let bucket = &mut self.slab[i];
-        if let Some(state) = bucket.get_mut(key) {
+        if let Some(state) = self.slab[i].get_mut(key) {
             return f(state);
         }
+        self.insert(i, key, create, f)
+    }
+
+    /// The new state of `key` in slab entry `i` (out of line: once per key
+    /// and window, not per record).
+    #[cold]
+    #[inline(never)]
+    fn insert<R>(&mut self, i: usize, key: &K, create: impl FnOnce() -> S, f: impl FnOnce(&mut S) -> R) -> R
+    where
+        K: Clone,
+    {
         self.entries += 1;
-        f(bucket.entry(key.clone()).or_insert_with(create))
+        f(self.slab[i].entry(key.clone()).or_insert_with(create))
+    }
+
+    /// The fast path of adding a batch: takes records from `records` while
+    /// each falls into an aligned interval of length `len` ([`RecentSpan`])
+    /// for which `bucket_of(start, end)` names the instant of the bucket its
+    /// records go to, and adds each to its key's state there with `add`
+    /// (created with `create`). A run of records in one interval costs one
+    /// bucket lookup, then one hash lookup per record. Returns the first
+    /// record `bucket_of` refuses (for the caller's general path), or `None`
+    /// once `records` is exhausted.
+    #[inline(always)]
+    pub(super) fn add_runs<T, I>(
+        &mut self,
+        records: &mut Peekable<I>,
+        recent: &mut RecentSpan,
+        len: i64,
+        bucket_of: impl Fn(Timestamp, Timestamp) -> Option<Timestamp>,
+        create: impl Fn() -> S,
+        add: impl Fn(&mut S, &T),
+    ) -> Option<Record<(K, T)>>
+    where
+        I: Iterator<Item = Record<(K, T)>>,
+    {
+        while let Some(first) = records.next() {
+            let (start, end) = recent.locate(first.ts, len);
+            let Some(at) = bucket_of(start, end) else { return Some(first) };
+            let i = self.bucket_at(at);
+            let (bucket, entries) = (&mut self.slab[i], &mut self.entries);
+            let mut one = |r: Record<(K, T)>| {
+                let (key, value) = r.value;
+                match bucket.get_mut(&key) {
+                    Some(state) => add(state, &value),
+                    None => {
+                        *entries += 1;
+                        add(bucket.entry(key).or_insert_with(&create), &value);
+                    }
+                }
+            };
+            one(first);
+            while let Some(r) = records.next_if(|r| r.ts >= start && r.ts < end) {
+                one(r);
+            }
+        }
+        None
     }
 
     /// Instants of the buckets in `(after, upto]`, ascending, with their slab

@@ -46,6 +46,8 @@ mod pane_windows;
 mod session_windows;
 #[path = "snapshot.rs"]
 mod snapshot;
+#[path = "span.rs"]
+mod span;
 #[path = "time_windows.rs"]
 mod time_windows;
 
@@ -194,8 +196,8 @@ where
         let agg = &self.agg;
         let late_before = late.len();
         match &mut self.kind {
-            Kind::Time(w) => add_each(batch, late, |key, ts, value| w.add(agg, wm, key, ts, value, out)),
-            Kind::Panes(w) => add_each(batch, late, |key, ts, value| w.add(agg, wm, key, ts, value, out)),
+            Kind::Time(w) => w.add_batch(agg, wm, batch, out, late),
+            Kind::Panes(w) => w.add_batch(agg, wm, batch, out, late),
             Kind::Session(w) => add_each(batch, late, |key, ts, value| w.add(agg, wm, key, ts, value, out)),
             Kind::Count(w) => add_each(batch, late, |key, ts, value| {
                 w.add(agg, key, ts, value, out);
@@ -269,10 +271,17 @@ fn add_each<K, T>(
     mut add: impl FnMut(K, Timestamp, &T) -> Option<K>,
 ) {
     for r in batch.drain(..) {
-        let (key, value) = r.value;
-        if let Some(key) = add(key, r.ts, &value) {
-            late.push(Record { ts: r.ts, value: (key, value) });
-        }
+        add_one(r, late, &mut add);
+    }
+}
+
+/// Feeds `r` to `add`, which returns the key back when the record is late;
+/// a late record goes to `late`.
+#[inline(always)]
+fn add_one<K, T>(r: Record<(K, T)>, late: &mut Vec<Record<(K, T)>>, add: impl FnOnce(K, Timestamp, &T) -> Option<K>) {
+    let (key, value) = r.value;
+    if let Some(key) = add(key, r.ts, &value) {
+        late.push(Record { ts: r.ts, value: (key, value) });
     }
 }
 

@@ -25,8 +25,9 @@ use std::hash::Hash;
 use serde::{Deserialize, Serialize};
 
 use super::buckets::{key_map, BucketEntries, Buckets, KeyMap};
-use super::{emit, last_instant, Fired};
-use crate::message::Timestamp;
+use super::span::RecentSpan;
+use super::{add_one, emit, last_instant, Fired};
+use crate::message::{Record, Timestamp};
 use crate::window::{Aggregate, Timing, Window};
 
 /// The state of one pane of one key.
@@ -57,12 +58,15 @@ pub(super) struct PaneWindows<K, Acc> {
     /// The window being fired, merged per key: accumulator and whether a
     /// pane of it is dirty (reused, empty between firings).
     merged: KeyMap<K, (Acc, bool)>,
+    /// The pane of the previous record (the next one is nearly always in
+    /// it).
+    recent: RecentSpan,
 }
 
 impl<K: Hash + Eq + Clone, Acc: Clone> PaneWindows<K, Acc> {
     /// Windows of `size` every `slide`, `size` a multiple of `slide`.
     pub(super) fn new(size: i64, slide: i64, lateness: i64) -> Self {
-        PaneWindows { size, slide, lateness, panes: Buckets::new(), scratch: Vec::new(), merged: key_map() }
+        PaneWindows { size, slide, lateness, panes: Buckets::new(), scratch: Vec::new(), merged: key_map(), recent: RecentSpan::new() }
     }
 
     /// The window ending at `end`.
@@ -73,6 +77,34 @@ impl<K: Hash + Eq + Clone, Acc: Clone> PaneWindows<K, Acc> {
     /// The first window end (a multiple of the slide) after `t`.
     fn first_end_after(&self, t: Timestamp) -> Timestamp {
         t.div_euclid(self.slide).saturating_add(1).saturating_mul(self.slide)
+    }
+
+    /// Adds every record of `batch` (leaving it empty) as
+    /// [`PaneWindows::add`] does, late records to `late`: runs of records
+    /// into panes after the watermark (which no window that fired holds)
+    /// through [`Buckets::add_runs`], every other record through `add`.
+    pub(super) fn add_batch<T, A: Aggregate<T, Acc = Acc>>(
+        &mut self,
+        agg: &A,
+        wm: Timestamp,
+        batch: &mut Vec<Record<(K, T)>>,
+        out: &mut Fired<K, A::Out>,
+        late: &mut Vec<Record<(K, T)>>,
+    ) {
+        let mut records = batch.drain(..).peekable();
+        while let Some(r) = self.panes.add_runs(
+            &mut records,
+            &mut self.recent,
+            self.slide,
+            |_, pane_end| (pane_end > wm).then_some(pane_end),
+            || Pane { acc: agg.create(), dirty: false },
+            |pane, value| {
+                agg.add(&mut pane.acc, value);
+                pane.dirty = true;
+            },
+        ) {
+            add_one(r, late, |key, ts, value| self.add(agg, wm, key, ts, value, out));
+        }
     }
 
     /// Adds a record to its pane unless every window holding it is gone
@@ -88,8 +120,7 @@ impl<K: Hash + Eq + Clone, Acc: Clone> PaneWindows<K, Acc> {
         value: &T,
         out: &mut Fired<K, A::Out>,
     ) -> Option<K> {
-        let pane_start = ts.saturating_sub(ts.rem_euclid(self.slide));
-        let pane_end = pane_start.saturating_add(self.slide);
+        let (pane_start, pane_end) = self.recent.locate(ts, self.slide);
         // The windows holding `ts` end in `pane_end ..= last_end`.
         let last_end = pane_start.saturating_add(self.size);
         if last_end.saturating_add(self.lateness) <= wm {
@@ -234,6 +265,14 @@ impl<K: Hash + Eq + Clone, Acc: Clone> PaneWindows<K, Acc> {
     /// Windows configured like these, holding the panes of a snapshot.
     pub(super) fn restored(&self, state: PaneSnapshot<K, Acc>) -> Result<Self, String> {
         let (size, slide, lateness) = (self.size, self.slide, self.lateness);
-        Ok(PaneWindows { size, slide, lateness, panes: Buckets::from_snapshot(state)?, scratch: Vec::new(), merged: key_map() })
+        Ok(PaneWindows {
+            size,
+            slide,
+            lateness,
+            panes: Buckets::from_snapshot(state)?,
+            scratch: Vec::new(),
+            merged: key_map(),
+            recent: RecentSpan::new(),
+        })
     }
 }

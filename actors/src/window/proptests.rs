@@ -52,14 +52,33 @@ struct Run {
 /// Runs `steps` (then end of input if `finish`) through a counting and
 /// summing core; checks that every watermark fires in ascending window end.
 fn run(windows: Windows, options: WindowOptions, panes: bool, steps: &[Step], finish: bool) -> Run {
+    run_in_batches(windows, options, panes, steps, finish, None)
+}
+
+/// [`run`], but with `Some(n)` the records go in through
+/// [`WindowCore::add_batch`], as the actor feeds them: consecutive records
+/// in batches of up to `n`, each batch added at its last record's step.
+fn run_in_batches(windows: Windows, options: WindowOptions, panes: bool, steps: &[Step], finish: bool, batch: Option<usize>) -> Run {
     let agg = (Count, Sum::of(|v: &i64| *v));
     let mut core = WindowCore::with_layout(windows, options, agg, panes);
     let (mut out, mut late) = (Vec::new(), Vec::new());
+    let mut pending = Vec::new();
     let mut result = Run::default();
     let end = finish.then_some(Step::Watermark(i64::MAX));
-    for step in steps.iter().chain(end.iter()) {
+    let all: Vec<&Step> = steps.iter().chain(end.iter()).collect();
+    for (n, &step) in all.iter().enumerate() {
         match *step {
-            Step::Record { key, ts, value } => core.add(key, ts, value, &mut out, &mut late),
+            Step::Record { key, ts, value } => match batch {
+                None => core.add(key, ts, value, &mut out, &mut late),
+                Some(size) => {
+                    pending.push(Record { ts, value: (key, value) });
+                    let next_is_record = matches!(all.get(n + 1), Some(Step::Record { .. }));
+                    if pending.len() >= size || !next_is_record {
+                        core.add_batch(&mut pending, &mut out, &mut late);
+                        assert!(pending.is_empty(), "add_batch leaves the batch empty");
+                    }
+                }
+            },
             Step::Watermark(t) => {
                 core.on_watermark(t, &mut out);
                 let ends: Vec<i64> = out.iter().map(|r| r.value.window.end).collect();
@@ -291,6 +310,27 @@ proptest! {
             prop_assert_eq!(fired, due, "step {}: {:?}", n, step);
         }
         prop_assert_eq!(got.late, late);
+    }
+
+    #[test]
+    fn adding_in_batches_fires_and_routes_exactly_like_adding_one_record_at_a_time(
+        kind in 0u8..5, size in 1i64..30, slide_div in 1i64..4, lateness in 0i64..40,
+        early_count in prop::option::of(1u64..4), batch in 1usize..12, steps in steps(true),
+    ) {
+        let windows = match kind {
+            0 => Windows::tumbling(size),
+            1 => Windows::sliding(size * slide_div, size),
+            2 => Windows::sliding(size * slide_div + 1, size),
+            3 => Windows::session(size),
+            _ => Windows::count(size as u64),
+        };
+        let options = WindowOptions { allowed_lateness: lateness, early_every_count: early_count, ..WindowOptions::default() };
+        for panes in [true, false] {
+            let one_by_one = run(windows, options, panes, &steps, true);
+            let batched = run_in_batches(windows, options, panes, &steps, true, Some(batch));
+            prop_assert_eq!(&batched.fired, &one_by_one.fired, "{:?} panes={}", windows, panes);
+            prop_assert_eq!(&batched.late, &one_by_one.late);
+        }
     }
 
     #[test]

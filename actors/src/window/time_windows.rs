@@ -18,8 +18,9 @@ use std::hash::Hash;
 use serde::{Deserialize, Serialize};
 
 use super::buckets::{BucketEntries, Buckets};
-use super::{emit, last_instant, Fired};
-use crate::message::Timestamp;
+use super::span::RecentSpan;
+use super::{add_one, emit, last_instant, Fired};
+use crate::message::{Record, Timestamp};
 use crate::window::{Aggregate, Timing, Window};
 
 /// The state of one window of one key.
@@ -67,16 +68,52 @@ pub(super) struct TimeWindows<K, Acc> {
     early_every: Option<u64>,
     /// The states, by window end.
     windows: Buckets<K, Slot<Acc>>,
-    /// The latest start of the previous record's windows (a multiple of
-    /// `slide`; `i64::MIN` at first): the next record nearly always has the
-    /// same, and checking that is cheaper than the division that finds it.
-    recent_start: Timestamp,
+    /// The slide-long interval of the previous record: the next record
+    /// nearly always has the same, and checking that is cheaper than the
+    /// division that finds it. Its start is the latest start of the
+    /// record's windows.
+    recent: RecentSpan,
 }
 
 impl<K: Hash + Eq + Clone, Acc> TimeWindows<K, Acc> {
     /// Windows of `size` every `slide` (`0 < slide <= size`).
     pub(super) fn new(size: i64, slide: i64, lateness: i64, early_every: Option<u64>) -> Self {
-        TimeWindows { size, slide, lateness, early_every, windows: Buckets::new(), recent_start: Timestamp::MIN }
+        TimeWindows { size, slide, lateness, early_every, windows: Buckets::new(), recent: RecentSpan::new() }
+    }
+
+    /// Adds every record of `batch` (leaving it empty) as [`TimeWindows::add`]
+    /// does, late records to `late`. Tumbling windows without early firing
+    /// take runs of records into windows after the watermark through
+    /// [`Buckets::add_runs`]; every other record goes through `add`.
+    pub(super) fn add_batch<T, A: Aggregate<T, Acc = Acc>>(
+        &mut self,
+        agg: &A,
+        wm: Timestamp,
+        batch: &mut Vec<Record<(K, T)>>,
+        out: &mut Fired<K, A::Out>,
+        late: &mut Vec<Record<(K, T)>>,
+    ) {
+        let mut records = batch.drain(..).peekable();
+        if self.size == self.slide && self.early_every.is_none() {
+            // A window after the watermark only adds the record: no firing.
+            while let Some(r) = self.windows.add_runs(
+                &mut records,
+                &mut self.recent,
+                self.size,
+                |_, end| (end > wm).then_some(end),
+                || Slot { acc: agg.create(), since_fire: 0, dirty: false },
+                |slot, value| {
+                    agg.add(&mut slot.acc, value);
+                    slot.dirty = true;
+                    slot.since_fire = slot.since_fire.saturating_add(1);
+                },
+            ) {
+                add_one(r, late, |key, ts, value| self.add(agg, wm, key, ts, value, out));
+            }
+        }
+        for r in records {
+            add_one(r, late, |key, ts, value| self.add(agg, wm, key, ts, value, out));
+        }
     }
 
     /// Adds a record to each of its windows that is still kept, in ascending
@@ -91,22 +128,21 @@ impl<K: Hash + Eq + Clone, Acc> TimeWindows<K, Acc> {
         value: &T,
         out: &mut Fired<K, A::Out>,
     ) -> Option<K> {
-        let (size, slide, lateness, early_every) = (self.size, self.slide, self.lateness, self.early_every);
-        // `ts - recent_start` wraps negative when the true difference
-        // overflows, so the check below is exact.
-        let since = ts.wrapping_sub(self.recent_start);
-        let (last_start, offset) = if ts >= self.recent_start && (0..slide).contains(&since) {
-            (self.recent_start, since)
-        } else {
-            let offset = ts.rem_euclid(slide);
-            let start = ts.saturating_sub(offset);
-            self.recent_start = start;
-            (start, offset)
-        };
+        let (size, slide, lateness) = (self.size, self.slide, self.lateness);
+        let (last_start, slide_end) = self.recent.locate(ts, slide);
+        if size == slide {
+            // Tumbling: one window, the interval itself.
+            if slide_end.saturating_add(lateness) <= wm {
+                return Some(key); // dropped for good: late
+            }
+            self.update(agg, wm, &key, Window::new(last_start, slide_end), value, out);
+            return None;
+        }
         // Windows starting before `last_start` that still hold `ts`: their
-        // start is above `ts - size`. `size - 1 - offset >= size - slide >= 0`
-        // (tumbling windows: none).
-        let earlier = if size == slide { 0 } else { (size - 1 - offset) / slide };
+        // start is above `ts - size`, and `size - 1 - offset >= size - slide
+        // >= 0`.
+        let offset = ts - last_start;
+        let earlier = (size - 1 - offset) / slide;
         let mut kept = false;
         for j in (0..=earlier).rev() {
             let start = last_start.saturating_sub(j * slide);
@@ -115,32 +151,49 @@ impl<K: Hash + Eq + Clone, Acc> TimeWindows<K, Acc> {
                 continue; // dropped for good
             }
             kept = true;
-            let fired_on_time = window.end <= wm;
-            self.windows.update(
-                window.end,
-                &key,
-                || Slot { acc: agg.create(), since_fire: 0, dirty: false },
-                |slot| {
-                    agg.add(&mut slot.acc, value);
-                    if fired_on_time {
-                        // Behind the watermark but within the lateness: the
-                        // result is updated now, no watermark will come for it.
-                        slot.fire(agg, &key, window, Timing::Late, out);
-                    } else {
-                        slot.dirty = true;
-                        slot.since_fire = slot.since_fire.saturating_add(1);
-                        if early_every.is_some_and(|n| u64::from(slot.since_fire) >= n) {
-                            slot.fire(agg, &key, window, Timing::Early, out);
-                        }
-                    }
-                },
-            );
+            self.update(agg, wm, &key, window, value, out);
         }
         if kept {
             None
         } else {
             Some(key)
         }
+    }
+
+    /// Adds a record to `window` of `key`, which is still kept: fires it at
+    /// once if it has fired on time already (a late update), or early when
+    /// it reached the count of an early firing.
+    #[inline(always)]
+    fn update<T, A: Aggregate<T, Acc = Acc>>(
+        &mut self,
+        agg: &A,
+        wm: Timestamp,
+        key: &K,
+        window: Window,
+        value: &T,
+        out: &mut Fired<K, A::Out>,
+    ) {
+        let early_every = self.early_every;
+        let fired_on_time = window.end <= wm;
+        self.windows.update(
+            window.end,
+            key,
+            || Slot { acc: agg.create(), since_fire: 0, dirty: false },
+            |slot| {
+                agg.add(&mut slot.acc, value);
+                if fired_on_time {
+                    // Behind the watermark but within the lateness: the
+                    // result is updated now, no watermark will come for it.
+                    slot.fire(agg, key, window, Timing::Late, out);
+                } else {
+                    slot.dirty = true;
+                    slot.since_fire = slot.since_fire.saturating_add(1);
+                    if early_every.is_some_and(|n| u64::from(slot.since_fire) >= n) {
+                        slot.fire(agg, key, window, Timing::Early, out);
+                    }
+                }
+            },
+        );
     }
 
     /// Fires the windows with end in `(previous, wm]` in ascending end and

@@ -1,0 +1,55 @@
+//! The aligned interval of event time that held the previous record.
+//!
+//! Tumbling windows and panes cut event time into intervals
+//! `[k * len, (k + 1) * len)`. Finding a record's interval takes a division
+//! by a length known only at run time (tens of cycles), yet consecutive
+//! records nearly always fall into the same one: [`RecentSpan`] remembers
+//! the last interval found, so that the usual record costs two comparisons.
+
+use crate::message::Timestamp;
+
+/// The last aligned interval found, `[start, end)`; empty at first.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RecentSpan {
+    start: Timestamp,
+    end: Timestamp,
+}
+
+impl RecentSpan {
+    /// No interval yet: the first lookup computes one.
+    pub(super) fn new() -> Self {
+        RecentSpan { start: Timestamp::MAX, end: Timestamp::MIN }
+    }
+
+    /// The interval `[start, end)` of length `len` (`> 0`, the same on every
+    /// call) aligned to a multiple of `len` that holds `ts`. Near the end of
+    /// time `end` saturates at `i64::MAX`; such an interval is recomputed on
+    /// every call, which is correct, only not cached.
+    #[inline(always)]
+    pub(super) fn locate(&mut self, ts: Timestamp, len: i64) -> (Timestamp, Timestamp) {
+        if ts >= self.start && ts < self.end {
+            return (self.start, self.end);
+        }
+        let start = ts.saturating_sub(ts.rem_euclid(len));
+        let end = start.saturating_add(len);
+        *self = RecentSpan { start, end };
+        (start, end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_finds_the_aligned_interval_of_every_timestamp() {
+        let mut span = RecentSpan::new();
+        for ts in [0, 5, 9, 10, -1, -10, -11, 3, i64::MIN, i64::MAX, 25, 20, 29] {
+            let (start, end) = span.locate(ts, 10);
+            let want = ts.div_euclid(10).saturating_mul(10);
+            assert_eq!(start, want, "start of {ts}");
+            assert_eq!(end, want.saturating_add(10), "end of {ts}");
+            assert!(start <= ts && (ts < end || end == i64::MAX), "{ts} in [{start}, {end})");
+        }
+    }
+}
