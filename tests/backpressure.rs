@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use weir::dev::{Collector, Operator, OperatorContext};
 use weir::prelude::*;
-use weir::{ActorKind, Sink, SinkError};
+use weir::{ActorKind, Placement, Sink, SinkError};
 
 /// Sleeps on every batch: far slower than the source.
 struct SlowSink {
@@ -38,7 +38,10 @@ fn slow_sink_backpressures_source_without_loss_and_within_the_memory_bound() {
     const N: i64 = 200_000;
     const BATCH: usize = 64;
     const CAPACITY: usize = 4;
-    let job = JobBuilder::new("bp").batch_size(BATCH).mailbox_capacity(CAPACITY);
+    // Every actor on a thread of its own, as a slow external sink would be:
+    // with slot placement the three share one thread, whose scheduler
+    // alternates between them, so the source rarely meets a full mailbox.
+    let job = JobBuilder::new("bp").batch_size(BATCH).mailbox_capacity(CAPACITY).placement(Placement::ThreadPerActor);
     let (inner, out) = CollectSink::new();
     job.source("numbers", IterSource::new(0..N), |n: &i64| *n, WatermarkStrategy::monotonic())
         .process("pass", |_| PassThrough)

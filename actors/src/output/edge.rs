@@ -113,23 +113,42 @@ where
         if p == 1 {
             // One destination: no hashing, and a bulk `extend` per batch
             // instead of a length check per record.
-            let mut rest = batch.drain(..);
-            while rest.len() > 0 {
-                let room = self.batch_size.saturating_sub(self.bufs[0].len()).max(1);
-                let key_fn = &self.key_fn;
-                self.bufs[0].extend(rest.by_ref().take(room).map(|r| Record { ts: r.ts, value: (key_fn(&r.value), r.value) }));
-                if self.bufs[0].len() >= self.batch_size {
-                    self.send(0);
+            if self.bufs[0].len() + batch.len() <= self.batch_size {
+                // It all fits (the usual case): a whole drain is an exact-size
+                // iterator, so `extend` writes without a check per record.
+                self.bufs[0].extend(batch.drain(..).map(keyed(&self.key_fn)));
+            } else {
+                let mut rest = batch.drain(..);
+                while rest.len() > 0 {
+                    let room = self.batch_size.saturating_sub(self.bufs[0].len()).max(1);
+                    self.bufs[0].extend(rest.by_ref().take(room).map(keyed(&self.key_fn)));
+                    if self.bufs[0].len() >= self.batch_size {
+                        self.send(0);
+                    }
                 }
+            }
+            if self.bufs[0].len() >= self.batch_size {
+                self.send(0);
             }
             return;
         }
-        for r in batch.drain(..) {
-            let key = (self.key_fn)(&r.value);
-            let t = partition(&key, p);
-            self.bufs[t].push(Record { ts: r.ts, value: (key, r.value) });
-            if self.bufs[t].len() >= self.batch_size {
-                self.send(t);
+        // In chunks that no destination's buffer can overflow, so that the
+        // per-record loop only hashes and appends (no send, no call that
+        // would make the compiler spill the record to the stack), then send
+        // the buffers that filled.
+        let mut rest = batch.drain(..);
+        while rest.len() > 0 {
+            let room = self.bufs.iter().map(|b| self.batch_size.saturating_sub(b.len())).min().unwrap_or(0).max(1);
+            let (key_fn, bufs) = (&self.key_fn, &mut self.bufs);
+            for r in rest.by_ref().take(room) {
+                let key = key_fn(&r.value);
+                let t = partition(&key, p);
+                bufs[t].push(Record { ts: r.ts, value: (key, r.value) });
+            }
+            for t in 0..p {
+                if self.bufs[t].len() >= self.batch_size {
+                    self.send(t);
+                }
             }
         }
     }
@@ -143,6 +162,12 @@ where
     fn take_blocked(&mut self) -> Option<Blocked> {
         self.sender.take_blocked()
     }
+}
+
+/// A record with its key, for [`KeyBy`].
+#[inline(always)]
+fn keyed<K, T>(key_fn: &impl Fn(&T) -> K) -> impl Fn(Record<T>) -> Record<(K, T)> + '_ {
+    move |r| Record { ts: r.ts, value: (key_fn(&r.value), r.value) }
 }
 
 /// Counts and discards: the output of a port nobody subscribed to (late

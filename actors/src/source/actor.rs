@@ -29,8 +29,11 @@ use crate::output::{join_blocked, Blocked};
 use crate::source::{DeadLetter, Source, SourceBatch, SourceStatus};
 use crate::time::{WatermarkGenerator, WatermarkStrategy};
 
-/// Batches handled per pump turn before yielding to the mailbox.
-const BUDGET: usize = 32;
+/// Batches handled per pump turn before yielding: one, so that on a thread
+/// shared with its consumers (slot placement) each batch is consumed while
+/// it is still in cache, rather than a mailbox-full of them later (measured:
+/// 32 left ten times more L2 misses at p = 1).
+const BUDGET: usize = 1;
 
 /// Asks a source actor to stop reading and end its output (the rest of the
 /// job then drains).
