@@ -85,7 +85,7 @@ impl<T: Send + 'static> Handler<Envelope<T>> for Drain<T> {
     type Result = ();
     fn handle(&mut self, env: Envelope<T>, _ctx: &mut Context<Self>) {
         if let Message::Data(batch) = env.msg {
-            self.pool.put(batch);
+            self.pool.put(env.input, batch);
         }
     }
 }

@@ -187,7 +187,7 @@ where
                 self.metrics.add_in(batch.len());
                 self.inputs.on_data(env.input);
                 self.core.add_batch(&mut batch, &mut self.fired, &mut self.late);
-                self.pool.put(batch);
+                self.pool.put(env.input, batch);
                 self.emit();
             }
             msg => {

@@ -130,10 +130,10 @@ impl<T: Send + 'static> Sender<T> {
         self.targets.len()
     }
 
-    /// An empty buffer for the next batch to target `t`, reused from its
-    /// receiver when it handed one back.
+    /// An empty buffer for the next batch to target `t`: one this sender
+    /// filled before, when the receiver has handed it back.
     pub(crate) fn buffer(&self, t: usize, capacity: usize) -> Vec<Record<T>> {
-        self.targets[t].pool.take(capacity)
+        self.targets[t].pool.take(self.input, capacity)
     }
 
     /// Offers `msg` to target `t`; keeps it if the mailbox is full.
