@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::message::Record;
 use crate::metrics::ActorMetrics;
-use crate::output::{Blocked, Control, Emit, Sender, Target};
+use crate::output::{Blocked, Control, Emit, HeldWatermarks, Sender, Target};
 
 /// The partition of `key` among `p`: a fixed-seed hash, so every process of
 /// a distributed job agrees.
@@ -23,13 +23,17 @@ pub(crate) struct RoundRobin<T: Send + 'static> {
     buf: Vec<Record<T>>,
     batch_size: usize,
     next: usize,
+    held: HeldWatermarks,
 }
 
 impl<T: Send + 'static> RoundRobin<T> {
     pub(crate) fn new(targets: Vec<Target<T>>, input: usize, batch_size: usize, metrics: Arc<ActorMetrics>) -> Self {
-        RoundRobin { sender: Sender::new(targets, input, metrics), buf: Vec::with_capacity(batch_size), batch_size, next: 0 }
+        let held = HeldWatermarks::new(targets.len());
+        RoundRobin { sender: Sender::new(targets, input, metrics), buf: Vec::with_capacity(batch_size), batch_size, next: 0, held }
     }
 
+    /// Sends the batch being filled (if any) to the next target, and the
+    /// watermark held for that target after it.
     fn send_buf(&mut self) {
         if self.buf.is_empty() {
             return;
@@ -38,11 +42,23 @@ impl<T: Send + 'static> RoundRobin<T> {
         let batch = std::mem::replace(&mut self.buf, self.sender.buffer((t + 1) % self.sender.len(), self.batch_size));
         self.next = (self.next + 1) % self.sender.len();
         self.sender.send(t, crate::message::Message::Data(batch));
+        if let Some(wm) = self.held.take(t) {
+            self.sender.send(t, crate::message::Message::Watermark(wm));
+        }
+    }
+
+    /// Sends the partial batch, then every watermark held.
+    fn release(&mut self) {
+        self.send_buf();
+        self.held.release(&mut self.sender);
     }
 }
 
 impl<T: Send + 'static> Emit<T> for RoundRobin<T> {
     fn data(&mut self, batch: &mut Vec<Record<T>>) {
+        if !self.held.may_pass(batch) {
+            self.release();
+        }
         if self.buf.is_empty() && batch.len() >= self.batch_size {
             // A full batch travels as it is; the caller gets a fresh buffer.
             self.buf = std::mem::replace(batch, Vec::with_capacity(self.batch_size));
@@ -57,11 +73,17 @@ impl<T: Send + 'static> Emit<T> for RoundRobin<T> {
         }
     }
     fn control(&mut self, ctl: Control) {
-        self.send_buf();
+        if let Control::Watermark(wm) = ctl {
+            if self.held.hold(wm) {
+                self.release();
+            }
+            return;
+        }
+        self.release();
         self.sender.broadcast(ctl);
     }
     fn flush(&mut self) {
-        self.send_buf();
+        self.release();
     }
     fn take_blocked(&mut self) -> Option<Blocked> {
         self.sender.take_blocked()
@@ -75,6 +97,7 @@ pub(crate) struct KeyBy<K: Send + 'static, T: Send + 'static, F> {
     key_fn: F,
     bufs: Vec<Vec<Record<(K, T)>>>,
     batch_size: usize,
+    held: HeldWatermarks,
 }
 
 impl<K, T, F> KeyBy<K, T, F>
@@ -85,20 +108,27 @@ where
 {
     pub(crate) fn new(targets: Vec<Target<(K, T)>>, input: usize, key_fn: F, batch_size: usize, metrics: Arc<ActorMetrics>) -> Self {
         let bufs = targets.iter().map(|_| Vec::with_capacity(batch_size)).collect();
-        KeyBy { sender: Sender::new(targets, input, metrics), key_fn, bufs, batch_size }
+        let held = HeldWatermarks::new(targets.len());
+        KeyBy { sender: Sender::new(targets, input, metrics), key_fn, bufs, batch_size, held }
     }
 
+    /// Sends target `t`'s batch, and the watermark held for it after it.
     fn send(&mut self, t: usize) {
         let batch = std::mem::replace(&mut self.bufs[t], self.sender.buffer(t, self.batch_size));
         self.sender.send(t, crate::message::Message::Data(batch));
+        if let Some(wm) = self.held.take(t) {
+            self.sender.send(t, crate::message::Message::Watermark(wm));
+        }
     }
 
-    fn send_all(&mut self) {
+    /// Sends every partial batch, then every watermark held.
+    fn release(&mut self) {
         for t in 0..self.bufs.len() {
             if !self.bufs[t].is_empty() {
                 self.send(t);
             }
         }
+        self.held.release(&mut self.sender);
     }
 }
 
@@ -109,6 +139,9 @@ where
     F: Fn(&T) -> K + Send + 'static,
 {
     fn data(&mut self, batch: &mut Vec<Record<T>>) {
+        if !self.held.may_pass(batch) {
+            self.release();
+        }
         let p = self.bufs.len();
         if p == 1 {
             // One destination: no hashing, and a bulk `extend` per batch
@@ -153,11 +186,17 @@ where
         }
     }
     fn control(&mut self, ctl: Control) {
-        self.send_all();
+        if let Control::Watermark(wm) = ctl {
+            if self.held.hold(wm) {
+                self.release();
+            }
+            return;
+        }
+        self.release();
         self.sender.broadcast(ctl);
     }
     fn flush(&mut self) {
-        self.send_all();
+        self.release();
     }
     fn take_blocked(&mut self) -> Option<Blocked> {
         self.sender.take_blocked()

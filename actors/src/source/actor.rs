@@ -236,9 +236,11 @@ where
     /// The source has nothing now: flush, watermark, idleness; returns the
     /// next instant a duty falls due.
     fn on_quiet(&mut self) -> Option<Instant> {
+        // Watermark first: the flush then sends it (edges hold watermarks
+        // back until a flush or a full batch).
+        self.emit_watermark(false);
         self.out.flush();
         self.dead_out.flush();
-        self.emit_watermark(false);
         let mut next = None;
         let interval = self.settings.strategy.interval;
         if self.wm.has_pending() {
