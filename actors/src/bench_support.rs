@@ -8,7 +8,6 @@
 #![allow(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 use std::hash::Hash;
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use actix::{Actor, Context, Handler};
@@ -16,6 +15,7 @@ use actix::{Actor, Context, Handler};
 use crate::message::{Envelope, Message, Record, Timestamp};
 use crate::metrics::{ActorKind, ActorMetrics};
 use crate::output::edge::KeyBy;
+use crate::output::mailbox::MailboxGauge;
 use crate::output::pool::BatchPool;
 use crate::output::{Emit, Target};
 use crate::window::core::{Fired, WindowCore};
@@ -75,6 +75,7 @@ pub fn partition<K: Hash + ?Sized>(key: &K, p: usize) -> usize {
 /// the pool its senders take from (as a window manager does).
 struct Drain<T: Send + 'static> {
     pool: Arc<BatchPool<T>>,
+    queued: Arc<MailboxGauge>,
 }
 
 impl<T: Send + 'static> Actor for Drain<T> {
@@ -84,6 +85,7 @@ impl<T: Send + 'static> Actor for Drain<T> {
 impl<T: Send + 'static> Handler<Envelope<T>> for Drain<T> {
     type Result = ();
     fn handle(&mut self, env: Envelope<T>, _ctx: &mut Context<Self>) {
+        self.queued.taken();
         if let Message::Data(batch) = env.msg {
             self.pool.put(env.input, batch);
         }
@@ -114,12 +116,12 @@ where
         for _ in 0..p {
             let arbiter = actix::Arbiter::new();
             let pool: Arc<BatchPool<(K, T)>> = Arc::default();
-            let theirs = Arc::clone(&pool);
+            let queued: Arc<MailboxGauge> = Arc::default();
+            let (theirs, gauge) = (Arc::clone(&pool), Arc::clone(&queued));
             let addr = Drain::start_in_arbiter(&arbiter.handle(), move |ctx| {
                 ctx.set_mailbox_capacity(mailbox_capacity);
-                Drain { pool: theirs }
+                Drain { pool: theirs, queued: gauge }
             });
-            let queued = Arc::new(AtomicUsize::new(0));
             targets.push(Target::with_pool(addr.recipient(), &queued, pool));
             arbiters.push(arbiter);
         }

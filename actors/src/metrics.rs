@@ -6,7 +6,7 @@
 //! dashboard on another thread — can read them at any time without stopping
 //! anyone. Reading gives a [`MetricsSnapshot`].
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,7 +49,7 @@ pub struct ActorMetrics {
     pub(crate) open_windows: AtomicU64,
     /// Messages queued in this actor's mailbox (raised by senders, lowered
     /// by this actor when it takes a message).
-    pub(crate) mailbox: Arc<AtomicUsize>,
+    pub(crate) mailbox: Arc<crate::output::mailbox::MailboxGauge>,
     pub(crate) mailbox_capacity: usize,
     /// `actor{actor, kind}`: open while the actor runs.
     span: std::sync::Mutex<Option<tracing::Span>>,
@@ -72,7 +72,7 @@ impl ActorMetrics {
             late_records: AtomicU64::new(0),
             dead_letters: AtomicU64::new(0),
             open_windows: AtomicU64::new(0),
-            mailbox: Arc::new(AtomicUsize::new(0)),
+            mailbox: Arc::default(),
             mailbox_capacity,
             span: std::sync::Mutex::new(None),
         })
@@ -161,7 +161,7 @@ impl ActorMetrics {
             late_records: self.late_records.load(Relaxed),
             dead_letters: self.dead_letters.load(Relaxed),
             open_windows: self.open_windows.load(Relaxed),
-            mailbox_len: self.mailbox.load(Relaxed),
+            mailbox_len: self.mailbox.len(),
             mailbox_capacity: self.mailbox_capacity,
         }
     }

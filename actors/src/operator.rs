@@ -11,7 +11,6 @@
 //! [`Operator::on_timer`] to be called once the watermark reaches a time.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use actix::{Actor, Context, Handler};
@@ -258,9 +257,9 @@ impl<O: Operator> Handler<Envelope<O::In>> for OperatorActor<O> {
 
 impl<O: Operator> OperatorState<O> {
     fn handle(&mut self, env: Envelope<O::In>, ctx: &mut Context<OperatorActor<O>>) {
-        self.metrics.mailbox.fetch_sub(1, Relaxed);
+        self.metrics.mailbox.taken();
         self.dispatch(env);
-        if self.metrics.mailbox.load(Relaxed) == 0 {
+        if self.metrics.mailbox.len() == 0 {
             self.out.flush();
         }
         wait_blocked(self.out.take_blocked(), &self.metrics, ctx);

@@ -348,7 +348,7 @@ impl<T: Send + 'static, S: Sink<T>> Handler<Envelope<T>> for SinkActor<T, S> {
     type Result = ();
 
     fn handle(&mut self, env: Envelope<T>, _ctx: &mut Context<Self>) {
-        self.metrics.mailbox.fetch_sub(1, Relaxed);
+        self.metrics.mailbox.taken();
         self.dispatch(env);
     }
 }
@@ -438,7 +438,7 @@ impl<T: actix::Message<Result = ()> + Send + 'static> Handler<Envelope<T>> for R
     type Result = ();
 
     fn handle(&mut self, env: Envelope<T>, ctx: &mut Context<Self>) {
-        self.metrics.mailbox.fetch_sub(1, Relaxed);
+        self.metrics.mailbox.taken();
         match env.msg {
             // Delivery to an actor cannot be taken back and this sink keeps
             // no state: it acknowledges the first barrier of each checkpoint

@@ -169,10 +169,10 @@ where
     }
 
     fn handle(&mut self, env: Envelope<(K, T)>, ctx: &mut Context<WindowActor<K, T, A>>) {
-        self.metrics.mailbox.fetch_sub(1, Relaxed);
+        self.metrics.mailbox.taken();
         self.dispatch(env);
         // No more input queued: send partial batches now rather than later.
-        if self.metrics.mailbox.load(Relaxed) == 0 {
+        if self.metrics.mailbox.len() == 0 {
             self.out.flush();
             self.late_out.flush();
         }

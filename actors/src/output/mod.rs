@@ -16,13 +16,13 @@
 //! actix when the receiver takes the message: no spinning, no sleeping.
 
 pub(crate) mod edge;
+pub(crate) mod mailbox;
 pub(crate) mod outlet;
 pub(crate) mod pool;
 pub(crate) mod stage;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
 use actix::dev::SendError;
@@ -30,6 +30,7 @@ use actix::Recipient;
 
 use crate::message::{CheckpointId, Envelope, Message, Record, Timestamp};
 use crate::metrics::ActorMetrics;
+use mailbox::MailboxGauge;
 use pool::BatchPool;
 
 /// A control message, broadcast to every destination after pending data.
@@ -74,29 +75,51 @@ pub(crate) trait Emit<T>: Send + 'static {
 
 /// One downstream actor instance.
 pub(crate) struct Target<T: Send + 'static> {
-    pub(crate) recipient: Recipient<Envelope<T>>,
+    /// One actix sender: its own slot beyond the capacity, parked when it
+    /// met a full mailbox. Shared (not cloned) with the future that
+    /// delivers held messages, so that it stays one sender with one slot.
+    pub(crate) recipient: Arc<Recipient<Envelope<T>>>,
     /// The receiver's mailbox gauge.
-    pub(crate) queued: Arc<AtomicUsize>,
+    pub(crate) queued: Arc<MailboxGauge>,
     /// Where the receiver hands back drained batch buffers (a receiver
     /// that does not simply leaves it empty).
     pub(crate) pool: Arc<BatchPool<T>>,
+    /// Whether the receiver calls [`MailboxGauge::taken`] for every message
+    /// (weir's own actors do; a plain actix actor may not), so that a
+    /// blocked sender can wait on [`MailboxGauge::room`].
+    pub(crate) signals_room: bool,
 }
 
 impl<T: Send + 'static> Target<T> {
     /// The target `recipient`, whose mailbox fill is counted in `queued`.
-    pub(crate) fn new(recipient: Recipient<Envelope<T>>, queued: &Arc<AtomicUsize>) -> Self {
-        Target { recipient, queued: Arc::clone(queued), pool: Arc::default() }
+    pub(crate) fn new(recipient: Recipient<Envelope<T>>, queued: &Arc<MailboxGauge>) -> Self {
+        Target { recipient: Arc::new(recipient), queued: Arc::clone(queued), pool: Arc::default(), signals_room: true }
+    }
+
+    /// This receiver may not signal room (a plain actix actor): a blocked
+    /// sender to it waits with `Recipient::send`, which returns once the
+    /// held message has been handled.
+    pub(crate) fn unsignalled(mut self) -> Self {
+        self.signals_room = false;
+        self
     }
 
     /// Like [`Target::new`], with the receiver's buffer pool.
-    pub(crate) fn with_pool(recipient: Recipient<Envelope<T>>, queued: &Arc<AtomicUsize>, pool: Arc<BatchPool<T>>) -> Self {
-        Target { recipient, queued: Arc::clone(queued), pool }
+    pub(crate) fn with_pool(recipient: Recipient<Envelope<T>>, queued: &Arc<MailboxGauge>, pool: Arc<BatchPool<T>>) -> Self {
+        Target { recipient: Arc::new(recipient), queued: Arc::clone(queued), pool, signals_room: true }
     }
 }
 
+/// A clone is another sender to the same actor (each upstream instance
+/// gets its own).
 impl<T: Send + 'static> Clone for Target<T> {
     fn clone(&self) -> Self {
-        Target { recipient: self.recipient.clone(), queued: Arc::clone(&self.queued), pool: Arc::clone(&self.pool) }
+        Target {
+            recipient: Arc::new(Recipient::clone(&self.recipient)),
+            queued: Arc::clone(&self.queued),
+            pool: Arc::clone(&self.pool),
+            signals_room: self.signals_room,
+        }
     }
 }
 
@@ -149,17 +172,17 @@ impl<T: Send + 'static> Sender<T> {
             return;
         }
         // Raise the receiver's gauge before it can possibly lower it.
-        self.targets[t].queued.fetch_add(1, Relaxed);
+        self.targets[t].queued.offered();
         match self.targets[t].recipient.try_send(env) {
             Ok(()) => {}
             Err(SendError::Full(env)) => {
-                self.targets[t].queued.fetch_sub(1, Relaxed);
+                self.targets[t].queued.refused();
                 self.held[t].push(env);
                 self.any_held = true;
             }
             // The receiver stopped (job cancelled): nothing can be delivered.
             Err(SendError::Closed(_)) => {
-                self.targets[t].queued.fetch_sub(1, Relaxed);
+                self.targets[t].queued.refused();
             }
         }
     }
@@ -181,15 +204,43 @@ impl<T: Send + 'static> Sender<T> {
                 continue;
             }
             let msgs = std::mem::take(held);
-            let target = self.targets[t].clone();
+            // The same sender, not a clone: a clone would be a new sender
+            // with a free slot of its own each time, past the bound.
+            let (recipient, queued) = (Arc::clone(&self.targets[t].recipient), Arc::clone(&self.targets[t].queued));
+            let signals_room = self.targets[t].signals_room;
             per_target.push(async move {
-                for env in msgs {
-                    // `send` waits for room, then for the handler: actix
-                    // wakes us when the receiver has taken the message.
-                    target.queued.fetch_add(1, Relaxed);
-                    if target.recipient.send(env).await.is_err() {
-                        target.queued.fetch_sub(1, Relaxed);
-                        return; // receiver gone: job cancelled
+                for mut env in msgs {
+                    if !signals_room {
+                        // Through a new sender (this one is parked, and a
+                        // parked `send` is never woken): it enqueues, then
+                        // waits for the handler, so one message per wait
+                        // goes past the capacity.
+                        queued.offered();
+                        if Recipient::clone(&recipient).send(env).await.is_err() {
+                            queued.refused();
+                            return; // receiver gone: job cancelled
+                        }
+                        continue;
+                    }
+                    // Wait for room, then offer again: actix parked this
+                    // sender when the mailbox filled and unparks it when the
+                    // receiver takes a message, which also wakes `room`.
+                    loop {
+                        let room = queued.room();
+                        queued.offered();
+                        match recipient.try_send(env) {
+                            Ok(()) => break,
+                            Err(SendError::Full(back)) => {
+                                queued.refused();
+                                env = back;
+                                room.await;
+                            }
+                            // Receiver gone: the job is being cancelled.
+                            Err(SendError::Closed(_)) => {
+                                queued.refused();
+                                return;
+                            }
+                        }
                     }
                 }
             });

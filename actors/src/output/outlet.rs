@@ -3,7 +3,6 @@
 //! full downstream mailbox.
 
 use std::fmt;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use actix::{Actor, AsyncContext, Context};
@@ -56,7 +55,7 @@ impl<T: Send + 'static> Outlet<T> {
     /// Call first thing for every message your actor receives: keeps its
     /// metrics (records in, batches in, mailbox fill) true.
     pub fn received<M>(&self, env: &crate::message::Envelope<M>) {
-        let _ = self.metrics.mailbox.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+        self.metrics.mailbox.taken();
         if let crate::message::Message::Data(b) = &env.msg {
             self.metrics.add_in(b.len());
         }
@@ -66,7 +65,7 @@ impl<T: Send + 'static> Outlet<T> {
     /// mailbox (counted by [`Self::received`]): latency stays low when
     /// traffic is thin, batches stay full when it is not.
     pub fn flush_if_idle(&mut self) {
-        if self.metrics.mailbox.load(Relaxed) == 0 {
+        if self.metrics.mailbox.len() == 0 {
             self.flush();
         }
     }

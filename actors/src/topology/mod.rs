@@ -524,8 +524,9 @@ where
                 let op_info = ActorOperatorInfo { instance: i, inputs: info.inputs };
                 let make = make.clone();
                 let addr = sp.start(i, move |_| make(op_info, out));
-                // The actor lowers the gauge through `Outlet::received`.
-                Target::new(addr.recipient(), &metrics.mailbox)
+                // The actor lowers the gauge through `Outlet::received`, if
+                // it calls it: a blocked sender cannot count on its signal.
+                Target::new(addr.recipient(), &metrics.mailbox).unsignalled()
             })
             .collect()
     }
