@@ -49,9 +49,9 @@ impl<S: Source<Item = Event>> Source for WatchWatermark<S> {
     type Item = Event;
 
     fn poll_batch(&mut self, cx: &mut Context<'_>, out: &mut SourceBatch<'_, Event>) -> Poll<SourceStatus> {
-        let before = out.items_mut().len();
+        let before = out.len();
         let r = self.inner.poll_batch(cx, out);
-        let max_ts = out.items_mut()[before..].iter().map(|e| e.ts).max().unwrap_or(i64::MIN);
+        let max_ts = out.items_from(before).map(|e| e.ts).max().unwrap_or(i64::MIN);
         if max_ts > self.max_ts {
             let (old, new) = (self.max_ts.saturating_sub(BOUND), max_ts - BOUND);
             self.max_ts = max_ts;

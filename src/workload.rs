@@ -170,7 +170,7 @@ impl Source for Generator {
                 // without a capacity check per event (about 20 % faster than
                 // `push` in a loop, measured).
                 let events = &self.events;
-                out.items_mut().extend((self.next..end).map(|i| events.event(i)));
+                out.extend((self.next..end).map(|i| events.event(i)));
                 room -= end - self.next;
                 self.next = end;
             } else {

@@ -28,6 +28,7 @@ use crate::output::outlet::Outlet;
 use crate::output::{join_blocked, Blocked};
 use crate::source::{DeadLetter, Source, SourceBatch, SourceStatus};
 use crate::time::{WatermarkGenerator, WatermarkStrategy};
+use crate::topology::start_gate::StartGate;
 
 /// Batches handled per pump turn before yielding: one, so that on a thread
 /// shared with its consumers (slot placement) each batch is consumed while
@@ -51,6 +52,8 @@ pub(crate) struct SourceSettings {
     pub(crate) stop: Arc<AtomicBool>,
     /// Set when the job checkpoints.
     pub(crate) participant: Option<Participant>,
+    /// Opens once every actor of the job exists: nothing is read before.
+    pub(crate) gate: Arc<StartGate>,
 }
 
 /// What a source actor checkpoints: where its source is and its watermark.
@@ -68,8 +71,8 @@ pub(crate) struct SourceActor<S: Source, F>(Box<SourceState<S, F>>);
 pub(crate) struct SourceState<S: Source, F> {
     source: S,
     ts_fn: F,
-    items: Vec<S::Item>,
-    records: Vec<Record<S::Item>>,
+    /// The batch being read: records the source filled, stamped in place.
+    items: Vec<Record<S::Item>>,
     dead: Vec<DeadLetter>,
     out: Outlet<S::Item>,
     dead_out: Outlet<DeadLetter>,
@@ -77,6 +80,8 @@ pub(crate) struct SourceState<S: Source, F> {
     settings: SourceSettings,
     metrics: Arc<ActorMetrics>,
     blocked: Option<Blocked>,
+    /// Until every actor of the job exists ([`StartGate`]).
+    starting: Option<Blocked>,
     timer: Option<Pin<Box<Sleep>>>,
     produced: u64,
     last_wm_emit: Instant,
@@ -122,11 +127,12 @@ where
         metrics: Arc<ActorMetrics>,
     ) -> Self {
         let now = Instant::now();
+        let starting: Option<Blocked> = Some(Box::pin(Arc::clone(&settings.gate).opened()));
         SourceState {
+            starting,
             source,
             ts_fn,
             items: Vec::with_capacity(settings.batch_size),
-            records: Vec::with_capacity(settings.batch_size),
             dead: Vec::new(),
             out,
             dead_out,
@@ -151,16 +157,15 @@ where
         if n > 0 {
             let mut max_ts = i64::MIN;
             let ts_fn = &self.ts_fn;
-            self.records.extend(self.items.drain(..).map(|value| {
-                let ts = ts_fn(&value);
-                max_ts = max_ts.max(ts);
-                Record { ts, value }
-            }));
+            for r in self.items.iter_mut() {
+                r.ts = ts_fn(&r.value);
+                max_ts = max_ts.max(r.ts);
+            }
             self.wm.observe(max_ts);
             self.metrics.observe_event_time(max_ts);
             self.metrics.add_in(n);
             self.produced += n as u64;
-            self.out.send_batch(&mut self.records);
+            self.out.send_batch(&mut self.items);
             self.last_data = Instant::now();
             self.idle = false;
         }
@@ -262,6 +267,12 @@ where
     }
 
     fn pump(&mut self, ctx: &mut Context<SourceActor<S, F>>, task: &mut TaskContext<'_>) -> Poll<()> {
+        if let Some(gate) = &mut self.starting {
+            if gate.as_mut().poll(task).is_pending() {
+                return Poll::Pending;
+            }
+            self.starting = None;
+        }
         let mut budget = BUDGET;
         loop {
             if let Some(fut) = &mut self.blocked {

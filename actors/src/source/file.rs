@@ -207,7 +207,7 @@ mod tests {
         let mut batch = SourceBatch { items: &mut items, dead: &mut dead, max };
         let mut cx = Context::from_waker(Waker::noop());
         let Poll::Ready(status) = src.poll_batch(&mut cx, &mut batch) else { panic!("a file is always ready") };
-        (items, dead, status)
+        (items.into_iter().map(|r| r.value).collect(), dead, status)
     }
 
     fn resumes_where_it_stopped(format: FileFormat, text: &str) {

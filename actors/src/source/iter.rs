@@ -34,9 +34,9 @@ where
 
     fn poll_batch(&mut self, _cx: &mut Context<'_>, out: &mut SourceBatch<'_, I::Item>) -> Poll<SourceStatus> {
         let n = out.remaining();
-        let before = out.items.len();
-        out.items.extend(self.iter.by_ref().take(n));
-        if out.items.len() - before < n {
+        let before = out.len();
+        out.extend(self.iter.by_ref().take(n));
+        if out.len() - before < n {
             Poll::Ready(SourceStatus::Exhausted)
         } else {
             Poll::Ready(SourceStatus::Ready)

@@ -21,6 +21,8 @@ use std::task::{Context, Poll};
 
 use serde::{Deserialize, Serialize};
 
+use crate::message::Record;
+
 pub use file::FileSource;
 pub use iter::IterSource;
 pub use push::{push_source, PushHandle, PushSource, TrySendError};
@@ -49,9 +51,13 @@ pub enum SourceStatus {
 }
 
 /// Where a source writes what one poll produced.
+///
+/// Items are stored as records whose timestamp the source actor assigns
+/// afterwards, in place (with the job's timestamp function): the batch the
+/// source fills is the batch that travels on, with no copy in between.
 #[derive(Debug)]
 pub struct SourceBatch<'a, T> {
-    pub(crate) items: &'a mut Vec<T>,
+    pub(crate) items: &'a mut Vec<Record<T>>,
     pub(crate) dead: &'a mut Vec<DeadLetter>,
     pub(crate) max: usize,
 }
@@ -60,7 +66,15 @@ impl<T> SourceBatch<'_, T> {
     /// Adds an item.
     #[inline]
     pub fn push(&mut self, item: T) {
-        self.items.push(item);
+        self.items.push(unstamped(item));
+    }
+
+    /// Adds every item of `items` (for sources that produce in bulk; an
+    /// exact-size iterator is written without a check per item). Add no
+    /// more than [`Self::remaining`].
+    #[inline]
+    pub fn extend(&mut self, items: impl IntoIterator<Item = T>) {
+        self.items.extend(items.into_iter().map(unstamped));
     }
 
     /// Adds an input that could not be read; it goes to the dead-letter
@@ -75,11 +89,29 @@ impl<T> SourceBatch<'_, T> {
         self.max.saturating_sub(self.items.len() + self.dead.len())
     }
 
-    /// The items buffer, for sources that fill it in bulk (`extend`); add no
-    /// more than [`Self::remaining`].
-    pub fn items_mut(&mut self) -> &mut Vec<T> {
-        self.items
+    /// Items in the batch so far (this poll's and, for a wrapping source,
+    /// any added before it was called).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.items.len()
     }
+
+    /// Whether the batch holds no item yet.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The items from position `from` on (`from..len()`), for a source
+    /// that wraps another and looks at what it added.
+    pub fn items_from(&self, from: usize) -> impl ExactSizeIterator<Item = &T> + '_ {
+        self.items.get(from..).unwrap_or(&[]).iter().map(|r| &r.value)
+    }
+}
+
+/// An item as a record before the source actor stamps its timestamp.
+#[inline(always)]
+fn unstamped<T>(value: T) -> Record<T> {
+    Record { ts: 0, value }
 }
 
 /// Something a job reads records from.

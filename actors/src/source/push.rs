@@ -72,6 +72,8 @@ impl<T: Send> PushHandle<T> {
 /// The source end of a push handle.
 pub struct PushSource<T> {
     rx: mpsc::Receiver<T>,
+    /// What one poll took from the channel (reused).
+    taken: Vec<T>,
 }
 
 impl<T> fmt::Debug for PushSource<T> {
@@ -83,7 +85,7 @@ impl<T> fmt::Debug for PushSource<T> {
 /// A push source and its handle; the channel holds up to `capacity` records.
 pub fn push_source<T: Send + 'static>(capacity: usize) -> (PushSource<T>, PushHandle<T>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
-    (PushSource { rx }, PushHandle { tx })
+    (PushSource { rx, taken: Vec::new() }, PushHandle { tx })
 }
 
 impl<T: Send + 'static> Source for PushSource<T> {
@@ -94,9 +96,12 @@ impl<T: Send + 'static> Source for PushSource<T> {
         if n == 0 {
             return Poll::Ready(SourceStatus::Ready);
         }
-        match self.rx.poll_recv_many(cx, out.items, n) {
+        match self.rx.poll_recv_many(cx, &mut self.taken, n) {
             Poll::Ready(0) => Poll::Ready(SourceStatus::Exhausted),
-            Poll::Ready(_) => Poll::Ready(SourceStatus::Ready),
+            Poll::Ready(_) => {
+                out.extend(self.taken.drain(..));
+                Poll::Ready(SourceStatus::Ready)
+            }
             Poll::Pending => Poll::Pending,
         }
     }

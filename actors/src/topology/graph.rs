@@ -27,6 +27,7 @@ use crate::output::OutputFactory;
 use crate::source::actor::StopSource;
 use crate::source::DeadLetter;
 use crate::topology::error::BuildError;
+use crate::topology::start_gate::StartGate;
 
 /// Job-wide settings.
 #[derive(Debug, Clone)]
@@ -285,6 +286,7 @@ impl Graph {
             triggers: Vec::new(),
             completions: Vec::new(),
             error: None,
+            gate: Arc::default(),
         };
         let mut coordinator = None;
         if let Some(config) = self.config.checkpoint.clone() {
@@ -356,6 +358,8 @@ pub(crate) struct Spawner {
     triggers: Vec<Recipient<Trigger>>,
     completions: Vec<Recipient<Completed>>,
     error: Option<String>,
+    /// Actors not created yet; sources wait for none to be missing.
+    pub(crate) gate: Arc<StartGate>,
 }
 
 impl Spawner {
@@ -393,9 +397,13 @@ impl Spawner {
             }
         };
         let cap = self.config.mailbox_capacity;
+        let gate = Arc::clone(&self.gate);
+        gate.expect();
         A::start_in_arbiter(&handle, move |ctx| {
             ctx.set_mailbox_capacity(cap);
-            make(ctx)
+            let actor = make(ctx);
+            gate.arrived();
+            actor
         })
     }
 

@@ -28,6 +28,7 @@ pub(crate) mod error;
 mod describe;
 pub(crate) mod graph;
 mod keyed;
+pub(crate) mod start_gate;
 
 use std::fmt;
 use std::sync::atomic::AtomicBool;
@@ -186,7 +187,8 @@ impl JobBuilder {
                 let dead = sp.dead_letters(info, i, &metrics);
                 let stop = Arc::new(AtomicBool::new(false));
                 let participant = sp.participant();
-                let settings = SourceSettings { strategy, batch_size: sp.config.batch_size, stop: Arc::clone(&stop), participant };
+                let gate = Arc::clone(&sp.gate);
+                let settings = SourceSettings { strategy, batch_size: sp.config.batch_size, stop: Arc::clone(&stop), participant, gate };
                 let mut source = make(i);
                 let mut snapshot = None;
                 if let Some(bytes) = sp.restored(&metrics.name) {
