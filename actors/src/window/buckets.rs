@@ -161,19 +161,9 @@ impl<K: Hash + Eq, S> Buckets<K, S> {
             let Some(at) = bucket_of(start, end) else { return Some(first) };
             let i = self.bucket_at(at);
             let (bucket, entries) = (&mut self.slab[i], &mut self.entries);
-            let mut one = |r: Record<(K, T)>| {
-                let (key, value) = r.value;
-                match bucket.get_mut(&key) {
-                    Some(state) => add(state, &value),
-                    None => {
-                        *entries += 1;
-                        add(bucket.entry(key).or_insert_with(&create), &value);
-                    }
-                }
-            };
-            one(first);
+            add_to(bucket, entries, first, &create, &add);
             while let Some(r) = records.next_if(|r| r.ts >= start && r.ts < end) {
-                one(r);
+                add_to(bucket, entries, r, &create, &add);
             }
         }
         None
@@ -275,6 +265,26 @@ impl<K: Hash + Eq, S> Buckets<K, S> {
             buckets.slab.push(map);
         }
         Ok(buckets)
+    }
+}
+
+/// Adds record `r` to its key's state in `bucket` (a function, not a
+/// closure, so that it can be forced inline into the per-record loop).
+#[inline(always)]
+fn add_to<K: Hash + Eq, S, T>(
+    bucket: &mut KeyMap<K, S>,
+    entries: &mut usize,
+    r: Record<(K, T)>,
+    create: &impl Fn() -> S,
+    add: &impl Fn(&mut S, &T),
+) {
+    let (key, value) = r.value;
+    match bucket.get_mut(&key) {
+        Some(state) => add(state, &value),
+        None => {
+            *entries += 1;
+            add(bucket.entry(key).or_insert_with(create), &value);
+        }
     }
 }
 
