@@ -12,8 +12,15 @@
 //! for that destination) and [`Emit::take_blocked`] returns a future that
 //! delivers what was held. The actor waits on that future with
 //! `ctx.wait(..)`, so it stops handling its own mailbox until the receiver
-//! has room — its own senders then fill up in turn. The future is woken by
-//! actix when the receiver takes the message: no spinning, no sleeping.
+//! has room — its own senders then fill up in turn. The future retries
+//! `try_send` on the same sender each time the receiver takes a message
+//! from its mailbox ([`mailbox::MailboxGauge::room`]): no spinning, no
+//! sleeping. (A plain actix actor as a target signals nothing; there the
+//! future falls back to `Recipient::send(..).await`, woken by actix.)
+//!
+//! Watermarks on a partitioning edge are held back until each
+//! destination's next full batch ([`HeldWatermarks`]), so that a watermark
+//! after every source batch does not cut every batch short.
 
 pub(crate) mod edge;
 pub(crate) mod mailbox;

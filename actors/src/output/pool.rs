@@ -78,7 +78,8 @@ mod tests {
         let ptr = v.as_ptr();
         pool.put(1, v);
         // Another sender does not get it.
-        assert_ne!(pool.take(0, 8).as_ptr(), ptr);
+        let other = pool.take(0, 8);
+        assert_ne!(other.as_ptr(), ptr);
         let again = pool.take(1, 8);
         assert_eq!((again.as_ptr(), again.len()), (ptr, 0));
         // Too small for the request: a new buffer.
