@@ -291,6 +291,11 @@ pub struct WorkloadSpec {
     /// How often sources emit their watermark (default: after every batch,
     /// so that `B < D` makes events late as WORKLOAD.md describes).
     pub watermark_interval: std::time::Duration,
+    /// Watermark alignment of the parallel generator instances: the largest
+    /// event-time drift, ms, between them (`None`: off). Default 1,000:
+    /// without it one instance can run far ahead of the other and fill
+    /// the window managers with state that cannot fire yet.
+    pub max_drift: Option<i64>,
     /// Also write every result row as CSV here (exactly once when
     /// checkpointing).
     pub output: Option<PathBuf>,
@@ -314,6 +319,7 @@ impl WorkloadSpec {
             batch_size: 1024,
             throttle: None,
             watermark_interval: std::time::Duration::ZERO,
+            max_drift: Some(1_000),
             output: None,
             checkpoint: None,
             placement: None,
@@ -503,7 +509,10 @@ pub fn build(spec: &WorkloadSpec) -> (JobBuilder, WorkloadOutputs) {
     let p = spec.parallelism;
     let params = spec.stream;
     let per_instance = spec.throttle.map(|t| t / p.max(1) as f64);
-    let strategy = WatermarkStrategy::bounded_out_of_orderness(spec.bound).with_interval(spec.watermark_interval);
+    let mut strategy = WatermarkStrategy::bounded_out_of_orderness(spec.bound).with_interval(spec.watermark_interval);
+    if let Some(drift) = spec.max_drift {
+        strategy = strategy.with_alignment(drift);
+    }
     let events = job.parallel_source(
         "generator",
         p,

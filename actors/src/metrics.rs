@@ -35,11 +35,11 @@ pub struct ActorMetrics {
     pub(crate) records_out: AtomicU64,
     pub(crate) batches_in: AtomicU64,
     pub(crate) batches_out: AtomicU64,
-    pub(crate) backpressured_ns: AtomicU64,
-    /// When the current wait on a full mailbox began (ns since `epoch`,
-    /// plus one; 0 = not blocked), so that a reader sees a long block while
-    /// it lasts, not only when it ends.
-    blocked_since: AtomicU64,
+    /// Time spent waiting on a full downstream mailbox.
+    backpressure: WaitClock,
+    /// Time a source instance waited for the other instances of its source
+    /// to catch up in event time (watermark alignment).
+    alignment: WaitClock,
     epoch: Instant,
     pub(crate) watermark: AtomicI64,
     /// Newest event time read (sources only; `i64::MIN` before the first).
@@ -64,8 +64,8 @@ impl ActorMetrics {
             records_out: AtomicU64::new(0),
             batches_in: AtomicU64::new(0),
             batches_out: AtomicU64::new(0),
-            backpressured_ns: AtomicU64::new(0),
-            blocked_since: AtomicU64::new(0),
+            backpressure: WaitClock::default(),
+            alignment: WaitClock::default(),
             epoch: Instant::now(),
             watermark: AtomicI64::new(i64::MIN),
             max_event_time: AtomicI64::new(i64::MIN),
@@ -115,26 +115,23 @@ impl ActorMetrics {
 
     /// The actor starts waiting for a full downstream mailbox.
     pub(crate) fn block_started(&self) {
-        let now = self.epoch.elapsed().as_nanos() as u64 + 1;
-        self.blocked_since.store(now, Relaxed);
+        self.backpressure.start(self.epoch);
     }
 
     /// The wait that [`Self::block_started`] began is over: its time counts
     /// as backpressure.
     pub(crate) fn block_ended(&self) {
-        let since = self.blocked_since.swap(0, Relaxed);
-        if since != 0 {
-            let now = self.epoch.elapsed().as_nanos() as u64 + 1;
-            self.backpressured_ns.fetch_add(now.saturating_sub(since), Relaxed);
-        }
+        self.backpressure.end(self.epoch);
     }
 
-    /// Backpressured time so far, including a wait still in progress.
-    fn backpressured_now(&self) -> Duration {
-        let done = self.backpressured_ns.load(Relaxed);
-        let since = self.blocked_since.load(Relaxed);
-        let ongoing = if since == 0 { 0 } else { (self.epoch.elapsed().as_nanos() as u64 + 1).saturating_sub(since) };
-        Duration::from_nanos(done + ongoing)
+    /// A source instance stops reading until the others catch up.
+    pub(crate) fn alignment_started(&self) {
+        self.alignment.start(self.epoch);
+    }
+
+    /// The wait that [`Self::alignment_started`] began is over.
+    pub(crate) fn alignment_ended(&self) {
+        self.alignment.end(self.epoch);
     }
 
     pub(crate) fn observe_event_time(&self, ts: i64) {
@@ -154,8 +151,9 @@ impl ActorMetrics {
             records_out: self.records_out.load(Relaxed),
             batches_in: self.batches_in.load(Relaxed),
             batches_out: self.batches_out.load(Relaxed),
-            backpressured: self.backpressured_now(),
-            blocked: self.blocked_since.load(Relaxed) != 0,
+            backpressured: self.backpressure.total(self.epoch),
+            blocked: self.backpressure.waiting(),
+            alignment_wait: self.alignment.total(self.epoch),
             watermark: self.watermark.load(Relaxed),
             max_event_time: self.max_event_time.load(Relaxed),
             late_records: self.late_records.load(Relaxed),
@@ -164,6 +162,42 @@ impl ActorMetrics {
             mailbox_len: self.mailbox.len(),
             mailbox_capacity: self.mailbox_capacity,
         }
+    }
+}
+
+/// Time spent in one kind of wait: the total of the waits that ended, and
+/// when the current one began (ns since the actor's epoch, plus one; 0 =
+/// not waiting), so that a reader sees a long wait while it lasts, not only
+/// when it ends.
+#[derive(Debug, Default)]
+struct WaitClock {
+    total_ns: AtomicU64,
+    since: AtomicU64,
+}
+
+impl WaitClock {
+    fn start(&self, epoch: Instant) {
+        self.since.store(epoch.elapsed().as_nanos() as u64 + 1, Relaxed);
+    }
+
+    fn end(&self, epoch: Instant) {
+        let since = self.since.swap(0, Relaxed);
+        if since != 0 {
+            let now = epoch.elapsed().as_nanos() as u64 + 1;
+            self.total_ns.fetch_add(now.saturating_sub(since), Relaxed);
+        }
+    }
+
+    fn waiting(&self) -> bool {
+        self.since.load(Relaxed) != 0
+    }
+
+    /// Waited so far, including a wait in progress.
+    fn total(&self, epoch: Instant) -> Duration {
+        let done = self.total_ns.load(Relaxed);
+        let since = self.since.load(Relaxed);
+        let ongoing = if since == 0 { 0 } else { (epoch.elapsed().as_nanos() as u64 + 1).saturating_sub(since) };
+        Duration::from_nanos(done + ongoing)
     }
 }
 
@@ -187,6 +221,11 @@ pub struct MetricsSnapshot {
     pub backpressured: Duration,
     /// Whether the actor is waiting for a full downstream mailbox right now.
     pub blocked: bool,
+    /// Total time a source instance stopped reading to let the other
+    /// instances of its source catch up in event time
+    /// ([`crate::WatermarkStrategy::with_alignment`]), including a wait
+    /// still in progress; zero for other actors.
+    pub alignment_wait: Duration,
     /// Current event-time watermark (`i64::MIN` before the first).
     pub watermark: i64,
     /// Newest event time read (sources; `i64::MIN` for other actors and

@@ -77,6 +77,10 @@ struct RunArgs {
     /// Emit source watermarks at most every this many ms (0: after every batch).
     #[arg(long, default_value_t = 0)]
     watermark_interval_ms: u64,
+    /// Watermark alignment: a generator instance more than this many ms of
+    /// event time ahead of the slowest other one waits for it (0: off).
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    max_drift_ms: u64,
     /// Checkpoint into DIR, and resume from the latest complete checkpoint
     /// there; with --output, FILE then holds every row exactly once however
     /// often earlier runs were killed.
@@ -138,6 +142,7 @@ fn run(args: RunArgs) -> ExitCode {
         batch_size: args.batch_size as usize,
         throttle: args.throttle,
         watermark_interval: Duration::from_millis(args.watermark_interval_ms),
+        max_drift: (args.max_drift_ms > 0).then_some(args.max_drift_ms.min(i64::MAX as u64) as i64),
         output: args.output,
         placement: args.slots.map(|n| if n == 0 { weir::Placement::ThreadPerActor } else { weir::Placement::Slots(n) }),
         checkpoint: args.checkpoint_dir.map(|dir| weir::CheckpointConfig::new(dir, Duration::from_millis(args.checkpoint_interval_ms))),

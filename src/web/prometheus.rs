@@ -16,7 +16,7 @@ use ::prometheus::core::{Collector, Desc};
 use ::prometheus::proto::MetricFamily;
 use ::prometheus::{CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, Opts, TextEncoder};
 
-use crate::{JobMetrics, MetricsSnapshot};
+use crate::{ActorKind, JobMetrics, MetricsSnapshot};
 
 use super::state::{Jobs, WebState};
 use super::view::node_of;
@@ -51,6 +51,12 @@ const ACTOR_SERIES: &[ActorSeries] = &[
         "Time spent waiting on a full downstream mailbox, a wait in progress included.",
         Type::Counter,
         |_, a| Some(a.backpressured.as_secs_f64()),
+    ),
+    (
+        "weir_source_alignment_wait_seconds_total",
+        "Time a source instance stopped reading to let the other instances of its source catch up in event time (watermark alignment).",
+        Type::Counter,
+        |_, a| (a.kind == ActorKind::Source).then(|| a.alignment_wait.as_secs_f64()),
     ),
     ("weir_actor_blocked", "1 while waiting on a full downstream mailbox, else 0.", Type::Gauge, |_, a| {
         Some(if a.blocked { 1.0 } else { 0.0 })

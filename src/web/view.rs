@@ -129,6 +129,9 @@ pub struct ActorView {
     pub backpressured_ms: u64,
     /// Waiting on a full downstream mailbox right now.
     pub blocked: bool,
+    /// Total time a source instance waited for the other instances of its
+    /// source to catch up in event time (watermark alignment).
+    pub alignment_wait_ms: u64,
     /// Event-time watermark, ms: `null` before the first; `i64::MAX`
     /// (9223372036854775807) once the actor has seen the end of its input.
     pub watermark: Option<i64>,
@@ -253,6 +256,7 @@ fn actor_view(job: &JobMetrics, a: &MetricsSnapshot, prev: Option<(&MetricsSnaps
         backpressure_ratio,
         backpressured_ms: a.backpressured.as_millis() as u64,
         blocked: a.blocked,
+        alignment_wait_ms: a.alignment_wait.as_millis() as u64,
         watermark: (a.watermark != i64::MIN).then_some(a.watermark),
         watermark_lag_ms: job.watermark_lag(a),
         late_records: a.late_records,
@@ -275,6 +279,7 @@ mod tests {
             batches_out: 1,
             backpressured: Duration::from_millis(blocked_ms),
             blocked: false,
+            alignment_wait: Duration::ZERO,
             watermark,
             max_event_time: i64::MIN,
             late_records: 0,

@@ -27,6 +27,7 @@ use crate::metrics::ActorMetrics;
 use crate::output::outlet::Outlet;
 use crate::output::{join_blocked, Blocked};
 use crate::source::{DeadLetter, Source, SourceBatch, SourceStatus};
+use crate::time::alignment::AlignmentGroup;
 use crate::time::{WatermarkGenerator, WatermarkStrategy};
 use crate::topology::start_gate::StartGate;
 
@@ -54,6 +55,9 @@ pub(crate) struct SourceSettings {
     pub(crate) participant: Option<Participant>,
     /// Opens once every actor of the job exists: nothing is read before.
     pub(crate) gate: Arc<StartGate>,
+    /// With watermark alignment: the group of this source's instances and
+    /// this instance's index in it.
+    pub(crate) alignment: Option<(Arc<AlignmentGroup>, usize)>,
 }
 
 /// What a source actor checkpoints: where its source is and its watermark.
@@ -82,6 +86,9 @@ pub(crate) struct SourceState<S: Source, F> {
     blocked: Option<Blocked>,
     /// Until every actor of the job exists ([`StartGate`]).
     starting: Option<Blocked>,
+    /// Until the other instances of this source have caught up in event
+    /// time (watermark alignment).
+    aligning: Option<Blocked>,
     timer: Option<Pin<Box<Sleep>>>,
     produced: u64,
     last_wm_emit: Instant,
@@ -130,6 +137,7 @@ where
         let starting: Option<Blocked> = Some(Box::pin(Arc::clone(&settings.gate).opened()));
         SourceState {
             starting,
+            aligning: None,
             source,
             ts_fn,
             items: Vec::with_capacity(settings.batch_size),
@@ -163,6 +171,9 @@ where
             }
             self.wm.observe(max_ts);
             self.metrics.observe_event_time(max_ts);
+            if let Some((group, i)) = &self.settings.alignment {
+                group.publish(*i, self.wm.allowed());
+            }
             self.metrics.add_in(n);
             self.produced += n as u64;
             self.out.send_batch(&mut self.items);
@@ -197,6 +208,11 @@ where
     pub(crate) fn restore_watermark(&mut self, snap: &SourceSnapshot) {
         self.wm.max_ts = snap.max_ts;
         self.wm.emitted = snap.emitted;
+        // Every instance is restored before any reads (the start gate), so
+        // none waits for another's first batch that it already read.
+        if let Some((group, i)) = &self.settings.alignment {
+            group.publish(*i, self.wm.allowed());
+        }
     }
 
     /// Records the position, injects the barrier, acknowledges.
@@ -215,6 +231,10 @@ where
         self.out.end();
         self.dead_out.end();
         self.metrics.set_watermark(i64::MAX);
+        if let Some((group, i)) = &self.settings.alignment {
+            group.publish(*i, i64::MAX);
+        }
+        self.end_alignment_wait();
         self.done = true;
         tracing::debug!(actor = %self.metrics.name, records = self.produced, "source finished");
     }
@@ -258,12 +278,50 @@ where
                     self.idle = true;
                     self.out.idle();
                     self.dead_out.idle();
+                    if let Some((group, i)) = &self.settings.alignment {
+                        // Idle: hold nobody back until records come again
+                        // (the next batch publishes where this one is).
+                        group.publish(*i, i64::MAX);
+                    }
                 } else {
                     next = Some(next.map_or(at, |n: Instant| n.min(at)));
                 }
             }
         }
         next
+    }
+
+    /// Whether this instance must stop reading until the other instances of
+    /// its source catch up; if so the wait is armed (and what this instance
+    /// holds is sent, so downstream sees how far it has come).
+    fn must_align(&mut self) -> bool {
+        let Some((group, i)) = &self.settings.alignment else { return false };
+        let own = self.wm.allowed();
+        if group.may_read(*i, own, false) {
+            return false;
+        }
+        let (group, i) = (Arc::clone(group), *i);
+        self.aligning = Some(Box::pin(async move {
+            loop {
+                // Created before the check: a publish in between wakes it.
+                let advanced = group.advanced();
+                if group.may_read(i, own, true) {
+                    return;
+                }
+                advanced.await;
+            }
+        }));
+        self.metrics.alignment_started();
+        self.emit_watermark(true);
+        self.out.flush();
+        self.dead_out.flush();
+        true
+    }
+
+    fn end_alignment_wait(&mut self) {
+        if self.aligning.take().is_some() {
+            self.metrics.alignment_ended();
+        }
     }
 
     fn pump(&mut self, ctx: &mut Context<SourceActor<S, F>>, task: &mut TaskContext<'_>) -> Poll<()> {
@@ -305,9 +363,19 @@ where
                     continue;
                 }
             }
+            if let Some(wait) = &mut self.aligning {
+                if wait.as_mut().poll(task).is_pending() {
+                    return Poll::Pending;
+                }
+                self.end_alignment_wait();
+            }
             if budget == 0 {
                 task.waker().wake_by_ref();
                 return Poll::Pending;
+            }
+            if self.must_align() {
+                self.take_blocked();
+                continue;
             }
             budget -= 1;
             let max = self.settings.batch_size;

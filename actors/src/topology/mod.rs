@@ -48,6 +48,7 @@ use crate::sink::{RecipientSinkActor, Sink, SinkActor};
 use crate::checkpoint::{decode, CheckpointConfig};
 use crate::source::actor::{SourceActor, SourceSettings, SourceSnapshot};
 use crate::source::{DeadLetter, Source};
+use crate::time::alignment::AlignmentGroup;
 use crate::time::WatermarkStrategy;
 
 pub use describe::{EdgeOutput, GraphEdge, GraphNode, JobGraph};
@@ -181,6 +182,10 @@ impl JobBuilder {
         let out_port = Arc::clone(&port);
         g.nodes[id].spawn = Some(Box::new(move |sp: &mut Spawner, info: &NodeInfo| {
             let mut factory = take_port(&out_port);
+            let group = match strategy.max_drift {
+                Some(drift) if info.parallelism > 1 => Some(Arc::new(AlignmentGroup::new(info.parallelism, drift))),
+                _ => None,
+            };
             for i in 0..info.parallelism {
                 let metrics = sp.metrics(info, i);
                 let out = Outlet::new(factory(i, &metrics), Arc::clone(&metrics));
@@ -188,7 +193,9 @@ impl JobBuilder {
                 let stop = Arc::new(AtomicBool::new(false));
                 let participant = sp.participant();
                 let gate = Arc::clone(&sp.gate);
-                let settings = SourceSettings { strategy, batch_size: sp.config.batch_size, stop: Arc::clone(&stop), participant, gate };
+                let alignment = group.as_ref().map(|g| (Arc::clone(g), i));
+                let settings =
+                    SourceSettings { strategy, batch_size: sp.config.batch_size, stop: Arc::clone(&stop), participant, gate, alignment };
                 let mut source = make(i);
                 let mut snapshot = None;
                 if let Some(bytes) = sp.restored(&metrics.name) {
