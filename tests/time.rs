@@ -118,16 +118,18 @@ impl<S: Source<Item = Ev>> Source for Watched<S> {
     }
 }
 
+const DRIFT: i64 = 200;
+
 /// Two instances, each reading 10,000 records (one per ms of event time):
 /// instance 0 as fast as it can, instance 1 at 50,000 records/s. Returns
-/// the violations, instance 0's alignment wait and the windows' counts.
-fn fast_and_slow(alignment: Option<i64>) -> (u64, Duration, u64) {
-    const DRIFT: i64 = 200;
+/// the violations of a drift of `DRIFT`, instance 0's alignment wait and
+/// the windows' counts.
+fn fast_and_slow(aligned: bool) -> (u64, Duration, u64) {
     let newest: Arc<[AtomicI64; 2]> = Arc::new([AtomicI64::new(i64::MIN), AtomicI64::new(i64::MIN)]);
     let violations = Arc::new(AtomicU64::new(0));
     let mut strategy = WatermarkStrategy::monotonic().with_interval(Duration::from_millis(5));
-    if let Some(d) = alignment {
-        strategy = strategy.with_alignment(d);
+    if aligned {
+        strategy = strategy.with_alignment(DRIFT);
     }
     let (n, v) = (Arc::clone(&newest), Arc::clone(&violations));
     let job = JobBuilder::new("aligned").batch_size(64);
@@ -160,7 +162,7 @@ fn fast_and_slow(alignment: Option<i64>) -> (u64, Duration, u64) {
 
 #[test]
 fn with_alignment_a_fast_instance_never_reads_further_ahead_than_the_drift() {
-    let (violations, waited, counted) = fast_and_slow(Some(200));
+    let (violations, waited, counted) = fast_and_slow(true);
     assert_eq!(violations, 0, "instance 0 read more than 200 ms of event time ahead of instance 1");
     assert!(waited > Duration::ZERO, "instance 0 never waited for instance 1");
     assert_eq!(counted, 20_000);
@@ -170,7 +172,7 @@ fn with_alignment_a_fast_instance_never_reads_further_ahead_than_the_drift() {
 fn without_alignment_the_fast_instance_runs_ahead() {
     // The control of the test above: the same job, nothing holds instance
     // 0 back, so the violation counter does count.
-    let (violations, waited, counted) = fast_and_slow(None);
+    let (violations, waited, counted) = fast_and_slow(false);
     assert!(violations > 0, "instance 0 did not run ahead: the alignment test would prove nothing");
     assert_eq!(waited, Duration::ZERO);
     assert_eq!(counted, 20_000);

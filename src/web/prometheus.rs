@@ -56,7 +56,7 @@ const ACTOR_SERIES: &[ActorSeries] = &[
         "weir_source_alignment_wait_seconds_total",
         "Time a source instance stopped reading to let the other instances of its source catch up in event time (watermark alignment).",
         Type::Counter,
-        |_, a| (a.kind == ActorKind::Source).then(|| a.alignment_wait.as_secs_f64()),
+        |_, a| (a.kind == ActorKind::Source).then_some(a.alignment_wait.as_secs_f64()),
     ),
     ("weir_actor_blocked", "1 while waiting on a full downstream mailbox, else 0.", Type::Gauge, |_, a| {
         Some(if a.blocked { 1.0 } else { 0.0 })

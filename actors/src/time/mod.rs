@@ -126,10 +126,8 @@ impl WatermarkGenerator {
 
     /// The watermark to emit now, if it advanced since the last emission.
     pub(crate) fn advance(&mut self) -> Option<Timestamp> {
-        if self.max_ts == i64::MIN {
-            return None;
-        }
-        let wm = self.max_ts.saturating_sub(self.bound);
+        // Before the first record `allowed` is MIN, never above `emitted`.
+        let wm = self.allowed();
         if wm > self.emitted {
             self.emitted = wm;
             Some(wm)
@@ -140,11 +138,11 @@ impl WatermarkGenerator {
 
     /// Whether [`Self::advance`] would emit a new watermark.
     pub(crate) fn has_pending(&self) -> bool {
-        self.max_ts != i64::MIN && self.max_ts.saturating_sub(self.bound) > self.emitted
+        self.allowed() > self.emitted
     }
 
-    /// The watermark the records seen so far allow (emitted or not), for
-    /// alignment; `i64::MIN` before the first record.
+    /// The watermark the records seen so far allow (emitted or not);
+    /// `i64::MIN` before the first record.
     pub(crate) fn allowed(&self) -> Timestamp {
         if self.max_ts == i64::MIN {
             i64::MIN
