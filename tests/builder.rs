@@ -70,6 +70,17 @@ fn negative_lateness_and_bound_are_errors() {
 }
 
 #[test]
+fn early_firing_count_of_zero_or_beyond_32_bits_is_an_error() {
+    for n in [0, u64::from(u32::MAX) + 1] {
+        let job = JobBuilder::new("t");
+        source(&job).key_by(|n| *n, 1).window(Windows::session(10)).early_every_count(n).aggregate(Count).sink("out", CollectSink::new().0);
+        let e = job.build().expect_err("invalid early firing count");
+        assert!(e.to_string().contains(&n.to_string()), "{e}");
+        assert_eq!(parameter(e), "early firing count");
+    }
+}
+
+#[test]
 fn a_topology_without_sink_is_an_error() {
     let job = JobBuilder::new("t");
     let _ = source(&job).map(|n| n + 1);

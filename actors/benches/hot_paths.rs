@@ -2,8 +2,9 @@
 //!
 //! - `window_add`: the window core adding a batch of the WORKLOAD.md stream
 //!   and advancing the watermark after it (`max_ts - 2000`, firing what is
-//!   due), for tumbling `(Count, Sum)` windows and pane-based sliding
-//!   windows, at K = 16 and K = 100,000;
+//!   due), for tumbling `(Count, Sum)` windows, pane-based sliding
+//!   windows and session windows (gap 500 ms, WL3), at K = 16 and
+//!   K = 100,000;
 //! - `key_by`: the key-by edge partitioning a batch to p = 2 destinations
 //!   (actors on their own Arbiters that drop what they get), and the
 //!   partition hash alone;
@@ -51,7 +52,12 @@ fn event(i: u64, keys: u64) -> Ev {
 fn window_add(c: &mut Criterion) {
     let mut group = c.benchmark_group("window_add");
     group.throughput(Throughput::Elements(BATCH as u64));
-    for (kind, windows) in [("tumbling", Windows::tumbling(10_000)), ("sliding_panes", Windows::sliding(10_000, 2_000))] {
+    let kinds = [
+        ("tumbling", Windows::tumbling(10_000)),
+        ("sliding_panes", Windows::sliding(10_000, 2_000)),
+        ("session_gap500", Windows::session(500)),
+    ];
+    for (kind, windows) in kinds {
         for keys in [16u64, 100_000] {
             group.bench_function(BenchmarkId::new(kind, format!("K={keys}")), |b| {
                 let mut core = WindowBench::new(windows, (Count, Sum::of(|v: &i64| *v)));

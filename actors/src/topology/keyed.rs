@@ -144,12 +144,17 @@ where
         self
     }
 
-    /// Fires each window early every `n` records added to it.
+    /// Fires each window early every `n` records added to it
+    /// (`1 <= n <= u32::MAX`: a window counts its records since the last
+    /// firing in 32 bits, so that its state stays small).
     pub fn early_every_count(mut self, n: u64) -> Self {
         if n == 0 {
             self.invalid("early firing count", "0 (must be >= 1)".into());
         }
-        self.options.early_every_count = Some(n.max(1));
+        if n > u64::from(u32::MAX) {
+            self.invalid("early firing count", format!("{n} (must be <= {})", u32::MAX));
+        }
+        self.options.early_every_count = Some(n.clamp(1, u64::from(u32::MAX)));
         self
     }
 

@@ -50,6 +50,8 @@ mod snapshot;
 mod span;
 #[path = "time_windows.rs"]
 mod time_windows;
+#[path = "wakeups.rs"]
+mod wakeups;
 
 #[cfg(test)]
 #[path = "early_firing_tests.rs"]
@@ -198,7 +200,10 @@ where
         match &mut self.kind {
             Kind::Time(w) => w.add_batch(agg, wm, batch, out, late),
             Kind::Panes(w) => w.add_batch(agg, wm, batch, out, late),
-            Kind::Session(w) => add_each(batch, late, |key, ts, value| w.add(agg, wm, key, ts, value, out)),
+            Kind::Session(w) => {
+                w.touch(batch.iter().map(|r| &r.value.0));
+                add_each(batch, late, |key, ts, value| w.add(agg, wm, key, ts, value, out))
+            }
             Kind::Count(w) => add_each(batch, late, |key, ts, value| {
                 w.add(agg, key, ts, value, out);
                 None

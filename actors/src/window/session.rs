@@ -27,8 +27,11 @@ pub(crate) struct Session<Acc> {
     pub(crate) window: Window,
     /// The aggregate of the session's records.
     pub(crate) acc: Acc,
-    /// Records added since the session last fired (early firing by count).
-    pub(crate) since_fire: u64,
+    /// Records added since the session last fired (early firing by count;
+    /// 32 bits, saturating, as the builder bounds the count: a session is
+    /// 40 bytes with a `(u64, i64)` accumulator, and three of them fit a
+    /// key's map slot).
+    pub(crate) since_fire: u32,
     /// Changed since the session last fired (early firing by time).
     pub(crate) dirty: bool,
     /// Fired on time (or as a late update) in its current extent.
@@ -88,6 +91,11 @@ impl<Acc> SessionSet<Acc> {
         self.sessions.len()
     }
 
+    /// Whether the key holds no session.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
     /// The sessions, by start.
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Session<Acc>> {
         self.sessions.iter_mut()
@@ -139,13 +147,13 @@ impl<Acc> SessionSet<Acc> {
         for other in &mut tail[..r.end - r.start - 1] {
             let acc = std::mem::replace(&mut other.acc, agg.create());
             agg.merge(&mut target.acc, acc);
-            target.since_fire += other.since_fire;
+            target.since_fire = target.since_fire.saturating_add(other.since_fire);
         }
         self.sessions.drain(r.start + 1..r.end);
         let target = &mut self.sessions[r.start];
         target.window = Window::new(start, end);
         agg.add(&mut target.acc, value);
-        target.since_fire += 1;
+        target.since_fire = target.since_fire.saturating_add(1);
         target.dirty = true;
         target.fired = false;
         target
@@ -162,6 +170,11 @@ impl<Acc> SessionSet<Acc> {
     pub(crate) fn discard_expired(&mut self, lateness: i64, now: Timestamp) -> usize {
         let before = self.sessions.len();
         self.sessions.retain(|s| !(s.fired && s.window.end.saturating_add(lateness) <= now));
+        if self.sessions.spilled() && self.sessions.len() <= self.sessions.inline_size() {
+            // Back into the map slot: a spilled set would cost every later
+            // record of the key a second cache miss.
+            self.sessions.shrink_to_fit();
+        }
         before - self.sessions.len()
     }
 

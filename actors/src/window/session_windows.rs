@@ -2,8 +2,9 @@
 //!
 //! Each key's sessions live in a [`SessionSet`]. To fire sessions without
 //! scanning every key on every watermark, each key has one wake-up time,
-//! kept in an ordered index of times: no later than its sessions' earliest next event (an unfired
-//! session's end, or a fired one's end plus the allowed lateness). A
+//! kept in a timing wheel of times ([`Wakeups`]): no later than its
+//! sessions' earliest next event (an unfired session's end, or a fired
+//! one's end plus the allowed lateness). A
 //! watermark `wm` takes the wake-ups before it (a session fires once the
 //! watermark *passes* its end) in time order; a key woken at `t` fires the
 //! session ending at `t`, discards the fired sessions whose lateness ran out
@@ -14,17 +15,23 @@
 //! A wake-up whose time is no longer its key's is stale and skipped (lazy
 //! deletion).
 //!
+//! With many keys every record and every wake-up is a cache miss on its
+//! key's map slot; a batch's keys (and a wake-up group's) are first looked
+//! up in a bare loop whose misses overlap ([`SessionWindows::touch`]). A key
+//! whose sessions are all gone stays in the map for a while
+//! ([`SessionWindows::empty`]).
+//!
 //! A checkpoint stores each key with its wake-up time and sessions, in the
 //! order the live wake-ups are due ([`SessionSnapshot`]); restoring
 //! schedules the keys again in that order, so the wake-up index comes back
 //! without its stale entries.
 
-use std::collections::BTreeMap;
 use std::hash::Hash;
 
 use serde::Serialize;
 
 use super::buckets::{key_map, KeyMap};
+use super::wakeups::Wakeups;
 use super::{emit, last_instant, Fired};
 use crate::message::{Timestamp, END_OF_TIME};
 use crate::window::session::{Session, SessionSet};
@@ -32,47 +39,12 @@ use crate::window::{Aggregate, Timing};
 
 /// One key's sessions and the time of its live wake-up.
 struct KeySessions<Acc> {
-    /// The sessions.
+    /// The sessions (none: the key is kept for a while, see
+    /// [`SessionWindows::empty`]).
     sessions: SessionSet<Acc>,
-    /// The key's wake-up time: `<=` every session's next event.
+    /// The key's wake-up time: `<=` every session's next event
+    /// ([`END_OF_TIME`] for a key without sessions).
     wake: Timestamp,
-}
-
-/// Wake-up times: the keys to look at once the watermark passes each time,
-/// in the order they were scheduled. Times are grouped (a B-tree over the
-/// distinct pending times, which stays small and cache-resident, rather
-/// than a heap over every pending key), and the emptied groups' buffers are
-/// reused.
-struct Wakeups<K> {
-    /// Time → keys, in scheduling order.
-    due: BTreeMap<Timestamp, Vec<K>>,
-    /// Emptied buffers, kept for reuse.
-    spare: Vec<Vec<K>>,
-}
-
-impl<K> Wakeups<K> {
-    /// Wakes `key` once the watermark passes `at`.
-    fn push(&mut self, at: Timestamp, key: K) {
-        let spare = &mut self.spare;
-        self.due.entry(at).or_insert_with(|| spare.pop().unwrap_or_default()).push(key);
-    }
-
-    /// The earliest group of wake-ups, if the watermark `wm` passed it (end
-    /// of input passes everything).
-    fn pop_due(&mut self, wm: Timestamp) -> Option<(Timestamp, Vec<K>)> {
-        let (&at, _) = self.due.first_key_value()?;
-        if at < wm || wm == END_OF_TIME {
-            self.due.pop_first()
-        } else {
-            None
-        }
-    }
-
-    /// Keeps a drained group's buffer for reuse.
-    fn recycle(&mut self, keys: Vec<K>) {
-        debug_assert!(keys.is_empty());
-        self.spare.push(keys);
-    }
 }
 
 /// The decoded form of [`SessionWindows::snapshot`]: each key with its
@@ -87,13 +59,25 @@ pub(super) struct SessionWindows<K, Acc> {
     lateness: i64,
     /// Fire a session early every this many records.
     early_every: Option<u64>,
-    /// Sessions by key (keys without a session are removed).
+    /// Sessions by key (a key without sessions stays until a sweep).
     keys: KeyMap<K, KeySessions<Acc>>,
     /// When to look at which key.
     wakeups: Wakeups<K>,
     /// Number of sessions held.
     open: usize,
+    /// Keys in `keys` without a session. A key whose last session is
+    /// discarded stays in the map, because most keys come back soon: with
+    /// WL3's stream a third of the wake-ups empty a key, and removing and
+    /// re-inserting it cost two more hash-map probes and tombstones that
+    /// forced rehashes. Once empty keys outnumber the others (and at least
+    /// [`SWEEP_MIN`] of them), one pass drops them all: memory stays within
+    /// about twice the keys that hold sessions, whatever the key space.
+    empty: usize,
 }
+
+/// Empty keys kept before a sweep is considered (see
+/// [`SessionWindows::empty`]).
+const SWEEP_MIN: usize = 1024;
 
 impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
     /// Sessions with inactivity gap `gap`.
@@ -103,8 +87,9 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
             lateness,
             early_every,
             keys: key_map(),
-            wakeups: Wakeups { due: BTreeMap::new(), spare: Vec::new() },
+            wakeups: Wakeups::default(),
             open: 0,
+            empty: 0,
         }
     }
 
@@ -128,10 +113,13 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
                 return Some(key);
             }
             let before = state.sessions.len();
+            self.empty -= usize::from(before == 0);
             let session = state.sessions.insert(agg, ts, gap, value);
             let next = settle(session, agg, &key, wm, lateness, early_every, out);
             self.open = self.open + state.sessions.len() - before;
-            if next < state.wake {
+            // A key that had no session has no live wake-up (its `wake` is
+            // END_OF_TIME only as a marker): schedule it whatever `next` is.
+            if before == 0 || next < state.wake {
                 state.wake = next;
                 self.wakeups.push(next, key);
             }
@@ -148,6 +136,28 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
         None
     }
 
+    /// Brings the map slots of `keys` into the cache before they are used.
+    ///
+    /// With many keys each record's lookup is a cache miss, and the work
+    /// between two lookups is long enough that the processor cannot start
+    /// the next record's miss while it waits for this one. A loop of bare
+    /// lookups can: its misses overlap, and the loop that does the work
+    /// then finds every slot in the cache. WL3 K=100,000: see
+    /// docs/performance.md.
+    #[inline]
+    pub(super) fn touch<'k>(&self, keys: impl Iterator<Item = &'k K>)
+    where
+        K: 'k,
+    {
+        for key in keys {
+            // Every line of the slot: the key, the wake-up, each session.
+            let slot = self.keys.get(key).map(|state| {
+                state.sessions.as_slice().iter().fold(state.wake, |t, s| t ^ s.window.end)
+            });
+            std::hint::black_box(slot);
+        }
+    }
+
     /// Fires the sessions the watermark passed, in ascending end, and
     /// discards those whose lateness expired.
     pub(super) fn on_watermark<T, A: Aggregate<T, Acc = Acc>>(
@@ -157,10 +167,15 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
         out: &mut Fired<K, A::Out>,
     ) {
         while let Some((at, mut keys)) = self.wakeups.pop_due(wm) {
+            self.touch(keys.iter());
             for key in keys.drain(..) {
                 self.wake(agg, at, key, out);
             }
             self.wakeups.recycle(keys);
+        }
+        if self.empty >= SWEEP_MIN && self.empty > self.keys.len() - self.empty {
+            self.keys.retain(|_, state| !state.sessions.is_empty());
+            self.empty = 0;
         }
     }
 
@@ -170,10 +185,10 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
     /// watermark, so that sessions of all keys fire in ascending end.
     fn wake<T, A: Aggregate<T, Acc = Acc>>(&mut self, agg: &A, at: Timestamp, key: K, out: &mut Fired<K, A::Out>) {
         let Some(state) = self.keys.get_mut(&key) else {
-            return; // stale: the key's sessions are all gone
+            return; // stale: the key's sessions were all gone and it was swept
         };
-        if state.wake != at {
-            return; // stale: the key was rescheduled earlier
+        if state.wake != at || state.sessions.is_empty() {
+            return; // stale: the key was rescheduled earlier, or has no sessions
         }
         // `at <=` every next event: no unfired session ends before `at`.
         let fired = state.sessions.ending_at(at).filter(|s| !s.fired).map(|s| {
@@ -192,7 +207,9 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
                 self.wakeups.push(next, key);
             }
             None => {
-                self.keys.remove(&key);
+                // Kept, without sessions, until a sweep (`empty`).
+                state.wake = END_OF_TIME;
+                self.empty += 1;
                 if let Some((window, value)) = fired {
                     emit(out, last_instant(window), key, window, value, Timing::OnTime);
                 }
@@ -225,13 +242,14 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
         K: Serialize,
         Acc: Serialize,
     {
-        let mut order = Vec::with_capacity(self.keys.len());
+        let held = self.keys.len() - self.empty;
+        let mut order = Vec::with_capacity(held);
         let mut seen: KeyMap<&K, ()> = key_map();
         seen.reserve(self.keys.len());
-        for (&at, group) in &self.wakeups.due {
+        for (at, group) in self.wakeups.groups() {
             for key in group {
                 if let Some((key, state)) = self.keys.get_key_value(key) {
-                    if state.wake == at && seen.insert(key, ()).is_none() {
+                    if state.wake == at && !state.sessions.is_empty() && seen.insert(key, ()).is_none() {
                         order.push((key, at, state.sessions.as_slice()));
                     }
                 }
@@ -239,10 +257,10 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
         }
         // Every key's wake-up was pushed when it was set, so the walk found
         // every key; this only keeps a broken invariant from losing state.
-        debug_assert_eq!(order.len(), self.keys.len(), "a key without a live wake-up");
-        if order.len() < self.keys.len() {
+        debug_assert_eq!(order.len(), held, "a key without a live wake-up");
+        if order.len() < held {
             for (key, state) in &self.keys {
-                if !seen.contains_key(key) {
+                if !state.sessions.is_empty() && !seen.contains_key(key) {
                     order.push((key, state.wake, state.sessions.as_slice()));
                 }
             }
@@ -291,7 +309,7 @@ fn settle<K: Clone, T, A: Aggregate<T>>(
     if session.window.end < wm {
         fire(session, agg, key, Timing::Late, out);
         session.fired = true;
-    } else if early_every.is_some_and(|n| session.since_fire >= n) {
+    } else if early_every.is_some_and(|n| u64::from(session.since_fire) >= n) {
         fire(session, agg, key, Timing::Early, out);
     }
     session.next_event(lateness)
@@ -309,4 +327,50 @@ fn fire<K: Clone, T, A: Aggregate<T>>(
     emit(out, last_instant(window), key.clone(), window, agg.result(&session.acc), timing);
     session.since_fire = 0;
     session.dirty = false;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::{Count, Sum};
+
+    type Agg = (Count, Sum<fn(&i64) -> i64>);
+
+    fn agg() -> Agg {
+        (Count, Sum::of(|v: &i64| *v))
+    }
+
+    #[test]
+    fn a_key_whose_sessions_all_fired_is_kept_until_empty_keys_outnumber_the_rest() {
+        let agg = agg();
+        let mut w: SessionWindows<u64, (u64, i64)> = SessionWindows::new(10, 0, None);
+        let mut out = Vec::new();
+        // 100 keys that keep a session open, then 3,000 keys that appear
+        // once each and whose sessions fire.
+        for key in 0..100 {
+            assert!(w.add(&agg, i64::MIN, key, 1_000_000, &1, &mut out).is_none());
+        }
+        for key in 100..3_100u64 {
+            assert!(w.add(&agg, i64::MIN, key, key as i64, &1, &mut out).is_none());
+        }
+        // Fire half of the one-off keys: they stay, without sessions.
+        w.on_watermark(&agg, 1_610, &mut out);
+        assert_eq!(out.len(), 1_500);
+        assert_eq!((w.keys.len(), w.empty, w.open_windows()), (3_100, 1_500, 1_600));
+        // A kept key that comes back is scheduled again and fires.
+        assert!(w.add(&agg, 1_610, 100, 5_000, &7, &mut out).is_none());
+        assert_eq!(w.empty, 1_499);
+        // The rest fire: 3,000 empty keys outnumber the 100 others: swept.
+        w.on_watermark(&agg, 5_011, &mut out);
+        assert_eq!(out.len(), 3_001);
+        assert_eq!((w.keys.len(), w.empty, w.open_windows()), (100, 0, 100));
+        let last = out.last().expect("fired");
+        assert_eq!((last.value.key, last.value.window.start, last.value.value), (100, 5_000, (1, 7)));
+        // The snapshot holds the keys with sessions only.
+        let bytes = rmp_serde::to_vec(&w.snapshot()).expect("encodes");
+        let state: SessionSnapshot<u64, (u64, i64)> = rmp_serde::from_slice(&bytes).expect("decodes");
+        assert_eq!(state.len(), 100);
+        w.on_watermark(&agg, END_OF_TIME, &mut out);
+        assert_eq!(out.len(), 3_101);
+    }
 }
