@@ -45,6 +45,8 @@ pub struct ActorMetrics {
     /// Newest event time read (sources only; `i64::MIN` before the first).
     pub(crate) max_event_time: AtomicI64,
     pub(crate) late_records: AtomicU64,
+    /// Records that arrived folded into partial aggregates (pre-aggregation).
+    pub(crate) pre_aggregated_in: AtomicU64,
     pub(crate) dead_letters: AtomicU64,
     pub(crate) open_windows: AtomicU64,
     /// Messages queued in this actor's mailbox (raised by senders, lowered
@@ -70,6 +72,7 @@ impl ActorMetrics {
             watermark: AtomicI64::new(i64::MIN),
             max_event_time: AtomicI64::new(i64::MIN),
             late_records: AtomicU64::new(0),
+            pre_aggregated_in: AtomicU64::new(0),
             dead_letters: AtomicU64::new(0),
             open_windows: AtomicU64::new(0),
             mailbox: Arc::default(),
@@ -157,6 +160,7 @@ impl ActorMetrics {
             watermark: self.watermark.load(Relaxed),
             max_event_time: self.max_event_time.load(Relaxed),
             late_records: self.late_records.load(Relaxed),
+            pre_aggregated_in: self.pre_aggregated_in.load(Relaxed),
             dead_letters: self.dead_letters.load(Relaxed),
             open_windows: self.open_windows.load(Relaxed),
             mailbox_len: self.mailbox.len(),
@@ -233,6 +237,10 @@ pub struct MetricsSnapshot {
     pub max_event_time: i64,
     /// Records routed to the late-data output (window managers).
     pub late_records: u64,
+    /// Of `records_in`, those that arrived already folded into partial
+    /// aggregates by the upstream edge (window managers; see
+    /// `WindowedStream::pre_aggregate`).
+    pub pre_aggregated_in: u64,
     /// Records routed to the dead-letter output (sources).
     pub dead_letters: u64,
     /// (key, window) states held (window managers).
@@ -295,6 +303,12 @@ impl JobMetrics {
     /// Late records over all window managers.
     pub fn late_records(&self) -> u64 {
         self.actors.iter().map(|a| a.late_records).sum()
+    }
+
+    /// Records that reached window managers folded into partial aggregates
+    /// (summed over them; see `WindowedStream::pre_aggregate`).
+    pub fn pre_aggregated_records(&self) -> u64 {
+        self.actors.iter().map(|a| a.pre_aggregated_in).sum()
     }
 
     /// Newest event time read by any source (`i64::MIN` before the first).

@@ -26,21 +26,89 @@ use crate::output::join_blocked;
 use crate::output::pool::BatchPool;
 use crate::time::{InputEvent, InputTracker};
 use crate::window::core::{Fired, WindowCore};
+use crate::window::partial::Partial;
 use crate::window::{Aggregate, WindowOptions, WindowResult, Windows};
 
-/// The window-manager actor (state boxed: actix wants actors `Unpin`).
-pub(crate) struct WindowActor<K, T, A>(Box<WindowState<K, T, A>>)
-where
-    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
-    T: Send + 'static,
-    A: Aggregate<T>,
-;
+/// What a window manager receives on its input edge: keyed records from a
+/// `key_by` edge, or keyed partials from a combining one
+/// (`window::partial`).
+pub(crate) trait WindowInput<K, T, A: Aggregate<T>>: Send + Sized + 'static {
+    /// How many records `batch` stands for.
+    fn records(batch: &[Record<Self>]) -> usize;
+    /// How many of them came folded into partial aggregates.
+    fn pre_aggregated(_batch: &[Record<Self>]) -> usize {
+        0
+    }
+    /// Feeds `batch` to the core (leaving it empty); `records` is a reused
+    /// scratch buffer.
+    fn add(
+        core: &mut WindowCore<K, T, A>,
+        batch: &mut Vec<Record<Self>>,
+        records: &mut Vec<Record<(K, T)>>,
+        fired: &mut Fired<K, A::Out>,
+        late: &mut Vec<Record<(K, T)>>,
+    );
+}
 
-pub(crate) struct WindowState<K, T, A>
+impl<K, T, A> WindowInput<K, T, A> for (K, T)
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Send + 'static,
+    A: Aggregate<T>,
+{
+    fn records(batch: &[Record<Self>]) -> usize {
+        batch.len()
+    }
+    #[inline]
+    fn add(
+        core: &mut WindowCore<K, T, A>,
+        batch: &mut Vec<Record<Self>>,
+        _records: &mut Vec<Record<(K, T)>>,
+        fired: &mut Fired<K, A::Out>,
+        late: &mut Vec<Record<(K, T)>>,
+    ) {
+        core.add_batch(batch, fired, late);
+    }
+}
+
+impl<K, T, A> WindowInput<K, T, A> for (K, Partial<T, A::Acc>)
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Send + 'static,
+    A: Aggregate<T>,
+{
+    fn records(batch: &[Record<Self>]) -> usize {
+        batch.iter().map(|r| r.value.1.records()).sum()
+    }
+    fn pre_aggregated(batch: &[Record<Self>]) -> usize {
+        batch.iter().filter(|r| matches!(r.value.1, Partial::Combined { .. })).map(|r| r.value.1.records()).sum()
+    }
+    #[inline]
+    fn add(
+        core: &mut WindowCore<K, T, A>,
+        batch: &mut Vec<Record<Self>>,
+        records: &mut Vec<Record<(K, T)>>,
+        fired: &mut Fired<K, A::Out>,
+        late: &mut Vec<Record<(K, T)>>,
+    ) {
+        core.add_partials(batch, records, fired, late);
+    }
+}
+
+/// The window-manager actor (state boxed: actix wants actors `Unpin`).
+pub(crate) struct WindowActor<K, T, A, I>(Box<WindowState<K, T, A, I>>)
 where
     K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     T: Send + 'static,
     A: Aggregate<T>,
+    I: WindowInput<K, T, A>;
+
+pub(crate) struct WindowState<K, T, A, I>
+where
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+    T: Send + 'static,
+    A: Aggregate<T>,
+    I: WindowInput<K, T, A>,
 {
     core: WindowCore<K, T, A>,
     inputs: InputTracker,
@@ -48,21 +116,24 @@ where
     late_out: Outlet<(K, T)>,
     fired: Fired<K, A::Out>,
     late: Vec<Record<(K, T)>>,
+    /// Records gathered from a batch of partials (reused).
+    records: Vec<Record<(K, T)>>,
     options: WindowOptions,
     /// Whether anyone subscribed to late data (otherwise it is only counted).
     late_connected: bool,
-    align: Alignment<(K, T)>,
+    align: Alignment<I>,
     participant: Option<Participant>,
     metrics: Arc<ActorMetrics>,
     /// Where drained input batches go back to the senders.
-    pool: Arc<BatchPool<(K, T)>>,
+    pool: Arc<BatchPool<I>>,
 }
 
-impl<K, T, A> WindowActor<K, T, A>
+impl<K, T, A, I> WindowActor<K, T, A, I>
 where
     K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     T: Send + 'static,
     A: Aggregate<T>,
+    I: WindowInput<K, T, A>,
 {
     /// Takes part in checkpoints; `restore`: the snapshot to resume from.
     pub(crate) fn checkpointed(&mut self, participant: Participant, restore: Option<&[u8]>) -> Result<(), String> {
@@ -81,17 +152,18 @@ where
         out: Outlet<WindowResult<K, A::Out>>,
         late_out: Outlet<(K, T)>,
         metrics: Arc<ActorMetrics>,
-        pool: Arc<BatchPool<(K, T)>>,
+        pool: Arc<BatchPool<I>>,
     ) -> Self {
         WindowActor(Box::new(WindowState::new(windows, options, agg, inputs, out, late_out, metrics, pool)))
     }
 }
 
-impl<K, T, A> WindowState<K, T, A>
+impl<K, T, A, I> WindowState<K, T, A, I>
 where
     K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     T: Send + 'static,
     A: Aggregate<T>,
+    I: WindowInput<K, T, A>,
 {
     fn new(
         windows: Windows,
@@ -101,7 +173,7 @@ where
         out: Outlet<WindowResult<K, A::Out>>,
         late_out: Outlet<(K, T)>,
         metrics: Arc<ActorMetrics>,
-        pool: Arc<BatchPool<(K, T)>>,
+        pool: Arc<BatchPool<I>>,
     ) -> Self {
         let late_connected = late_out.is_connected();
         WindowState {
@@ -111,6 +183,7 @@ where
             late_out,
             fired: Vec::new(),
             late: Vec::new(),
+            records: Vec::new(),
             options,
             late_connected,
             align: Alignment::default(),
@@ -143,22 +216,23 @@ where
         }
     }
 
-    fn block_if_full(&mut self, ctx: &mut Context<WindowActor<K, T, A>>) {
+    fn block_if_full(&mut self, ctx: &mut Context<WindowActor<K, T, A, I>>) {
         let blocked = join_blocked([self.out.take_blocked(), self.late_out.take_blocked()]);
         wait_blocked(blocked, &self.metrics, ctx);
     }
 }
 
-impl<K, T, A> WindowState<K, T, A>
+impl<K, T, A, I> WindowState<K, T, A, I>
 where
     K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     T: Send + 'static,
     A: Aggregate<T>,
+    I: WindowInput<K, T, A>,
 {
-    fn started(&mut self, ctx: &mut Context<WindowActor<K, T, A>>) {
+    fn started(&mut self, ctx: &mut Context<WindowActor<K, T, A, I>>) {
         self.metrics.actor_started();
         if let Some(every) = self.options.early_every_interval {
-            ctx.run_interval(every, |act: &mut WindowActor<K, T, A>, ctx| {
+            ctx.run_interval(every, |act: &mut WindowActor<K, T, A, I>, ctx| {
                 let act = &mut *act.0;
                 act.core.fire_early(&mut act.fired);
                 act.emit();
@@ -168,7 +242,7 @@ where
         }
     }
 
-    fn handle(&mut self, env: Envelope<(K, T)>, ctx: &mut Context<WindowActor<K, T, A>>) {
+    fn handle(&mut self, env: Envelope<I>, ctx: &mut Context<WindowActor<K, T, A, I>>) {
         self.metrics.mailbox.taken();
         self.dispatch(env);
         // No more input queued: send partial batches now rather than later.
@@ -180,13 +254,17 @@ where
     }
 
     /// Handles one message, or holds it back while its input is aligned.
-    fn dispatch(&mut self, env: Envelope<(K, T)>) {
+    fn dispatch(&mut self, env: Envelope<I>) {
         let Some(env) = self.align.admit(&self.inputs, env) else { return };
         match env.msg {
             Message::Data(mut batch) => {
-                self.metrics.add_in(batch.len());
+                self.metrics.add_in(I::records(&batch));
+                let pre = I::pre_aggregated(&batch);
+                if pre > 0 {
+                    self.metrics.pre_aggregated_in.fetch_add(pre as u64, Relaxed);
+                }
                 self.inputs.on_data(env.input);
-                self.core.add_batch(&mut batch, &mut self.fired, &mut self.late);
+                I::add(&mut self.core, &mut batch, &mut self.records, &mut self.fired, &mut self.late);
                 self.pool.put(env.input, batch);
                 self.emit();
             }
@@ -230,11 +308,12 @@ where
     }
 }
 
-impl<K, T, A> Actor for WindowActor<K, T, A>
+impl<K, T, A, I> Actor for WindowActor<K, T, A, I>
 where
     K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     T: Send + 'static,
     A: Aggregate<T>,
+    I: WindowInput<K, T, A>,
 {
     type Context = Context<Self>;
 
@@ -247,15 +326,16 @@ where
     }
 }
 
-impl<K, T, A> Handler<Envelope<(K, T)>> for WindowActor<K, T, A>
+impl<K, T, A, I> Handler<Envelope<I>> for WindowActor<K, T, A, I>
 where
     K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     T: Send + 'static,
     A: Aggregate<T>,
+    I: WindowInput<K, T, A>,
 {
     type Result = ();
 
-    fn handle(&mut self, env: Envelope<(K, T)>, ctx: &mut Context<Self>) {
+    fn handle(&mut self, env: Envelope<I>, ctx: &mut Context<Self>) {
         self.0.handle(env, ctx);
     }
 }

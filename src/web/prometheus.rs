@@ -85,6 +85,12 @@ const ACTOR_SERIES: &[ActorSeries] = &[
     ("weir_actor_late_records_total", "Records routed to the late-data output.", Type::Counter, |_, a| {
         Some(a.late_records as f64)
     }),
+    (
+        "weir_actor_pre_aggregated_records_total",
+        "Records that reached a window manager already folded into partial aggregates (pre-aggregation).",
+        Type::Counter,
+        |_, a| Some(a.pre_aggregated_in as f64),
+    ),
     ("weir_actor_dead_letters_total", "Inputs routed to the dead-letter output.", Type::Counter, |_, a| {
         Some(a.dead_letters as f64)
     }),

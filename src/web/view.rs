@@ -140,6 +140,8 @@ pub struct ActorView {
     pub watermark_lag_ms: Option<i64>,
     /// Records routed to the late-data output.
     pub late_records: u64,
+    /// Of the records in, those that arrived folded into partial aggregates.
+    pub pre_aggregated_in: u64,
     /// Inputs routed to the dead-letter output.
     pub dead_letters: u64,
     /// (key, window) states held.
@@ -260,6 +262,7 @@ fn actor_view(job: &JobMetrics, a: &MetricsSnapshot, prev: Option<(&MetricsSnaps
         watermark: (a.watermark != i64::MIN).then_some(a.watermark),
         watermark_lag_ms: job.watermark_lag(a),
         late_records: a.late_records,
+        pre_aggregated_in: a.pre_aggregated_in,
         dead_letters: a.dead_letters,
         open_windows: a.open_windows,
     }
@@ -283,6 +286,7 @@ mod tests {
             watermark,
             max_event_time: i64::MIN,
             late_records: 0,
+            pre_aggregated_in: 0,
             dead_letters: 0,
             open_windows: 3,
             mailbox_len: 4,

@@ -90,14 +90,81 @@ impl<T: Send + 'static> Emit<T> for RoundRobin<T> {
     }
 }
 
+/// Per-destination batches of keyed records to `p` targets, with the
+/// watermarks held for them: what every key-partitioning edge shares
+/// ([`KeyBy`], and the combining edge in `output::combine`).
+pub(crate) struct Partitioned<V: Send + 'static> {
+    pub(crate) sender: Sender<V>,
+    /// The batch being filled for each target.
+    pub(crate) bufs: Vec<Vec<Record<V>>>,
+    pub(crate) batch_size: usize,
+    pub(crate) held: HeldWatermarks,
+}
+
+impl<V: Send + 'static> Partitioned<V> {
+    pub(crate) fn new(targets: Vec<Target<V>>, input: usize, batch_size: usize, metrics: Arc<ActorMetrics>) -> Self {
+        let bufs = targets.iter().map(|_| Vec::with_capacity(batch_size)).collect();
+        let held = HeldWatermarks::new(targets.len());
+        Partitioned { sender: Sender::new(targets, input, metrics), bufs, batch_size, held }
+    }
+
+    /// Counts a batch as `weigh(batch)` records sent ([`Sender::weighed`]).
+    pub(crate) fn weighed(self, weigh: fn(&[Record<V>]) -> usize) -> Self {
+        Partitioned { sender: self.sender.weighed(weigh), ..self }
+    }
+
+    /// Sends target `t`'s batch, and the watermark held for it after it.
+    pub(crate) fn send(&mut self, t: usize) {
+        let batch = std::mem::replace(&mut self.bufs[t], self.sender.buffer(t, self.batch_size));
+        self.sender.send(t, crate::message::Message::Data(batch));
+        if let Some(wm) = self.held.take(t) {
+            self.sender.send(t, crate::message::Message::Watermark(wm));
+        }
+    }
+
+    /// Sends the batches that are full.
+    pub(crate) fn send_full(&mut self) {
+        for t in 0..self.bufs.len() {
+            if self.bufs[t].len() >= self.batch_size {
+                self.send(t);
+            }
+        }
+    }
+
+    /// Records every target's batch can still take before one is full.
+    pub(crate) fn room(&self) -> usize {
+        self.bufs.iter().map(|b| self.batch_size.saturating_sub(b.len())).min().unwrap_or(0).max(1)
+    }
+
+    /// Sends every partial batch, then every watermark held.
+    pub(crate) fn release(&mut self) {
+        for t in 0..self.bufs.len() {
+            if !self.bufs[t].is_empty() {
+                self.send(t);
+            }
+        }
+        self.held.release(&mut self.sender);
+    }
+
+    /// [`Emit::control`]: a watermark is held, anything else is sent after
+    /// everything pending.
+    pub(crate) fn control(&mut self, ctl: Control) {
+        if let Control::Watermark(wm) = ctl {
+            if self.held.hold(wm) {
+                self.release();
+            }
+            return;
+        }
+        self.release();
+        self.sender.broadcast(ctl);
+    }
+}
+
 /// Hash-partitions records by key to `p` targets; the records travel as
 /// `(key, value)` so the receiver need not compute the key again.
 pub(crate) struct KeyBy<K: Send + 'static, T: Send + 'static, F> {
-    sender: Sender<(K, T)>,
+    out: Partitioned<(K, T)>,
     key_fn: F,
-    bufs: Vec<Vec<Record<(K, T)>>>,
-    batch_size: usize,
-    held: HeldWatermarks,
 }
 
 impl<K, T, F> KeyBy<K, T, F>
@@ -107,28 +174,7 @@ where
     F: Fn(&T) -> K + Send + 'static,
 {
     pub(crate) fn new(targets: Vec<Target<(K, T)>>, input: usize, key_fn: F, batch_size: usize, metrics: Arc<ActorMetrics>) -> Self {
-        let bufs = targets.iter().map(|_| Vec::with_capacity(batch_size)).collect();
-        let held = HeldWatermarks::new(targets.len());
-        KeyBy { sender: Sender::new(targets, input, metrics), key_fn, bufs, batch_size, held }
-    }
-
-    /// Sends target `t`'s batch, and the watermark held for it after it.
-    fn send(&mut self, t: usize) {
-        let batch = std::mem::replace(&mut self.bufs[t], self.sender.buffer(t, self.batch_size));
-        self.sender.send(t, crate::message::Message::Data(batch));
-        if let Some(wm) = self.held.take(t) {
-            self.sender.send(t, crate::message::Message::Watermark(wm));
-        }
-    }
-
-    /// Sends every partial batch, then every watermark held.
-    fn release(&mut self) {
-        for t in 0..self.bufs.len() {
-            if !self.bufs[t].is_empty() {
-                self.send(t);
-            }
-        }
-        self.held.release(&mut self.sender);
+        KeyBy { out: Partitioned::new(targets, input, batch_size, metrics), key_fn }
     }
 }
 
@@ -139,29 +185,30 @@ where
     F: Fn(&T) -> K + Send + 'static,
 {
     fn data(&mut self, batch: &mut Vec<Record<T>>) {
-        if !self.held.may_pass(batch) {
-            self.release();
+        let out = &mut self.out;
+        if !out.held.may_pass(batch) {
+            out.release();
         }
-        let p = self.bufs.len();
+        let p = out.bufs.len();
         if p == 1 {
             // One destination: no hashing, and a bulk `extend` per batch
             // instead of a length check per record.
-            if self.bufs[0].len() + batch.len() <= self.batch_size {
+            if out.bufs[0].len() + batch.len() <= out.batch_size {
                 // It all fits (the usual case): a whole drain is an exact-size
                 // iterator, so `extend` writes without a check per record.
-                self.bufs[0].extend(batch.drain(..).map(keyed(&self.key_fn)));
+                out.bufs[0].extend(batch.drain(..).map(keyed(&self.key_fn)));
             } else {
                 let mut rest = batch.drain(..);
                 while rest.len() > 0 {
-                    let room = self.batch_size.saturating_sub(self.bufs[0].len()).max(1);
-                    self.bufs[0].extend(rest.by_ref().take(room).map(keyed(&self.key_fn)));
-                    if self.bufs[0].len() >= self.batch_size {
-                        self.send(0);
+                    let room = out.batch_size.saturating_sub(out.bufs[0].len()).max(1);
+                    out.bufs[0].extend(rest.by_ref().take(room).map(keyed(&self.key_fn)));
+                    if out.bufs[0].len() >= out.batch_size {
+                        out.send(0);
                     }
                 }
             }
-            if self.bufs[0].len() >= self.batch_size {
-                self.send(0);
+            if out.bufs[0].len() >= out.batch_size {
+                out.send(0);
             }
             return;
         }
@@ -171,35 +218,24 @@ where
         // the buffers that filled.
         let mut rest = batch.drain(..);
         while rest.len() > 0 {
-            let room = self.bufs.iter().map(|b| self.batch_size.saturating_sub(b.len())).min().unwrap_or(0).max(1);
-            let (key_fn, bufs) = (&self.key_fn, &mut self.bufs);
+            let room = out.room();
+            let (key_fn, bufs) = (&self.key_fn, &mut out.bufs);
             for r in rest.by_ref().take(room) {
                 let key = key_fn(&r.value);
                 let t = partition(&key, p);
                 bufs[t].push(Record { ts: r.ts, value: (key, r.value) });
             }
-            for t in 0..p {
-                if self.bufs[t].len() >= self.batch_size {
-                    self.send(t);
-                }
-            }
+            out.send_full();
         }
     }
     fn control(&mut self, ctl: Control) {
-        if let Control::Watermark(wm) = ctl {
-            if self.held.hold(wm) {
-                self.release();
-            }
-            return;
-        }
-        self.release();
-        self.sender.broadcast(ctl);
+        self.out.control(ctl);
     }
     fn flush(&mut self) {
-        self.release();
+        self.out.release();
     }
     fn take_blocked(&mut self) -> Option<Blocked> {
-        self.sender.take_blocked()
+        self.out.sender.take_blocked()
     }
 }
 

@@ -22,6 +22,7 @@
 //! destination's next full batch ([`HeldWatermarks`]), so that a watermark
 //! after every source batch does not cut every batch short.
 
+pub(crate) mod combine;
 pub(crate) mod edge;
 pub(crate) mod mailbox;
 pub(crate) mod outlet;
@@ -148,12 +149,21 @@ pub(crate) struct Sender<T: Send + 'static> {
     held: Vec<Vec<Envelope<T>>>,
     any_held: bool,
     metrics: Arc<ActorMetrics>,
+    /// How many records a batch stands for in the metrics (its length, or
+    /// more for batches of combined partials).
+    weigh: fn(&[Record<T>]) -> usize,
 }
 
 impl<T: Send + 'static> Sender<T> {
     pub(crate) fn new(targets: Vec<Target<T>>, input: usize, metrics: Arc<ActorMetrics>) -> Self {
         let held = targets.iter().map(|_| Vec::new()).collect();
-        Sender { targets, input, held, any_held: false, metrics }
+        Sender { targets, input, held, any_held: false, metrics, weigh: <[Record<T>]>::len }
+    }
+
+    /// Counts a batch as `weigh(batch)` records sent, not its length.
+    pub(crate) fn weighed(mut self, weigh: fn(&[Record<T>]) -> usize) -> Self {
+        self.weigh = weigh;
+        self
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -169,7 +179,7 @@ impl<T: Send + 'static> Sender<T> {
     /// Offers `msg` to target `t`; keeps it if the mailbox is full.
     pub(crate) fn send(&mut self, t: usize, msg: Message<T>) {
         if let Message::Data(b) = &msg {
-            self.metrics.add_out(b.len());
+            self.metrics.add_out((self.weigh)(b));
         }
         let env = Envelope { input: self.input, msg };
         // Order on the edge: once something is held for `t`, everything

@@ -9,14 +9,16 @@ use serde::Serialize;
 
 use crate::metrics::{ActorKind, ActorMetrics};
 use crate::operator::Operator;
+use crate::output::combine::Combine;
 use crate::output::edge::KeyBy;
 use crate::output::outlet::Outlet;
 use crate::output::pool::BatchPool;
 use crate::output::{Emit, Inbox, Target};
-use crate::topology::graph::{Graph, NodeInfo, Spawner};
+use crate::topology::graph::{Graph, NodeInfo, SpawnFn, Spawner};
 use crate::topology::{install_spawn, lock, operator_spawner, take_port, BuildError, EdgeMaker, Port, Stream};
+use crate::window::partial::{combinable, Partial};
 use crate::window::{Aggregate, Collect, Window, WindowOptions, WindowResult, Windows};
-use crate::window_manager::WindowActor;
+use crate::window_manager::{WindowActor, WindowInput};
 
 /// A stream partitioned by key (see [`Stream::key_by`]).
 #[must_use = "a keyed stream does nothing until windowed or processed"]
@@ -59,6 +61,24 @@ where
         inbox
     }
 
+    /// Like [`KeyedStream::connect`], through a combining edge that folds
+    /// each batch's records of one key and one interval of `len` ms with
+    /// `agg` before they leave (`window::partial`).
+    fn connect_combining<A: Aggregate<T>>(self, g: &mut Graph, id: usize, agg: A, len: i64) -> Inbox<(K, Partial<T, A::Acc>)> {
+        let inbox: Inbox<(K, Partial<T, A::Acc>)> = Arc::new(OnceLock::new());
+        let up = Arc::clone(&inbox);
+        let (key, batch_size) = (self.key, g.config.batch_size);
+        let make: EdgeMaker<T> = Box::new(move |offset| {
+            Box::new(move |i, metrics: &Arc<ActorMetrics>| {
+                let targets = up.get().expect("downstream nodes are started first").clone();
+                let edge = Combine::new(targets, offset + i, key.clone(), agg.clone(), len, batch_size, Arc::clone(metrics));
+                Box::new(edge) as Box<dyn Emit<T>>
+            })
+        });
+        (self.stream.connect)(g, id, make);
+        inbox
+    }
+
     /// Groups each key's records into event-time (or count) windows.
     pub fn window(self, windows: Windows) -> WindowedStream<K, T, F> {
         let graph = Arc::clone(&self.stream.graph);
@@ -78,6 +98,7 @@ where
             windows,
             options: WindowOptions::default(),
             late: Arc::new(Mutex::new(None)),
+            pre_aggregate: true,
         }
     }
 
@@ -109,6 +130,7 @@ pub struct WindowedStream<K, T: Send + 'static, F> {
     windows: Windows,
     options: WindowOptions,
     late: Port<(K, T)>,
+    pre_aggregate: bool,
 }
 
 impl<K, T: Send + 'static, F> fmt::Debug for WindowedStream<K, T, F> {
@@ -141,6 +163,29 @@ where
             self.invalid("allowed lateness", format!("{ms} (must be >= 0)"));
         }
         self.options.allowed_lateness = ms.max(0);
+        self
+    }
+
+    /// Whether records are pre-aggregated before the shuffle to the window
+    /// managers (default: yes, where that is exact).
+    ///
+    /// With `parallelism > 1`, tumbling windows and sliding windows whose
+    /// size is a multiple of the slide, and no early firing by count, each
+    /// upstream instance folds the records of one key and one window (or
+    /// pane) within each batch into one accumulator with
+    /// [`Aggregate::add`] and sends that; the window manager folds it in
+    /// with [`Aggregate::merge`] (Flink SQL's local–global aggregation).
+    /// With few keys this removes most of the records crossing between
+    /// threads; with many, the edge notices that batches do not shrink and
+    /// sends records as they are. Results are the same either way, given
+    /// the [`Aggregate`] contract (`merge` associative, `create` its
+    /// identity); records behind the watermark still travel one by one, so
+    /// late data reaches [`Self::late_data`] as itself. The window
+    /// manager's `records_in` counts the records a partial stands for.
+    /// Turn it off for an aggregate whose `merge` is expensive or
+    /// approximate.
+    pub fn pre_aggregate(mut self, on: bool) -> Self {
+        self.pre_aggregate = on;
         self
     }
 
@@ -190,37 +235,22 @@ where
 
     /// Aggregates each window incrementally with `agg`.
     pub fn aggregate<A: Aggregate<T>>(self, agg: A) -> Stream<WindowResult<K, A::Out>> {
-        let WindowedStream { keyed, graph, id, windows, options, late } = self;
+        let WindowedStream { keyed, graph, id, windows, options, late, pre_aggregate } = self;
         let p = keyed.parallelism;
+        let combine = combinable(windows, &options).filter(|_| pre_aggregate && p > 1);
         let mut g = lock(&graph);
-        let inbox = keyed.connect(&mut g, id);
         let port: Port<WindowResult<K, A::Out>> = Arc::new(Mutex::new(None));
-        let out_port = Arc::clone(&port);
-        g.nodes[id].spawn = Some(Box::new(move |sp: &mut Spawner, info: &NodeInfo| {
-            let mut out_factory = take_port(&out_port);
-            let mut late_factory = take_port(&late);
-            let targets = (0..info.parallelism)
-                .map(|i| {
-                    let metrics = sp.metrics(info, i);
-                    let out = Outlet::new(out_factory(i, &metrics), Arc::clone(&metrics));
-                    let late_out = Outlet::new(late_factory(i, &metrics), Arc::clone(&metrics));
-                    let (agg, inputs, m) = (agg.clone(), info.inputs, Arc::clone(&metrics));
-                    let pool = Arc::new(BatchPool::default());
-                    let mut actor = WindowActor::new(windows, options, agg, inputs, out, late_out, m, Arc::clone(&pool));
-                    if let Some(p) = sp.participant() {
-                        let restored = sp.restored(&metrics.name);
-                        if let Err(e) = actor.checkpointed(p, restored.as_deref()) {
-                            sp.fail(e);
-                        }
-                    }
-                    let addr = sp.start(i, move |_| actor);
-                    Target::with_pool(addr.recipient(), &metrics.mailbox, pool)
-                })
-                .collect();
-            if inbox.set(targets).is_err() {
-                unreachable!("a node is spawned once");
+        let spawn = match combine {
+            Some(len) => {
+                let inbox = keyed.connect_combining(&mut g, id, agg.clone(), len);
+                window_spawner(inbox, windows, options, agg, late, Arc::clone(&port))
             }
-        }));
+            None => {
+                let inbox = keyed.connect(&mut g, id);
+                window_spawner(inbox, windows, options, agg, late, Arc::clone(&port))
+            }
+        };
+        g.nodes[id].spawn = Some(spawn);
         drop(g);
         Stream::from_port(graph, id, p, port)
     }
@@ -234,11 +264,57 @@ where
         R: Send + 'static,
         P: Fn(&K, &Window, &[T]) -> R + Clone + Send + 'static,
     {
-        self.aggregate(Collect).map(move |r: WindowResult<K, Vec<T>>| WindowResult {
+        // Collecting gains nothing from pre-aggregation (a partial holds
+        // the same records) and would allocate per key and batch.
+        self.pre_aggregate(false).aggregate(Collect).map(move |r: WindowResult<K, Vec<T>>| WindowResult {
             value: f(&r.key, &r.window, &r.value),
             key: r.key,
             window: r.window,
             timing: r.timing,
         })
     }
+}
+
+/// Starts a node's window managers, each taking `I` (keyed records, or
+/// keyed partials) from `inbox`.
+fn window_spawner<K, T, A, I>(
+    inbox: Inbox<I>,
+    windows: Windows,
+    options: WindowOptions,
+    agg: A,
+    late: Port<(K, T)>,
+    out_port: Port<WindowResult<K, A::Out>>,
+) -> SpawnFn
+where
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+    T: Send + 'static,
+    A: Aggregate<T>,
+    I: WindowInput<K, T, A>,
+{
+    Box::new(move |sp: &mut Spawner, info: &NodeInfo| {
+        let mut out_factory = take_port(&out_port);
+        let mut late_factory = take_port(&late);
+        let targets = (0..info.parallelism)
+            .map(|i| {
+                let metrics = sp.metrics(info, i);
+                let out = Outlet::new(out_factory(i, &metrics), Arc::clone(&metrics));
+                let late_out = Outlet::new(late_factory(i, &metrics), Arc::clone(&metrics));
+                let (agg, inputs, m) = (agg.clone(), info.inputs, Arc::clone(&metrics));
+                let pool = Arc::new(BatchPool::default());
+                let mut actor: WindowActor<K, T, A, I> =
+                    WindowActor::new(windows, options, agg, inputs, out, late_out, m, Arc::clone(&pool));
+                if let Some(p) = sp.participant() {
+                    let restored = sp.restored(&metrics.name);
+                    if let Err(e) = actor.checkpointed(p, restored.as_deref()) {
+                        sp.fail(e);
+                    }
+                }
+                let addr = sp.start(i, move |_| actor);
+                Target::with_pool(addr.recipient(), &metrics.mailbox, pool)
+            })
+            .collect();
+        if inbox.set(targets).is_err() {
+            unreachable!("a node is spawned once");
+        }
+    })
 }

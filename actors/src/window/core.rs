@@ -75,6 +75,7 @@ mod tests;
 use std::marker::PhantomData;
 
 use crate::message::{Record, Timestamp};
+use crate::window::partial::{Keyed, Partial};
 use crate::window::{Aggregate, Timing, Window, WindowOptions, WindowResult, Windows};
 
 use count_windows::CountWindows;
@@ -210,6 +211,54 @@ where
             }),
         }
         self.late_records += (late.len() - late_before) as u64;
+    }
+
+    /// Adds a batch from a combining edge (see [`super::partial`]): each
+    /// combined partial is merged into its window's (or pane's) state, the
+    /// records that came one by one are gathered into `records` (empty, a
+    /// reused buffer) and added as [`WindowCore::add_batch`] does. A record
+    /// and a partial of one key in one batch never share a window interval
+    /// (the edge combines an interval or sends all its records), so the
+    /// order of what each window receives from one input is kept.
+    ///
+    /// Only tumbling windows and pane-based sliding windows receive
+    /// partials ([`super::partial::combinable`]). A partial whose windows
+    /// are all gone cannot happen by the edge's invariant; were it to, its
+    /// records are counted as late and an error is logged (they cannot be
+    /// delivered: only their aggregate came).
+    pub(crate) fn add_partials(
+        &mut self,
+        batch: &mut Vec<Record<Keyed<K, T, A::Acc>>>,
+        records: &mut Vec<Record<(K, T)>>,
+        out: &mut Fired<K, A::Out>,
+        late: &mut Vec<Record<(K, T)>>,
+    ) {
+        let wm = self.watermark;
+        let agg = &self.agg;
+        let mut lost = 0u64;
+        for r in batch.drain(..) {
+            let (key, partial) = r.value;
+            match partial {
+                Partial::Record(value) => records.push(Record { ts: r.ts, value: (key, value) }),
+                Partial::Combined { end, acc, records: n } => {
+                    let merged = match &mut self.kind {
+                        Kind::Time(w) => w.merge(agg, wm, &key, end, acc, out),
+                        Kind::Panes(w) => w.merge(agg, wm, &key, end, acc, out),
+                        Kind::Session(_) | Kind::Count(_) => false,
+                    };
+                    if !merged {
+                        lost += u64::from(n);
+                    }
+                }
+            }
+        }
+        if lost > 0 {
+            self.late_records += lost;
+            tracing::error!(records = lost, watermark = wm, "combined partials arrived for windows already gone: counted as late, not delivered (a combining edge broke its invariant)");
+        }
+        if !records.is_empty() {
+            self.add_batch(records, out, late);
+        }
     }
 
     /// Advances event time to `wm` (ignored if not greater than the current

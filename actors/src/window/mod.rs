@@ -21,6 +21,7 @@
 
 pub mod aggregate;
 pub(crate) mod core;
+pub(crate) mod partial;
 mod session;
 
 use std::time::Duration;

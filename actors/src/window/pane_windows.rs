@@ -135,15 +135,62 @@ impl<K: Hash + Eq + Clone, Acc: Clone> PaneWindows<K, Acc> {
                 pane.dirty = true;
             },
         );
+        self.refire(agg, wm, &key, pane_end, last_end, out);
+        None
+    }
+
+    /// Folds `acc`, the aggregate of records of `key` in the pane ending at
+    /// `pane_end`, into that pane (see `window::partial`); windows holding
+    /// it that already fired (a broken edge invariant, never by
+    /// construction) fire again. `false` if every window holding the pane
+    /// is gone for good.
+    pub(super) fn merge<T, A: Aggregate<T, Acc = Acc>>(
+        &mut self,
+        agg: &A,
+        wm: Timestamp,
+        key: &K,
+        pane_end: Timestamp,
+        acc: Acc,
+        out: &mut Fired<K, A::Out>,
+    ) -> bool {
+        let last_end = pane_end.saturating_sub(self.slide).saturating_add(self.size);
+        if last_end.saturating_add(self.lateness) <= wm {
+            return false;
+        }
+        self.panes.update(
+            pane_end,
+            key,
+            || Pane { acc: agg.create(), dirty: false },
+            |pane| {
+                agg.merge(&mut pane.acc, acc);
+                pane.dirty = true;
+            },
+        );
+        self.refire(agg, wm, key, pane_end, last_end, out);
+        true
+    }
+
+    /// Fires again, as updates, the windows ending in `pane_end ..=
+    /// last_end` (those holding the pane) that the watermark has reached
+    /// and that are still kept.
+    #[inline]
+    fn refire<T, A: Aggregate<T, Acc = Acc>>(
+        &self,
+        agg: &A,
+        wm: Timestamp,
+        key: &K,
+        pane_end: Timestamp,
+        last_end: Timestamp,
+        out: &mut Fired<K, A::Out>,
+    ) {
         let mut end = pane_end;
         while end <= wm && end <= last_end {
             if end.saturating_add(self.lateness) > wm {
-                self.fire_key(agg, &key, end, out);
+                self.fire_key(agg, key, end, out);
             }
             let Some(next) = end.checked_add(self.slide) else { break };
             end = next;
         }
-        None
     }
 
     /// Fires the window ending at `end` for one key as an update (`Late`).

@@ -59,6 +59,26 @@ fn run(windows: Windows, options: WindowOptions, panes: bool, steps: &[Step], fi
 /// [`WindowCore::add_batch`], as the actor feeds them: consecutive records
 /// in batches of up to `n`, each batch added at its last record's step.
 fn run_in_batches(windows: Windows, options: WindowOptions, panes: bool, steps: &[Step], finish: bool, batch: Option<usize>) -> Run {
+    run_with(windows, options, panes, steps, finish, batch, None)
+}
+
+/// [`run_in_batches`], each batch going in as a combining edge would send
+/// it ([`WindowCore::add_partials`]): the records of one key in one
+/// interval of `len` ending after the watermark folded into one partial,
+/// the others one by one.
+fn run_combined(windows: Windows, options: WindowOptions, steps: &[Step], batch: usize, len: i64) -> Run {
+    run_with(windows, options, true, steps, true, Some(batch), Some(len))
+}
+
+fn run_with(
+    windows: Windows,
+    options: WindowOptions,
+    panes: bool,
+    steps: &[Step],
+    finish: bool,
+    batch: Option<usize>,
+    combine: Option<i64>,
+) -> Run {
     let agg = (Count, Sum::of(|v: &i64| *v));
     let mut core = WindowCore::with_layout(windows, options, agg, panes);
     let (mut out, mut late) = (Vec::new(), Vec::new());
@@ -74,7 +94,13 @@ fn run_in_batches(windows: Windows, options: WindowOptions, panes: bool, steps: 
                     pending.push(Record { ts, value: (key, value) });
                     let next_is_record = matches!(all.get(n + 1), Some(Step::Record { .. }));
                     if pending.len() >= size || !next_is_record {
-                        core.add_batch(&mut pending, &mut out, &mut late);
+                        match combine {
+                            None => core.add_batch(&mut pending, &mut out, &mut late),
+                            Some(len) => {
+                                let mut partials = combined(&agg, core.watermark(), len, &mut pending);
+                                core.add_partials(&mut partials, &mut Vec::new(), &mut out, &mut late);
+                            }
+                        }
                         assert!(pending.is_empty(), "add_batch leaves the batch empty");
                     }
                 }
@@ -99,6 +125,44 @@ fn run_in_batches(windows: Windows, options: WindowOptions, panes: bool, steps: 
         assert_eq!(core.open_windows(), 0, "end of input leaves no state");
     }
     result
+}
+
+/// What a combining edge makes of `batch` after forwarding the watermark
+/// `wm`: one partial per (key, interval of `len`) ending after `wm`, in
+/// order of first record, after the records of the other intervals.
+fn combined(
+    agg: &(Count, Sum<impl Fn(&i64) -> i64 + Clone + Send + 'static>),
+    wm: i64,
+    len: i64,
+    batch: &mut Vec<Record<(u8, i64)>>,
+) -> Vec<Record<crate::window::partial::Keyed<u8, i64, (u64, i64)>>> {
+    use crate::window::partial::Partial;
+    let mut out = Vec::new();
+    // (key, interval end, aggregate, records)
+    type Group = (u8, i64, (u64, i64), u32);
+    let mut groups: Vec<Group> = Vec::new();
+    for r in batch.drain(..) {
+        let (key, value) = r.value;
+        let end = r.ts.div_euclid(len) * len + len;
+        if end <= wm {
+            out.push(Record { ts: r.ts, value: (key, Partial::Record(value)) });
+            continue;
+        }
+        let i = match groups.iter().position(|g| g.0 == key && g.1 == end) {
+            Some(i) => i,
+            None => {
+                groups.push((key, end, agg.create(), 0));
+                groups.len() - 1
+            }
+        };
+        agg.add(&mut groups[i].2, &value);
+        groups[i].3 += 1;
+    }
+    out.extend(groups.into_iter().map(|(key, end, acc, records)| Record {
+        ts: end - 1,
+        value: (key, Partial::Combined { end, acc, records }),
+    }));
+    out
 }
 
 /// The on-time results, as a map (each window fires on time at most once).
@@ -351,5 +415,25 @@ proptest! {
         if kind == 2 {
             prop_assert!(got.late.is_empty(), "count windows are never late");
         }
+    }
+
+    /// Partials folded as a combining edge folds them give what adding the
+    /// records one by one gives: the same firings at every step (as sets:
+    /// keys of one window end may fire in another order), the same late
+    /// records in the same order.
+    #[test]
+    fn combined_partials_fire_as_the_records_they_fold(
+        (size, slide) in time_windows(), lateness in 0i64..30, batch in 1usize..12, steps in steps(false),
+    ) {
+        let options = WindowOptions { allowed_lateness: lateness, ..WindowOptions::default() };
+        let windows = if size == slide { Windows::tumbling(size) } else { Windows::sliding(size, slide) };
+        let Some(len) = crate::window::partial::combinable(windows, &options) else { return Ok(()) };
+        let plain = run_in_batches(windows, options, true, &steps, true, Some(batch));
+        let folded = run_combined(windows, options, &steps, batch, len);
+        let sorted = |run: &Run| -> Vec<Vec<Firing>> {
+            run.per_step.iter().map(|f| { let mut f = f.clone(); f.sort_by_key(|x| (x.1, x.0, x.3 as u8)); f }).collect()
+        };
+        prop_assert_eq!(sorted(&folded), sorted(&plain));
+        prop_assert_eq!(folded.late, plain.late);
     }
 }

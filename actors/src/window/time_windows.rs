@@ -116,6 +116,43 @@ impl<K: Hash + Eq + Clone, Acc> TimeWindows<K, Acc> {
         }
     }
 
+    /// Folds `acc`, the aggregate of records of `key` in the tumbling
+    /// window ending at `end`, into that window's state (see
+    /// `window::partial`; never with early firing by count, so the
+    /// per-window record counter is left alone). Behind the watermark but within the lateness (a
+    /// broken edge invariant, never by construction) the window fires again
+    /// as an update; `false` if the window is gone for good.
+    pub(super) fn merge<T, A: Aggregate<T, Acc = Acc>>(
+        &mut self,
+        agg: &A,
+        wm: Timestamp,
+        key: &K,
+        end: Timestamp,
+        acc: Acc,
+        out: &mut Fired<K, A::Out>,
+    ) -> bool {
+        debug_assert_eq!(self.size, self.slide, "combined partials are built for tumbling windows only");
+        if end.saturating_add(self.lateness) <= wm {
+            return false;
+        }
+        let window = Window::new(end.saturating_sub(self.size), end);
+        let fired_on_time = end <= wm;
+        self.windows.update(
+            end,
+            key,
+            || Slot { acc: agg.create(), since_fire: 0, dirty: false },
+            |slot| {
+                agg.merge(&mut slot.acc, acc);
+                if fired_on_time {
+                    slot.fire(agg, key, window, Timing::Late, out);
+                } else {
+                    slot.dirty = true;
+                }
+            },
+        );
+        true
+    }
+
     /// Adds a record to each of its windows that is still kept, in ascending
     /// window order; returns the key back if there is none (late record).
     #[inline]

@@ -1,0 +1,216 @@
+//! The combining key-by edge: local pre-aggregation before the shuffle.
+//!
+//! Like [`KeyBy`](super::edge::KeyBy) it hash-partitions records by key to
+//! `p` window managers, but within each batch it is given it first folds
+//! the records of one key in one window interval (a tumbling window, or a
+//! pane of sliding windows) into one accumulator and sends that instead
+//! ([`Partial::Combined`]); see `window::partial` for why this is exact and
+//! which intervals it may combine (those ending after the last watermark it
+//! forwarded). Nothing is kept between batches: what a batch combines
+//! leaves with it, so barriers, watermarks and backpressure see an edge
+//! like any other, and a checkpoint has nothing of it to store.
+//!
+//! Combining pays only where keys repeat within a batch. When a batch
+//! shrinks by less than half, the edge sends the next [`SKIP`] batches'
+//! records as they are ([`Partial::Record`]) and then tries again, so a job
+//! with many keys costs one enum tag per record, not a hash map per record.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use foldhash::fast::FixedState;
+
+use crate::message::{Record, Timestamp};
+use crate::metrics::ActorMetrics;
+use crate::output::edge::{partition, Partitioned};
+use crate::output::{Blocked, Control, Emit, Target};
+use crate::window::partial::{Keyed, Partial};
+use crate::window::Aggregate;
+
+/// Batches sent record by record after one that combined poorly.
+const SKIP: u32 = 16;
+
+/// One key's aggregate in one interval, for the batch at hand.
+struct Group<K, Acc> {
+    key: K,
+    end: Timestamp,
+    acc: Acc,
+    records: u32,
+}
+
+/// Hash-partitions records by key to `p` targets, combining the records of
+/// one key and one window interval within each batch.
+pub(crate) struct Combine<K: Send + 'static, T: Send + 'static, F, A: Aggregate<T>> {
+    out: Partitioned<Keyed<K, T, A::Acc>>,
+    key_fn: F,
+    agg: A,
+    /// Length of the window interval combined over (window or pane).
+    len: i64,
+    /// The latest watermark forwarded; none yet: nothing is combined.
+    forwarded: Option<Timestamp>,
+    /// `Idle` was forwarded: combining is off for good (the receiver's
+    /// watermark may have run ahead of this input's).
+    idle: bool,
+    /// Batches left to send without combining.
+    skip: u32,
+    /// (key, interval end) → index in `groups`; cleared per batch.
+    index: HashMap<(K, Timestamp), usize, FixedState>,
+    /// The batch's groups, in the order they were first seen.
+    groups: Vec<Group<K, A::Acc>>,
+    /// The interval `[start, end)` of the previous record.
+    recent: (Timestamp, Timestamp),
+}
+
+impl<K, T, F, A> Combine<K, T, F, A>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Send + 'static,
+    F: Fn(&T) -> K + Send + 'static,
+    A: Aggregate<T>,
+{
+    /// An edge combining over intervals of `len` ms (`> 0`, from
+    /// `window::partial::combinable`).
+    pub(crate) fn new(
+        targets: Vec<Target<Keyed<K, T, A::Acc>>>,
+        input: usize,
+        key_fn: F,
+        agg: A,
+        len: i64,
+        batch_size: usize,
+        metrics: Arc<ActorMetrics>,
+    ) -> Self {
+        // The metrics count the records a partial stands for.
+        let out = Partitioned::new(targets, input, batch_size, metrics)
+            .weighed(|batch| batch.iter().map(|r| r.value.1.records()).sum());
+        Combine {
+            out,
+            key_fn,
+            agg,
+            len: len.max(1),
+            forwarded: None,
+            idle: false,
+            skip: 0,
+            index: HashMap::with_hasher(FixedState::with_seed(0xC0_3B1E)),
+            groups: Vec::new(),
+            recent: (Timestamp::MAX, Timestamp::MIN),
+        }
+    }
+
+    /// The end of the interval holding `ts`.
+    #[inline(always)]
+    fn interval_end(&mut self, ts: Timestamp) -> Timestamp {
+        let (start, end) = self.recent;
+        if ts >= start && ts < end {
+            return end;
+        }
+        let start = ts.saturating_sub(ts.rem_euclid(self.len));
+        let end = start.saturating_add(self.len);
+        self.recent = (start, end);
+        end
+    }
+
+    /// Appends `record` to target `t`'s batch, sending it when full.
+    #[inline(always)]
+    fn push(&mut self, t: usize, record: Record<Keyed<K, T, A::Acc>>) {
+        self.out.bufs[t].push(record);
+        if self.out.bufs[t].len() >= self.out.batch_size {
+            self.out.send(t);
+        }
+    }
+
+    /// Sends every record of `batch` as it is.
+    fn pass_through(&mut self, batch: &mut Vec<Record<T>>) {
+        let p = self.out.bufs.len();
+        let mut rest = batch.drain(..);
+        while rest.len() > 0 {
+            // In chunks no destination's buffer can overflow (as `KeyBy`).
+            let room = self.out.room();
+            let (key_fn, bufs) = (&self.key_fn, &mut self.out.bufs);
+            for r in rest.by_ref().take(room) {
+                let key = key_fn(&r.value);
+                let t = partition(&key, p);
+                bufs[t].push(Record { ts: r.ts, value: (key, Partial::Record(r.value)) });
+            }
+            self.out.send_full();
+        }
+    }
+
+    /// Folds the records of intervals ending after `wm` into groups and
+    /// sends the others as they are; then sends the groups.
+    fn combine(&mut self, batch: &mut Vec<Record<T>>, wm: Timestamp) {
+        let p = self.out.bufs.len();
+        let total = batch.len();
+        for r in batch.drain(..) {
+            let key = (self.key_fn)(&r.value);
+            let end = self.interval_end(r.ts);
+            if end <= wm {
+                // The watermark reached its windows: the receiver decides
+                // whether it is late, so it travels as itself.
+                let t = partition(&key, p);
+                self.push(t, Record { ts: r.ts, value: (key, Partial::Record(r.value)) });
+                continue;
+            }
+            let groups = &mut self.groups;
+            let agg = &self.agg;
+            let i = *self.index.entry((key, end)).or_insert_with_key(|(key, end)| {
+                groups.push(Group { key: key.clone(), end: *end, acc: agg.create(), records: 0 });
+                groups.len() - 1
+            });
+            let group = &mut self.groups[i];
+            self.agg.add(&mut group.acc, &r.value);
+            group.records += 1;
+        }
+        let combined: usize = self.groups.iter().map(|g| g.records as usize).sum();
+        if self.groups.len() * 2 > combined {
+            self.skip = SKIP;
+        }
+        self.index.clear();
+        let mut groups = std::mem::take(&mut self.groups);
+        for g in groups.drain(..) {
+            let t = partition(&g.key, p);
+            // Its own interval's last instant: not behind the watermark, so
+            // it may overtake a held one (`HeldWatermarks::may_pass`).
+            let ts = g.end.saturating_sub(1);
+            self.push(t, Record { ts, value: (g.key, Partial::Combined { end: g.end, acc: g.acc, records: g.records }) });
+        }
+        self.groups = groups;
+        debug_assert!(combined <= total);
+    }
+}
+
+impl<K, T, F, A> Emit<T> for Combine<K, T, F, A>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Send + 'static,
+    F: Fn(&T) -> K + Send + 'static,
+    A: Aggregate<T>,
+{
+    fn data(&mut self, batch: &mut Vec<Record<T>>) {
+        if !self.out.held.may_pass(batch) {
+            self.out.release();
+        }
+        match self.forwarded {
+            // A group counts its records in 32 bits.
+            Some(wm) if !self.idle && self.skip == 0 && batch.len() <= u32::MAX as usize => self.combine(batch, wm),
+            _ => {
+                self.skip = self.skip.saturating_sub(1);
+                self.pass_through(batch);
+            }
+        }
+    }
+    fn control(&mut self, ctl: Control) {
+        match ctl {
+            Control::Watermark(wm) => self.forwarded = Some(self.forwarded.map_or(wm, |f| f.max(wm))),
+            Control::Idle => self.idle = true,
+            Control::Barrier(_) | Control::End => {}
+        }
+        self.out.control(ctl);
+    }
+    fn flush(&mut self) {
+        self.out.release();
+    }
+    fn take_blocked(&mut self) -> Option<Blocked> {
+        self.out.sender.take_blocked()
+    }
+}
