@@ -31,14 +31,6 @@ use crate::window::Aggregate;
 /// Batches sent record by record after one that combined poorly.
 const SKIP: u32 = 16;
 
-/// One key's aggregate in one interval, for the batch at hand.
-struct Group<K, Acc> {
-    key: K,
-    end: Timestamp,
-    acc: Acc,
-    records: u32,
-}
-
 /// Hash-partitions records by key to `p` targets, combining the records of
 /// one key and one window interval within each batch.
 pub(crate) struct Combine<K: Send + 'static, T: Send + 'static, F, A: Aggregate<T>> {
@@ -54,10 +46,10 @@ pub(crate) struct Combine<K: Send + 'static, T: Send + 'static, F, A: Aggregate<
     idle: bool,
     /// Batches left to send without combining.
     skip: u32,
-    /// (key, interval end) → index in `groups`; cleared per batch.
-    index: HashMap<(K, Timestamp), usize, FixedState>,
-    /// The batch's groups, in the order they were first seen.
-    groups: Vec<Group<K, A::Acc>>,
+    /// (key, interval end) → the aggregate of the batch's records there
+    /// and how many; drained per batch (capacity kept), in the map's
+    /// fixed-seed order.
+    groups: HashMap<(K, Timestamp), (A::Acc, u32), FixedState>,
     /// The interval `[start, end)` of the previous record.
     recent: (Timestamp, Timestamp),
 }
@@ -91,8 +83,7 @@ where
             forwarded: None,
             idle: false,
             skip: 0,
-            index: HashMap::with_hasher(FixedState::with_seed(0xC0_3B1E)),
-            groups: Vec::new(),
+            groups: HashMap::with_hasher(FixedState::with_seed(0xC0_3B1E)),
             recent: (Timestamp::MAX, Timestamp::MIN),
         }
     }
@@ -151,28 +142,22 @@ where
                 self.push(t, Record { ts: r.ts, value: (key, Partial::Record(r.value)) });
                 continue;
             }
-            let groups = &mut self.groups;
             let agg = &self.agg;
-            let i = *self.index.entry((key, end)).or_insert_with_key(|(key, end)| {
-                groups.push(Group { key: key.clone(), end: *end, acc: agg.create(), records: 0 });
-                groups.len() - 1
-            });
-            let group = &mut self.groups[i];
-            self.agg.add(&mut group.acc, &r.value);
-            group.records += 1;
+            let (acc, records) = self.groups.entry((key, end)).or_insert_with(|| (agg.create(), 0));
+            self.agg.add(acc, &r.value);
+            *records += 1;
         }
-        let combined: usize = self.groups.iter().map(|g| g.records as usize).sum();
+        let combined: usize = self.groups.values().map(|g| g.1 as usize).sum();
         if self.groups.len() * 2 > combined {
             self.skip = SKIP;
         }
-        self.index.clear();
         let mut groups = std::mem::take(&mut self.groups);
-        for g in groups.drain(..) {
-            let t = partition(&g.key, p);
+        for ((key, end), (acc, records)) in groups.drain() {
+            let t = partition(&key, p);
             // Its own interval's last instant: not behind the watermark, so
             // it may overtake a held one (`HeldWatermarks::may_pass`).
-            let ts = g.end.saturating_sub(1);
-            self.push(t, Record { ts, value: (g.key, Partial::Combined { end: g.end, acc: g.acc, records: g.records }) });
+            let ts = end.saturating_sub(1);
+            self.push(t, Record { ts, value: (key, Partial::Combined { end, acc, records }) });
         }
         self.groups = groups;
         debug_assert!(combined <= total);
