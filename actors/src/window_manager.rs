@@ -205,8 +205,16 @@ where
     }
 
     fn on_watermark(&mut self, wm: i64) {
-        self.core.on_watermark(wm, &mut self.fired);
-        self.emit();
+        // Window end by window end, each one's results sent before the next
+        // fires, so that a jump over many windows does not gather them all.
+        loop {
+            let step = self.core.next_step(wm);
+            self.core.on_watermark(step, &mut self.fired);
+            self.emit();
+            if step >= wm {
+                break;
+            }
+        }
         self.metrics.open_windows.store(self.core.open_windows() as u64, Relaxed);
         self.metrics.set_watermark(wm);
         // The final watermark goes out with `End` (see `Outlet::end`).

@@ -280,6 +280,26 @@ where
         }
     }
 
+    /// Where to advance the watermark to on the way to `wm`: the first
+    /// window end before `wm` that fires (time and pane windows), else `wm`
+    /// itself. Advancing step by step fires exactly what one jump would, in
+    /// the same order, but lets the caller send each window's results
+    /// before the next fires: a jump over many windows (end of input) would
+    /// otherwise gather all their results at once — 1 M results, 58 MB, for
+    /// WL2's 100,000 keys at end of input.
+    pub(crate) fn next_step(&self, wm: Timestamp) -> Timestamp {
+        let previous = self.watermark;
+        if wm <= previous {
+            return wm;
+        }
+        let next = match &self.kind {
+            Kind::Time(w) => w.next_end(previous, wm),
+            Kind::Panes(w) => w.next_end(previous, wm),
+            Kind::Session(_) | Kind::Count(_) => None,
+        };
+        next.unwrap_or(wm)
+    }
+
     /// Processing-time early firing: every open, not yet on-time-fired window
     /// that changed since its last firing fires with `Timing::Early`.
     pub(crate) fn fire_early(&mut self, out: &mut Fired<K, A::Out>) {

@@ -282,6 +282,15 @@ impl<K: Hash + Eq + Clone, Acc: Clone> PaneWindows<K, Acc> {
         while self.panes.pop_first_if(|pane_end| pane_end.saturating_add(reach) <= wm, |_, _, _| {}) {}
     }
 
+    /// The first window end in `(previous, wm)` at which a window holding a
+    /// pane fires, if any (see `WindowCore::next_step`).
+    pub(super) fn next_end(&self, previous: Timestamp, wm: Timestamp) -> Option<Timestamp> {
+        let from = self.first_end_after(previous);
+        let (pane_end, _) = self.panes.next_after(from.saturating_sub(self.size), Timestamp::MAX)?;
+        let end = from.max(pane_end);
+        (end < wm).then_some(end)
+    }
+
     /// Fires early every window after the watermark that changed since it
     /// last fired, then marks every pane clean.
     pub(super) fn fire_early<T, A: Aggregate<T, Acc = Acc>>(

@@ -358,3 +358,35 @@ fn timestamps_at_the_ends_of_time_neither_overflow_nor_get_lost() {
         }
     }
 }
+
+#[test]
+fn next_step_stops_at_each_window_end_before_the_watermark() {
+    for (windows, ends) in [
+        (Windows::tumbling(10), vec![10, 20, 30]),
+        // Panes of 5; no window ends at 25: [15, 25) holds no record.
+        (Windows::sliding(10, 5), vec![5, 10, 15, 20, 30, 35]),
+    ] {
+        let mut h = summing(windows, opts(0, None));
+        h.add("a", 1, 1).add("b", 12, 2).add("a", 25, 4);
+        let mut stepped = Vec::new();
+        let mut at = Vec::new();
+        loop {
+            let step = h.core.next_step(i64::MAX);
+            h.core.on_watermark(step, &mut h.out);
+            let fired: Vec<_> = h.out.drain(..).map(|r| (r.value.key, r.value.window.end, r.value.value)).collect();
+            assert!(fired.iter().all(|f| f.1 == step || step == i64::MAX), "{windows:?}: step {step} fired {fired:?}");
+            stepped.extend(fired);
+            if step == i64::MAX {
+                break;
+            }
+            at.push(step);
+        }
+        assert_eq!(at, ends, "{windows:?}");
+        // The same as one jump.
+        let mut jump = summing(windows, opts(0, None));
+        jump.add("a", 1, 1).add("b", 12, 2).add("a", 25, 4).wm(i64::MAX);
+        let once: Vec<_> = jump.out.drain(..).map(|r| (r.value.key, r.value.window.end, r.value.value)).collect();
+        assert_eq!(stepped, once, "{windows:?}");
+        assert_eq!(h.core.next_step(i64::MAX), i64::MAX, "nothing left");
+    }
+}

@@ -235,6 +235,13 @@ impl<K: Hash + Eq + Clone, Acc> TimeWindows<K, Acc> {
 
     /// Fires the windows with end in `(previous, wm]` in ascending end and
     /// drops those whose lateness expired.
+    /// The first window end in `(previous, wm)`, if any (see
+    /// `WindowCore::next_step`).
+    pub(super) fn next_end(&self, previous: Timestamp, wm: Timestamp) -> Option<Timestamp> {
+        let (end, _) = self.windows.next_after(previous, wm)?;
+        (end < wm).then_some(end)
+    }
+
     pub(super) fn on_watermark<T, A: Aggregate<T, Acc = Acc>>(
         &mut self,
         agg: &A,
