@@ -109,6 +109,7 @@ impl<Acc> SessionSet<Acc> {
         first..last.max(first)
     }
 
+    #[cfg(test)]
     /// The session a record at `ts` would belong to, were it added.
     pub(crate) fn merged_window(&self, ts: Timestamp, gap: i64) -> Window {
         let mut w = Window::new(ts, ts.saturating_add(gap));
@@ -130,18 +131,41 @@ impl<Acc> SessionSet<Acc> {
         gap: i64,
         value: &T,
     ) -> &mut Session<Acc> {
+        self.insert_if(agg, ts, gap, value, |_| true).expect("accepted")
+    }
+
+    /// [`SessionSet::insert`], unless `accept` refuses the session the
+    /// record would belong to ([`SessionSet::merged_window`]): then nothing
+    /// changes and `None` is returned. One search of the sessions serves
+    /// both.
+    #[inline]
+    pub(crate) fn insert_if<T, A: Aggregate<T, Acc = Acc>>(
+        &mut self,
+        agg: &A,
+        ts: Timestamp,
+        gap: i64,
+        value: &T,
+        accept: impl FnOnce(Window) -> bool,
+    ) -> Option<&mut Session<Acc>> {
         let w = Window::new(ts, ts.saturating_add(gap));
         let r = self.touching(w);
+        let merged = if r.is_empty() {
+            w
+        } else {
+            Window::new(w.start.min(self.sessions[r.start].window.start), w.end.max(self.sessions[r.end - 1].window.end))
+        };
+        if !accept(merged) {
+            return None;
+        }
         if r.is_empty() {
             let mut acc = agg.create();
             agg.add(&mut acc, value);
             self.sessions.insert(r.start, Session { window: w, acc, since_fire: 1, dirty: true, fired: false });
-            return &mut self.sessions[r.start];
+            return Some(&mut self.sessions[r.start]);
         }
         // Sorted starts and ends: the merged extent is bounded by the first
         // and the last touching session.
-        let start = w.start.min(self.sessions[r.start].window.start);
-        let end = w.end.max(self.sessions[r.end - 1].window.end);
+        let Window { start, end } = merged;
         let (head, tail) = self.sessions.split_at_mut(r.start + 1);
         let target = &mut head[r.start];
         for other in &mut tail[..r.end - r.start - 1] {
@@ -156,7 +180,7 @@ impl<Acc> SessionSet<Acc> {
         target.since_fire = target.since_fire.saturating_add(1);
         target.dirty = true;
         target.fired = false;
-        target
+        Some(target)
     }
 
     /// The session ending at `end`, if any.

@@ -35,7 +35,7 @@ use super::wakeups::Wakeups;
 use super::{emit, last_instant, Fired};
 use crate::message::{Timestamp, END_OF_TIME};
 use crate::window::session::{Session, SessionSet};
-use crate::window::{Aggregate, Timing};
+use crate::window::{Aggregate, Timing, Window};
 
 /// One key's sessions and the time of its live wake-up.
 struct KeySessions<Acc> {
@@ -116,12 +116,12 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
         if let Some(state) = self.keys.get_mut(&key) {
             // Every kept session has `end + lateness >= wm` (later ones are
             // discarded), so only a record that touches none can be late.
-            if state.sessions.merged_window(ts, gap).end.saturating_add(lateness) < wm {
-                return Some(key);
-            }
             let before = state.sessions.len();
+            let accept = |merged: Window| merged.end.saturating_add(lateness) >= wm;
+            let Some(session) = state.sessions.insert_if(agg, ts, gap, value, accept) else {
+                return Some(key);
+            };
             self.empty -= usize::from(before == 0);
-            let session = state.sessions.insert(agg, ts, gap, value);
             let next = settle(session, agg, &key, wm, lateness, early_every, out);
             self.open = self.open + state.sessions.len() - before;
             // A key that had no session has no live wake-up (its `wake` is
