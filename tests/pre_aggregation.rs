@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use weir::prelude::*;
 use weir::workload::{event, Event, StreamParams};
+use weir::{push_source, ActorKind};
 
 const N: u64 = 200_000;
 /// Window length: the stream spans 2 s of event time, so short windows give
@@ -170,4 +171,58 @@ fn many_keys_travel_as_records_and_stay_exact() {
     assert_eq!(on.last, want);
     assert_eq!(on.windows_in, N);
     assert!(on.pre_aggregated < N / 4, "{} of {N} pre-aggregated", on.pre_aggregated);
+}
+
+/// Waits for `cond`, failing after `timeout`.
+fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn an_input_that_was_idle_sends_its_late_records_as_themselves() {
+    type Ev = (i64, u32);
+    let (a, ha) = push_source::<Ev>(1024);
+    let (b, hb) = push_source::<Ev>(1024);
+    let mut sources = [Some(a), Some(b)];
+    let strategy = WatermarkStrategy::monotonic()
+        .with_interval(Duration::from_millis(5))
+        .with_idle_timeout(Duration::from_millis(100));
+    let job = JobBuilder::new("idle");
+    let mut windowed = job
+        .parallel_source("pushed", 2, move |i| sources[i].take().expect("one source per instance"), |e: &Ev| e.0, strategy)
+        .key_by(|e: &Ev| e.1, 2)
+        .window(Windows::tumbling(1000));
+    let (late_sink, late) = CollectSink::new();
+    windowed.late_data().sink("late", late_sink);
+    let (sink, got) = CollectSink::new();
+    windowed.aggregate(Count).sink("out", sink);
+    let handle = job.build().expect("valid job").spawn().expect("starts");
+    // `b` sends one record, then goes idle; `a` carries event time past
+    // [0, 1000), which fires without waiting for `b`.
+    hb.blocking_send((0, 7)).expect("open");
+    for t in 0..25 {
+        ha.blocking_send((t * 100, 7)).expect("open");
+    }
+    wait_until("window [0, 1000)", Duration::from_secs(10), || got.values().iter().any(|r| r.window.start == 0));
+    // `b` comes back with three records of the closed window: had its edge
+    // folded them (its own watermark is still behind 1000), they would be
+    // lost; they must reach the late-data output one by one.
+    for _ in 0..3 {
+        hb.blocking_send((500, 7)).expect("open");
+    }
+    wait_until("the late records", Duration::from_secs(10), || late.values().len() == 3);
+    drop((ha, hb));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let report = rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(20), handle.wait()).await })
+        .expect("job ends")
+        .expect("job succeeds");
+    assert_eq!(late.values().iter().map(|(k, e)| (*k, e.0)).collect::<Vec<_>>(), vec![(7, 500); 3]);
+    assert_eq!(report.metrics.late_records(), 3);
+    let first = got.values().into_iter().find(|r| r.window.start == 0).expect("fired");
+    assert_eq!(first.value, 11, "ten records of `a` and the first of `b`");
 }

@@ -9,6 +9,7 @@
 //! downstream sees results before the watermark that closed their window.
 
 use std::hash::Hash;
+use std::sync::atomic::AtomicI64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -40,14 +41,15 @@ pub(crate) trait WindowInput<K, T, A: Aggregate<T>>: Send + Sized + 'static {
         0
     }
     /// Feeds `batch` to the core (leaving it empty); `records` is a reused
-    /// scratch buffer.
+    /// scratch buffer. Returns the records counted as late that could not
+    /// go to the late-data output (see `WindowCore::add_partials`).
     fn add(
         core: &mut WindowCore<K, T, A>,
         batch: &mut Vec<Record<Self>>,
         records: &mut Vec<Record<(K, T)>>,
         fired: &mut Fired<K, A::Out>,
         late: &mut Vec<Record<(K, T)>>,
-    );
+    ) -> u64;
 }
 
 impl<K, T, A> WindowInput<K, T, A> for (K, T)
@@ -66,8 +68,9 @@ where
         _records: &mut Vec<Record<(K, T)>>,
         fired: &mut Fired<K, A::Out>,
         late: &mut Vec<Record<(K, T)>>,
-    ) {
+    ) -> u64 {
         core.add_batch(batch, fired, late);
+        0
     }
 }
 
@@ -90,8 +93,8 @@ where
         records: &mut Vec<Record<(K, T)>>,
         fired: &mut Fired<K, A::Out>,
         late: &mut Vec<Record<(K, T)>>,
-    ) {
-        core.add_partials(batch, records, fired, late);
+    ) -> u64 {
+        core.add_partials(batch, records, fired, late)
     }
 }
 
@@ -126,6 +129,9 @@ where
     metrics: Arc<ActorMetrics>,
     /// Where drained input batches go back to the senders.
     pool: Arc<BatchPool<I>>,
+    /// The core's watermark, published for the combining edges that feed
+    /// this actor (`Target::watermark`).
+    published: Arc<AtomicI64>,
 }
 
 impl<K, T, A, I> WindowActor<K, T, A, I>
@@ -139,9 +145,18 @@ where
     pub(crate) fn checkpointed(&mut self, participant: Participant, restore: Option<&[u8]>) -> Result<(), String> {
         if let Some(bytes) = restore {
             self.0.core.restore(bytes).map_err(|e| format!("{}: {e}", self.0.metrics.name))?;
+            // Before any source reads (the start gate): a combining edge
+            // whose input was idle when the checkpoint was taken must not
+            // fold into windows this watermark has closed.
+            self.0.published.store(self.0.core.watermark(), Relaxed);
         }
         self.0.participant = Some(participant);
         Ok(())
+    }
+
+    /// Where this actor publishes its watermark (`Target::with_watermark`).
+    pub(crate) fn published_watermark(&self) -> Arc<AtomicI64> {
+        Arc::clone(&self.0.published)
     }
 
     pub(crate) fn new(
@@ -190,6 +205,7 @@ where
             participant: None,
             metrics,
             pool,
+            published: Arc::new(AtomicI64::new(i64::MIN)),
         }
     }
 
@@ -215,6 +231,7 @@ where
                 break;
             }
         }
+        self.published.store(self.core.watermark(), Relaxed);
         self.metrics.open_windows.store(self.core.open_windows() as u64, Relaxed);
         self.metrics.set_watermark(wm);
         // The final watermark goes out with `End` (see `Outlet::end`).
@@ -272,7 +289,10 @@ where
                     self.metrics.pre_aggregated_in.fetch_add(pre as u64, Relaxed);
                 }
                 self.inputs.on_data(env.input);
-                I::add(&mut self.core, &mut batch, &mut self.records, &mut self.fired, &mut self.late);
+                let lost = I::add(&mut self.core, &mut batch, &mut self.records, &mut self.fired, &mut self.late);
+                if lost > 0 {
+                    self.metrics.late_records.fetch_add(lost, Relaxed);
+                }
                 self.pool.put(env.input, batch);
                 self.emit();
             }

@@ -17,6 +17,8 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::atomic::AtomicI64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use foldhash::fast::FixedState;
@@ -46,6 +48,8 @@ pub(crate) struct Combine<K: Send + 'static, T: Send + 'static, F, A: Aggregate<
     idle: bool,
     /// Batches left to send without combining.
     skip: u32,
+    /// The receivers' published watermarks (`Target::watermark`).
+    receivers: Vec<Arc<AtomicI64>>,
     /// (key, interval end) → the aggregate of the batch's records there
     /// and how many; drained per batch (capacity kept), in the map's
     /// fixed-seed order.
@@ -72,6 +76,7 @@ where
         batch_size: usize,
         metrics: Arc<ActorMetrics>,
     ) -> Self {
+        let receivers = targets.iter().map(|t| Arc::clone(&t.watermark)).collect();
         // The metrics count the records a partial stands for.
         let out = Partitioned::new(targets, input, batch_size, metrics)
             .weighed(|batch| batch.iter().map(|r| r.value.1.records()).sum());
@@ -83,6 +88,7 @@ where
             forwarded: None,
             idle: false,
             skip: 0,
+            receivers,
             groups: HashMap::with_hasher(FixedState::with_seed(0xC0_3B1E)),
             recent: (Timestamp::MAX, Timestamp::MIN),
         }
@@ -177,7 +183,14 @@ where
         }
         match self.forwarded {
             // A group counts its records in 32 bits.
-            Some(wm) if !self.idle && self.skip == 0 && batch.len() <= u32::MAX as usize => self.combine(batch, wm),
+            Some(wm) if !self.idle && self.skip == 0 && batch.len() <= u32::MAX as usize => {
+                // No receiver's watermark can pass what this edge forwarded
+                // while its input counts there, except one restored from a
+                // checkpoint taken while this input was idle: fold only
+                // intervals after both.
+                let receivers = self.receivers.iter().map(|w| w.load(Relaxed)).max().unwrap_or(i64::MIN);
+                self.combine(batch, wm.max(receivers))
+            }
             _ => {
                 self.skip = self.skip.saturating_sub(1);
                 self.pass_through(batch);

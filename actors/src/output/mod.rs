@@ -31,6 +31,7 @@ pub(crate) mod stage;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, OnceLock};
 
 use actix::dev::SendError;
@@ -96,12 +97,23 @@ pub(crate) struct Target<T: Send + 'static> {
     /// (weir's own actors do; a plain actix actor may not), so that a
     /// blocked sender can wait on [`MailboxGauge::room`].
     pub(crate) signals_room: bool,
+    /// The receiver's event-time watermark, as far as it publishes it
+    /// (window managers do; `i64::MIN` otherwise). A combining edge never
+    /// folds records into a window the receiver may have closed
+    /// (`window::partial`).
+    pub(crate) watermark: Arc<AtomicI64>,
 }
 
 impl<T: Send + 'static> Target<T> {
     /// The target `recipient`, whose mailbox fill is counted in `queued`.
     pub(crate) fn new(recipient: Recipient<Envelope<T>>, queued: &Arc<MailboxGauge>) -> Self {
-        Target { recipient: Arc::new(recipient), queued: Arc::clone(queued), pool: Arc::default(), signals_room: true }
+        Target {
+            recipient: Arc::new(recipient),
+            queued: Arc::clone(queued),
+            pool: Arc::default(),
+            signals_room: true,
+            watermark: Arc::new(AtomicI64::new(i64::MIN)),
+        }
     }
 
     /// This receiver may not signal room (a plain actix actor): a blocked
@@ -114,7 +126,13 @@ impl<T: Send + 'static> Target<T> {
 
     /// Like [`Target::new`], with the receiver's buffer pool.
     pub(crate) fn with_pool(recipient: Recipient<Envelope<T>>, queued: &Arc<MailboxGauge>, pool: Arc<BatchPool<T>>) -> Self {
-        Target { recipient: Arc::new(recipient), queued: Arc::clone(queued), pool, signals_room: true }
+        Target { pool, ..Target::new(recipient, queued) }
+    }
+
+    /// The receiver publishes its watermark in `watermark`.
+    pub(crate) fn with_watermark(mut self, watermark: Arc<AtomicI64>) -> Self {
+        self.watermark = watermark;
+        self
     }
 }
 
@@ -127,6 +145,7 @@ impl<T: Send + 'static> Clone for Target<T> {
             queued: Arc::clone(&self.queued),
             pool: Arc::clone(&self.pool),
             signals_room: self.signals_room,
+            watermark: Arc::clone(&self.watermark),
         }
     }
 }

@@ -179,7 +179,10 @@ where
     /// threads; with many, the edge notices that batches do not shrink and
     /// sends records as they are. Results are the same either way, given
     /// the [`Aggregate`] contract (`merge` associative, `create` its
-    /// identity); records behind the watermark still travel one by one, so
+    /// identity) — exactly for integers; a floating-point sum grouped
+    /// differently can differ in its last bits. `create`, `add` and `merge`
+    /// then also run on the upstream instances' threads. Records behind
+    /// the watermark still travel one by one, so
     /// late data reaches [`Self::late_data`] as itself. The window
     /// manager's `records_in` counts the records a partial stands for.
     /// Turn it off for an aggregate whose `merge` is expensive or
@@ -309,8 +312,9 @@ where
                         sp.fail(e);
                     }
                 }
+                let published = actor.published_watermark();
                 let addr = sp.start(i, move |_| actor);
-                Target::with_pool(addr.recipient(), &metrics.mailbox, pool)
+                Target::with_pool(addr.recipient(), &metrics.mailbox, pool).with_watermark(published)
             })
             .collect();
         if inbox.set(targets).is_err() {

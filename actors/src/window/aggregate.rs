@@ -16,8 +16,12 @@ use serde::Serialize;
 /// Contract: `merge` is associative and `create` is its identity, so that a
 /// window can be computed from any split of its records; `result` does not
 /// consume the accumulator, because a window kept for allowed lateness may
-/// fire again. Called on the window manager's thread, once per record
-/// (`add`), so keep `add` cheap and never block in it.
+/// fire again. `add` is called once per record, on the window manager's
+/// thread — and, for windows pre-aggregated before the shuffle
+/// (`WindowedStream::pre_aggregate`, on by default at `parallelism > 1`
+/// for tumbling and pane-sliding windows), on the upstream instances'
+/// threads too, with `create` and `merge`: keep them cheap, never block in
+/// them, and implement `merge` for every aggregate.
 pub trait Aggregate<T>: Clone + Send + 'static {
     /// The running state of one window of one key. Serializable so that
     /// checkpoints can snapshot it.

@@ -213,13 +213,13 @@ where
         self.late_records += (late.len() - late_before) as u64;
     }
 
-    /// Adds a batch from a combining edge (see [`super::partial`]): each
-    /// combined partial is merged into its window's (or pane's) state, the
+    /// Adds a batch from a combining edge (see [`super::partial`]): the
     /// records that came one by one are gathered into `records` (empty, a
-    /// reused buffer) and added as [`WindowCore::add_batch`] does. A record
-    /// and a partial of one key in one batch never share a window interval
-    /// (the edge combines an interval or sends all its records), so the
-    /// order of what each window receives from one input is kept.
+    /// reused buffer) and added as [`WindowCore::add_batch`] does before the
+    /// next partial is merged into its window's (or pane's) state, so that
+    /// each window takes what one input sent in the order it was sent (an
+    /// aggregate need not be commutative). Returns how many records were
+    /// lost (see below).
     ///
     /// Only tumbling windows and pane-based sliding windows receive
     /// partials ([`super::partial::combinable`]). A partial whose windows
@@ -232,15 +232,18 @@ where
         records: &mut Vec<Record<(K, T)>>,
         out: &mut Fired<K, A::Out>,
         late: &mut Vec<Record<(K, T)>>,
-    ) {
+    ) -> u64 {
         let wm = self.watermark;
-        let agg = &self.agg;
         let mut lost = 0u64;
         for r in batch.drain(..) {
             let (key, partial) = r.value;
             match partial {
                 Partial::Record(value) => records.push(Record { ts: r.ts, value: (key, value) }),
                 Partial::Combined { end, acc, records: n } => {
+                    if !records.is_empty() {
+                        self.add_batch(records, out, late);
+                    }
+                    let agg = &self.agg;
                     let merged = match &mut self.kind {
                         Kind::Time(w) => w.merge(agg, wm, &key, end, acc, out),
                         Kind::Panes(w) => w.merge(agg, wm, &key, end, acc, out),
@@ -259,6 +262,7 @@ where
         if !records.is_empty() {
             self.add_batch(records, out, late);
         }
+        lost
     }
 
     /// Advances event time to `wm` (ignored if not greater than the current
@@ -314,7 +318,6 @@ where
     }
 
     /// The current watermark.
-    #[cfg(test)]
     pub(crate) fn watermark(&self) -> Timestamp {
         self.watermark
     }

@@ -98,7 +98,7 @@ fn run_with(
                             None => core.add_batch(&mut pending, &mut out, &mut late),
                             Some(len) => {
                                 let mut partials = combined(&agg, core.watermark(), len, &mut pending);
-                                core.add_partials(&mut partials, &mut Vec::new(), &mut out, &mut late);
+                                assert_eq!(core.add_partials(&mut partials, &mut Vec::new(), &mut out, &mut late), 0, "nothing lost");
                             }
                         }
                         assert!(pending.is_empty(), "add_batch leaves the batch empty");
@@ -131,7 +131,7 @@ fn run_with(
 /// `wm`: one partial per (key, interval of `len`) ending after `wm`, in
 /// order of first record, after the records of the other intervals.
 fn combined(
-    agg: &(Count, Sum<impl Fn(&i64) -> i64 + Clone + Send + 'static>),
+    agg: &impl Aggregate<i64, Acc = (u64, i64)>,
     wm: i64,
     len: i64,
     batch: &mut Vec<Record<(u8, i64)>>,
