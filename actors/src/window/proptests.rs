@@ -127,6 +127,9 @@ fn run_with(
     result
 }
 
+/// A record from a combining edge, for the counting and summing core.
+type Folded = crate::window::partial::Keyed<u8, i64, (u64, i64)>;
+
 /// What a combining edge makes of `batch` after forwarding the watermark
 /// `wm`: one partial per (key, interval of `len`) ending after `wm`, in
 /// order of first record, after the records of the other intervals.
@@ -135,7 +138,7 @@ fn combined(
     wm: i64,
     len: i64,
     batch: &mut Vec<Record<(u8, i64)>>,
-) -> Vec<Record<crate::window::partial::Keyed<u8, i64, (u64, i64)>>> {
+) -> Vec<Record<Folded>> {
     use crate::window::partial::Partial;
     let mut out = Vec::new();
     // (key, interval end, aggregate, records)
