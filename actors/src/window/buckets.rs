@@ -10,7 +10,7 @@
 //! next one, so steady-state processing does not allocate.
 //!
 //! Invariants: `index` maps distinct instants to distinct slab entries, and
-//! no entry of `free` is in `index`; `cached`, when set, is an entry of
+//! no entry of `free` is in `index`; `cached` and `previous`, when set, are entries of
 //! `index`; `entries` is the total number of states in the indexed buckets.
 //!
 //! A checkpoint stores the buckets as a list of `(instant, [(key, state)])`
@@ -58,6 +58,10 @@ pub(super) struct Buckets<K, S> {
     free: Vec<usize>,
     /// The bucket used last.
     cached: Option<(Timestamp, usize)>,
+    /// The bucket used before it: disordered records alternate between two
+    /// neighbouring buckets (WL2's panes are as long as its disorder), and
+    /// a second entry spares them the index lookup.
+    previous: Option<(Timestamp, usize)>,
     /// Number of states held.
     entries: usize,
 }
@@ -65,7 +69,7 @@ pub(super) struct Buckets<K, S> {
 impl<K: Hash + Eq, S> Buckets<K, S> {
     /// No state.
     pub(super) fn new() -> Self {
-        Buckets { index: BTreeMap::new(), slab: Vec::new(), free: Vec::new(), cached: None, entries: 0 }
+        Buckets { index: BTreeMap::new(), slab: Vec::new(), free: Vec::new(), cached: None, previous: None, entries: 0 }
     }
 
     /// Number of (key, instant) states held.
@@ -77,8 +81,13 @@ impl<K: Hash + Eq, S> Buckets<K, S> {
     /// one (nearly always), or [`Buckets::find_bucket`].
     #[inline(always)]
     fn bucket_at(&mut self, at: Timestamp) -> usize {
-        match self.cached {
-            Some((cached_at, i)) if cached_at == at => i,
+        match (self.cached, self.previous) {
+            (Some((cached_at, i)), _) if cached_at == at => i,
+            (_, Some((previous_at, i))) if previous_at == at => {
+                self.previous = self.cached;
+                self.cached = Some((at, i));
+                i
+            }
             _ => self.find_bucket(at),
         }
     }
@@ -99,6 +108,7 @@ impl<K: Hash + Eq, S> Buckets<K, S> {
                 i
             }
         };
+        self.previous = self.cached;
         self.cached = Some((at, i));
         i
     }
@@ -218,6 +228,9 @@ impl<K: Hash + Eq, S> Buckets<K, S> {
         self.index.remove(&at);
         if self.cached.is_some_and(|(cached_at, _)| cached_at == at) {
             self.cached = None;
+        }
+        if self.previous.is_some_and(|(previous_at, _)| previous_at == at) {
+            self.previous = None;
         }
         let bucket = &mut self.slab[i];
         self.entries -= bucket.len();

@@ -30,6 +30,22 @@ impl RecentSpan {
         if ts >= self.start && ts < self.end {
             return (self.start, self.end);
         }
+        // Disordered records often fall into the interval just before (or
+        // after): no division for those. The cache keeps the latest one.
+        let len_before = self.end.wrapping_sub(self.start);
+        if len_before == len {
+            if let Some(before) = self.start.checked_sub(len) {
+                if ts >= before && ts < self.start {
+                    return (before, self.start);
+                }
+            }
+            if let Some(after) = self.end.checked_add(len) {
+                if ts >= self.end && ts < after {
+                    *self = RecentSpan { start: self.end, end: after };
+                    return (self.start, self.end);
+                }
+            }
+        }
         let start = ts.saturating_sub(ts.rem_euclid(len));
         let end = start.saturating_add(len);
         *self = RecentSpan { start, end };
