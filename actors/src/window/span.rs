@@ -68,4 +68,16 @@ mod tests {
             assert!(start <= ts && (ts < end || end == i64::MAX), "{ts} in [{start}, {end})");
         }
     }
+
+    #[test]
+    fn neighbouring_intervals_are_found_and_the_latest_is_kept() {
+        let mut span = RecentSpan::new();
+        assert_eq!(span.locate(15, 10), (10, 20));
+        assert_eq!(span.locate(7, 10), (0, 10), "the interval before");
+        assert_eq!(span.locate(12, 10), (10, 20), "still cached");
+        assert_eq!(span.locate(20, 10), (20, 30), "the interval after");
+        assert_eq!(span.locate(-5, 10), (-10, 0), "further away: computed");
+        assert_eq!(span.locate(i64::MAX, 10).1, i64::MAX);
+        assert_eq!(span.locate(i64::MAX - 1, 10).1, i64::MAX);
+    }
 }
