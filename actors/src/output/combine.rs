@@ -27,6 +27,7 @@ use crate::message::{Record, Timestamp};
 use crate::metrics::ActorMetrics;
 use crate::output::edge::{partition, Partitioned};
 use crate::output::{Blocked, Control, Emit, Target};
+use crate::window::core::span::RecentSpan;
 use crate::window::partial::{Keyed, Partial};
 use crate::window::Aggregate;
 
@@ -54,8 +55,8 @@ pub(crate) struct Combine<K: Send + 'static, T: Send + 'static, F, A: Aggregate<
     /// and how many; drained per batch (capacity kept), in the map's
     /// fixed-seed order.
     groups: HashMap<(K, Timestamp), (A::Acc, u32), FixedState>,
-    /// The interval `[start, end)` of the previous record.
-    recent: (Timestamp, Timestamp),
+    /// The interval of the previous record (as the window core finds it).
+    recent: RecentSpan,
 }
 
 impl<K, T, F, A> Combine<K, T, F, A>
@@ -90,21 +91,15 @@ where
             skip: 0,
             receivers,
             groups: HashMap::with_hasher(FixedState::with_seed(0xC0_3B1E)),
-            recent: (Timestamp::MAX, Timestamp::MIN),
+            recent: RecentSpan::new(),
         }
     }
 
-    /// The end of the interval holding `ts`.
+    /// The end of the interval holding `ts`, as the window core computes
+    /// it (the same [`RecentSpan`], so that both agree to the last instant).
     #[inline(always)]
     fn interval_end(&mut self, ts: Timestamp) -> Timestamp {
-        let (start, end) = self.recent;
-        if ts >= start && ts < end {
-            return end;
-        }
-        let start = ts.saturating_sub(ts.rem_euclid(self.len));
-        let end = start.saturating_add(self.len);
-        self.recent = (start, end);
-        end
+        self.recent.locate(ts, self.len).1
     }
 
     /// Appends `record` to target `t`'s batch, sending it when full.

@@ -47,7 +47,7 @@ mod session_windows;
 #[path = "snapshot.rs"]
 mod snapshot;
 #[path = "span.rs"]
-mod span;
+pub(crate) mod span;
 #[path = "time_windows.rs"]
 mod time_windows;
 #[path = "wakeups.rs"]

@@ -10,14 +10,14 @@ use crate::message::Timestamp;
 
 /// The last aligned interval found, `[start, end)`; empty at first.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct RecentSpan {
+pub(crate) struct RecentSpan {
     start: Timestamp,
     end: Timestamp,
 }
 
 impl RecentSpan {
     /// No interval yet: the first lookup computes one.
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         RecentSpan { start: Timestamp::MAX, end: Timestamp::MIN }
     }
 
@@ -26,7 +26,7 @@ impl RecentSpan {
     /// time `end` saturates at `i64::MAX`; such an interval is recomputed on
     /// every call, which is correct, only not cached.
     #[inline(always)]
-    pub(super) fn locate(&mut self, ts: Timestamp, len: i64) -> (Timestamp, Timestamp) {
+    pub(crate) fn locate(&mut self, ts: Timestamp, len: i64) -> (Timestamp, Timestamp) {
         if ts >= self.start && ts < self.end {
             return (self.start, self.end);
         }
