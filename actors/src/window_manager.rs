@@ -34,12 +34,9 @@ use crate::window::{Aggregate, WindowOptions, WindowResult, Windows};
 /// `key_by` edge, or keyed partials from a combining one
 /// (`window::partial`).
 pub(crate) trait WindowInput<K, T, A: Aggregate<T>>: Send + Sized + 'static {
-    /// How many records `batch` stands for.
-    fn records(batch: &[Record<Self>]) -> usize;
-    /// How many of them came folded into partial aggregates.
-    fn pre_aggregated(_batch: &[Record<Self>]) -> usize {
-        0
-    }
+    /// How many records `batch` stands for, and how many of them came
+    /// folded into partial aggregates.
+    fn records(batch: &[Record<Self>]) -> (usize, usize);
     /// Feeds `batch` to the core (leaving it empty); `records` is a reused
     /// scratch buffer. Returns the records counted as late that could not
     /// go to the late-data output (see `WindowCore::add_partials`).
@@ -58,8 +55,8 @@ where
     T: Send + 'static,
     A: Aggregate<T>,
 {
-    fn records(batch: &[Record<Self>]) -> usize {
-        batch.len()
+    fn records(batch: &[Record<Self>]) -> (usize, usize) {
+        (batch.len(), 0)
     }
     #[inline]
     fn add(
@@ -80,11 +77,11 @@ where
     T: Send + 'static,
     A: Aggregate<T>,
 {
-    fn records(batch: &[Record<Self>]) -> usize {
-        batch.iter().map(|r| r.value.1.records()).sum()
-    }
-    fn pre_aggregated(batch: &[Record<Self>]) -> usize {
-        batch.iter().filter(|r| matches!(r.value.1, Partial::Combined { .. })).map(|r| r.value.1.records()).sum()
+    fn records(batch: &[Record<Self>]) -> (usize, usize) {
+        batch.iter().fold((0, 0), |(all, folded), r| match r.value.1 {
+            Partial::Record(_) => (all + 1, folded),
+            Partial::Combined { records, .. } => (all + records as usize, folded + records as usize),
+        })
     }
     #[inline]
     fn add(
@@ -283,8 +280,8 @@ where
         let Some(env) = self.align.admit(&self.inputs, env) else { return };
         match env.msg {
             Message::Data(mut batch) => {
-                self.metrics.add_in(I::records(&batch));
-                let pre = I::pre_aggregated(&batch);
+                let (records, pre) = I::records(&batch);
+                self.metrics.add_in(records);
                 if pre > 0 {
                     self.metrics.pre_aggregated_in.fetch_add(pre as u64, Relaxed);
                 }

@@ -132,7 +132,7 @@ where
     /// sends the others as they are; then sends the groups.
     fn combine(&mut self, batch: &mut Vec<Record<T>>, wm: Timestamp) {
         let p = self.out.bufs.len();
-        let total = batch.len();
+        let mut combined = batch.len();
         for r in batch.drain(..) {
             let key = (self.key_fn)(&r.value);
             let end = self.interval_end(r.ts);
@@ -141,14 +141,14 @@ where
                 // whether it is late, so it travels as itself.
                 let t = partition(&key, p);
                 self.push(t, Record { ts: r.ts, value: (key, Partial::Record(r.value)) });
+                combined -= 1;
                 continue;
             }
             let agg = &self.agg;
             let (acc, records) = self.groups.entry((key, end)).or_insert_with(|| (agg.create(), 0));
-            self.agg.add(acc, &r.value);
+            agg.add(acc, &r.value);
             *records += 1;
         }
-        let combined: usize = self.groups.values().map(|g| g.1 as usize).sum();
         if self.groups.len() * 2 > combined {
             self.skip = SKIP;
         }
@@ -161,7 +161,6 @@ where
             self.push(t, Record { ts, value: (key, Partial::Combined { end, acc, records }) });
         }
         self.groups = groups;
-        debug_assert!(combined <= total);
     }
 }
 

@@ -16,7 +16,7 @@ use crate::output::pool::BatchPool;
 use crate::output::{Emit, Inbox, Target};
 use crate::topology::graph::{Graph, NodeInfo, SpawnFn, Spawner};
 use crate::topology::{install_spawn, lock, operator_spawner, take_port, BuildError, EdgeMaker, Port, Stream};
-use crate::window::partial::{combinable, Partial};
+use crate::window::partial::{combinable, Keyed};
 use crate::window::{Aggregate, Collect, Window, WindowOptions, WindowResult, Windows};
 use crate::window_manager::{WindowActor, WindowInput};
 
@@ -48,31 +48,35 @@ where
     /// Connects this stream to node `id` through a key-partitioning edge;
     /// returns the node's inbox, filled when the node starts.
     fn connect(self, g: &mut Graph, id: usize) -> Inbox<(K, T)> {
-        let inbox: Inbox<(K, T)> = Arc::new(OnceLock::new());
-        let up = Arc::clone(&inbox);
-        let (key, batch_size) = (self.key, g.config.batch_size);
-        let make: EdgeMaker<T> = Box::new(move |offset| {
-            Box::new(move |i, metrics: &Arc<ActorMetrics>| {
-                let targets = up.get().expect("downstream nodes are started first").clone();
-                Box::new(KeyBy::new(targets, offset + i, key.clone(), batch_size, Arc::clone(metrics))) as Box<dyn Emit<T>>
-            })
-        });
-        (self.stream.connect)(g, id, make);
-        inbox
+        self.connect_with(g, id, |targets, input, key, batch_size, metrics| {
+            Box::new(KeyBy::new(targets, input, key, batch_size, metrics))
+        })
     }
 
     /// Like [`KeyedStream::connect`], through a combining edge that folds
     /// each batch's records of one key and one interval of `len` ms with
     /// `agg` before they leave (`window::partial`).
-    fn connect_combining<A: Aggregate<T>>(self, g: &mut Graph, id: usize, agg: A, len: i64) -> Inbox<(K, Partial<T, A::Acc>)> {
-        let inbox: Inbox<(K, Partial<T, A::Acc>)> = Arc::new(OnceLock::new());
+    fn connect_combining<A: Aggregate<T>>(self, g: &mut Graph, id: usize, agg: A, len: i64) -> Inbox<Keyed<K, T, A::Acc>> {
+        self.connect_with(g, id, move |targets, input, key, batch_size, metrics| {
+            Box::new(Combine::new(targets, input, key, agg.clone(), len, batch_size, metrics))
+        })
+    }
+
+    /// Connects this stream to node `id` through the partitioning edge that
+    /// `edge(targets, input index, key function, batch size, metrics)`
+    /// builds for each upstream instance; returns the node's inbox.
+    fn connect_with<V, E>(self, g: &mut Graph, id: usize, edge: E) -> Inbox<V>
+    where
+        V: Send + 'static,
+        E: Fn(Vec<Target<V>>, usize, F, usize, Arc<ActorMetrics>) -> Box<dyn Emit<T>> + Clone + Send + 'static,
+    {
+        let inbox: Inbox<V> = Arc::new(OnceLock::new());
         let up = Arc::clone(&inbox);
         let (key, batch_size) = (self.key, g.config.batch_size);
         let make: EdgeMaker<T> = Box::new(move |offset| {
             Box::new(move |i, metrics: &Arc<ActorMetrics>| {
                 let targets = up.get().expect("downstream nodes are started first").clone();
-                let edge = Combine::new(targets, offset + i, key.clone(), agg.clone(), len, batch_size, Arc::clone(metrics));
-                Box::new(edge) as Box<dyn Emit<T>>
+                edge(targets, offset + i, key.clone(), batch_size, Arc::clone(metrics))
             })
         });
         (self.stream.connect)(g, id, make);

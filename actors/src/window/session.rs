@@ -109,18 +109,23 @@ impl<Acc> SessionSet<Acc> {
         first..last.max(first)
     }
 
+    /// `w` merged with the sessions `r` that touch it ([`Self::touching`]):
+    /// sorted starts and ends, so the first and the last bound the extent.
+    fn merged(&self, w: Window, r: &Range<usize>) -> Window {
+        if r.is_empty() {
+            return w;
+        }
+        Window::new(w.start.min(self.sessions[r.start].window.start), w.end.max(self.sessions[r.end - 1].window.end))
+    }
+
     #[cfg(test)]
     /// The session a record at `ts` would belong to, were it added.
     pub(crate) fn merged_window(&self, ts: Timestamp, gap: i64) -> Window {
-        let mut w = Window::new(ts, ts.saturating_add(gap));
-        let r = self.touching(w);
-        if !r.is_empty() {
-            w.start = w.start.min(self.sessions[r.start].window.start);
-            w.end = w.end.max(self.sessions[r.end - 1].window.end);
-        }
-        w
+        let w = Window::new(ts, ts.saturating_add(gap));
+        self.merged(w, &self.touching(w))
     }
 
+    #[cfg(test)]
     /// Adds a record at `ts`: merges the sessions its window overlaps or
     /// touches into one (summing their counters), adds the value, and
     /// returns that session, dirty and not fired in its new extent.
@@ -149,11 +154,7 @@ impl<Acc> SessionSet<Acc> {
     ) -> Option<&mut Session<Acc>> {
         let w = Window::new(ts, ts.saturating_add(gap));
         let r = self.touching(w);
-        let merged = if r.is_empty() {
-            w
-        } else {
-            Window::new(w.start.min(self.sessions[r.start].window.start), w.end.max(self.sessions[r.end - 1].window.end))
-        };
+        let merged = self.merged(w, &r);
         if !accept(merged) {
             return None;
         }
@@ -163,8 +164,6 @@ impl<Acc> SessionSet<Acc> {
             self.sessions.insert(r.start, Session { window: w, acc, since_fire: 1, dirty: true, fired: false });
             return Some(&mut self.sessions[r.start]);
         }
-        // Sorted starts and ends: the merged extent is bounded by the first
-        // and the last touching session.
         let Window { start, end } = merged;
         let (head, tail) = self.sessions.split_at_mut(r.start + 1);
         let target = &mut head[r.start];

@@ -113,11 +113,12 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
         out: &mut Fired<K, A::Out>,
     ) -> Option<K> {
         let (gap, lateness, early_every) = (self.gap, self.lateness, self.early_every);
+        // Every kept session has `end + lateness >= wm` (later ones are
+        // discarded), so only a record that touches none can be late: when
+        // the session it would open ends too early.
+        let accept = |merged: Window| merged.end.saturating_add(lateness) >= wm;
         if let Some(state) = self.keys.get_mut(&key) {
-            // Every kept session has `end + lateness >= wm` (later ones are
-            // discarded), so only a record that touches none can be late.
             let before = state.sessions.len();
-            let accept = |merged: Window| merged.end.saturating_add(lateness) >= wm;
             let Some(session) = state.sessions.insert_if(agg, ts, gap, value, accept) else {
                 return Some(key);
             };
@@ -132,11 +133,11 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
             }
             return None;
         }
-        if ts.saturating_add(gap).saturating_add(lateness) < wm {
-            return Some(key);
-        }
         let mut sessions = SessionSet::new();
-        let next = settle(sessions.insert(agg, ts, gap, value), agg, &key, wm, lateness, early_every, out);
+        let Some(session) = sessions.insert_if(agg, ts, gap, value, accept) else {
+            return Some(key);
+        };
+        let next = settle(session, agg, &key, wm, lateness, early_every, out);
         self.open += 1;
         self.wakeups.push(next, key.clone());
         self.keys.insert(key, KeySessions { sessions, wake: next });

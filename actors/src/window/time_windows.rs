@@ -136,20 +136,11 @@ impl<K: Hash + Eq + Clone, Acc> TimeWindows<K, Acc> {
             return false;
         }
         let window = Window::new(end.saturating_sub(self.size), end);
-        let fired_on_time = end <= wm;
-        self.windows.update(
-            end,
-            key,
-            || Slot { acc: agg.create(), since_fire: 0, dirty: false },
-            |slot| {
-                agg.merge(&mut slot.acc, acc);
-                if fired_on_time {
-                    slot.fire(agg, key, window, Timing::Late, out);
-                } else {
-                    slot.dirty = true;
-                }
-            },
-        );
+        // Counted as no record: early firing by count is never combined.
+        self.update(agg, wm, key, window, |slot_acc| {
+            agg.merge(slot_acc, acc);
+            0
+        }, out);
         true
     }
 
@@ -172,7 +163,10 @@ impl<K: Hash + Eq + Clone, Acc> TimeWindows<K, Acc> {
             if slide_end.saturating_add(lateness) <= wm {
                 return Some(key); // dropped for good: late
             }
-            self.update(agg, wm, &key, Window::new(last_start, slide_end), value, out);
+            self.update(agg, wm, &key, Window::new(last_start, slide_end), |acc| {
+                agg.add(acc, value);
+                1
+            }, out);
             return None;
         }
         // Windows starting before `last_start` that still hold `ts`: their
@@ -188,7 +182,10 @@ impl<K: Hash + Eq + Clone, Acc> TimeWindows<K, Acc> {
                 continue; // dropped for good
             }
             kept = true;
-            self.update(agg, wm, &key, window, value, out);
+            self.update(agg, wm, &key, window, |acc| {
+                agg.add(acc, value);
+                1
+            }, out);
         }
         if kept {
             None
@@ -197,9 +194,11 @@ impl<K: Hash + Eq + Clone, Acc> TimeWindows<K, Acc> {
         }
     }
 
-    /// Adds a record to `window` of `key`, which is still kept: fires it at
-    /// once if it has fired on time already (a late update), or early when
-    /// it reached the count of an early firing.
+    /// Folds into `window` of `key`, which is still kept, with `fold` (a
+    /// record added, or a partial merged; it returns how many records it
+    /// adds to the early-firing count): fires the window at once if it has
+    /// fired on time already (a late update), or early when it reached the
+    /// count of an early firing.
     #[inline(always)]
     fn update<T, A: Aggregate<T, Acc = Acc>>(
         &mut self,
@@ -207,7 +206,7 @@ impl<K: Hash + Eq + Clone, Acc> TimeWindows<K, Acc> {
         wm: Timestamp,
         key: &K,
         window: Window,
-        value: &T,
+        fold: impl FnOnce(&mut Acc) -> u32,
         out: &mut Fired<K, A::Out>,
     ) {
         let early_every = self.early_every;
@@ -217,14 +216,14 @@ impl<K: Hash + Eq + Clone, Acc> TimeWindows<K, Acc> {
             key,
             || Slot { acc: agg.create(), since_fire: 0, dirty: false },
             |slot| {
-                agg.add(&mut slot.acc, value);
+                let records = fold(&mut slot.acc);
                 if fired_on_time {
                     // Behind the watermark but within the lateness: the
                     // result is updated now, no watermark will come for it.
                     slot.fire(agg, key, window, Timing::Late, out);
                 } else {
                     slot.dirty = true;
-                    slot.since_fire = slot.since_fire.saturating_add(1);
+                    slot.since_fire = slot.since_fire.saturating_add(records);
                     if early_every.is_some_and(|n| u64::from(slot.since_fire) >= n) {
                         slot.fire(agg, key, window, Timing::Early, out);
                     }
