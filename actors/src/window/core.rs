@@ -40,6 +40,8 @@
 mod buckets;
 #[path = "count_windows.rs"]
 mod count_windows;
+#[path = "marks.rs"]
+mod marks;
 #[path = "pane_windows.rs"]
 mod pane_windows;
 #[path = "session_windows.rs"]
@@ -79,6 +81,7 @@ use crate::window::partial::{Keyed, Partial};
 use crate::window::{Aggregate, Timing, Window, WindowOptions, WindowResult, Windows};
 
 use count_windows::CountWindows;
+use marks::{Dirty, Early, NoMarks};
 use pane_windows::PaneWindows;
 use session_windows::SessionWindows;
 use time_windows::TimeWindows;
@@ -108,10 +111,18 @@ pub(crate) struct WindowCore<K, T, A: Aggregate<T>> {
 
 /// The state of one window kind.
 enum Kind<K, Acc> {
-    /// Tumbling windows, and sliding windows that cannot use panes.
-    Time(TimeWindows<K, Acc>),
-    /// Sliding windows whose size is a multiple of the slide.
-    Panes(PaneWindows<K, Acc>),
+    /// Tumbling windows, and sliding windows that cannot use panes, without
+    /// early firing.
+    Time(TimeWindows<K, Acc, NoMarks>),
+    /// The same with early firing (by count or processing time): each
+    /// state counts its records and knows whether it changed.
+    TimeEarly(TimeWindows<K, Acc, Early>),
+    /// Sliding windows whose size is a multiple of the slide, without early
+    /// firing.
+    Panes(PaneWindows<K, Acc, NoMarks>),
+    /// The same with early firing by processing time: each pane knows
+    /// whether it changed.
+    PanesEarly(PaneWindows<K, Acc, Dirty>),
     /// Per-key merging sessions.
     Session(SessionWindows<K, Acc>),
     /// Per-key windows of a fixed number of records.
@@ -135,17 +146,30 @@ where
         // configuration from dividing by zero.
         let lateness = options.allowed_lateness.max(0);
         let early = options.early_every_count.filter(|&n| n > 0);
+        // States keep early-firing marks only where early firing is set.
+        let timed = options.early_every_interval.is_some();
+        let time = |size, slide| {
+            if early.is_some() || timed {
+                Kind::TimeEarly(TimeWindows::new(size, slide, lateness, early))
+            } else {
+                Kind::Time(TimeWindows::new(size, slide, lateness, None))
+            }
+        };
         let kind = match windows {
-            Windows::Tumbling { size } => Kind::Time(TimeWindows::new(size.max(1), size.max(1), lateness, early)),
+            Windows::Tumbling { size } => time(size.max(1), size.max(1)),
             Windows::Sliding { size, slide } => {
                 let slide = slide.max(1);
                 let size = size.max(slide);
                 // Panes keep no per-window record counter, so early firing by
                 // count (exact per window) needs one state per window.
                 if panes && size % slide == 0 && size > slide && early.is_none() {
-                    Kind::Panes(PaneWindows::new(size, slide, lateness))
+                    if timed {
+                        Kind::PanesEarly(PaneWindows::new(size, slide, lateness))
+                    } else {
+                        Kind::Panes(PaneWindows::new(size, slide, lateness))
+                    }
                 } else {
-                    Kind::Time(TimeWindows::new(size, slide, lateness, early))
+                    time(size, slide)
                 }
             }
             Windows::Session { gap } => Kind::Session(SessionWindows::new(gap.max(1), lateness, early)),
@@ -173,7 +197,9 @@ where
         let agg = &self.agg;
         let rejected = match &mut self.kind {
             Kind::Time(w) => w.add(agg, wm, key, ts, &value, out),
+            Kind::TimeEarly(w) => w.add(agg, wm, key, ts, &value, out),
             Kind::Panes(w) => w.add(agg, wm, key, ts, &value, out),
+            Kind::PanesEarly(w) => w.add(agg, wm, key, ts, &value, out),
             Kind::Session(w) => w.add(agg, wm, key, ts, &value, out),
             Kind::Count(w) => {
                 w.add(agg, key, ts, &value, out);
@@ -200,7 +226,9 @@ where
         let late_before = late.len();
         match &mut self.kind {
             Kind::Time(w) => w.add_batch(agg, wm, batch, out, late),
+            Kind::TimeEarly(w) => w.add_batch(agg, wm, batch, out, late),
             Kind::Panes(w) => w.add_batch(agg, wm, batch, out, late),
+            Kind::PanesEarly(w) => w.add_batch(agg, wm, batch, out, late),
             Kind::Session(w) => {
                 w.touch(batch.iter().map(|r| &r.value.0));
                 add_each(batch, late, |key, ts, value| w.add(agg, wm, key, ts, value, out))
@@ -246,7 +274,9 @@ where
                     let agg = &self.agg;
                     let merged = match &mut self.kind {
                         Kind::Time(w) => w.merge(agg, wm, &key, end, acc, out),
+                        Kind::TimeEarly(w) => w.merge(agg, wm, &key, end, acc, out),
                         Kind::Panes(w) => w.merge(agg, wm, &key, end, acc, out),
+                        Kind::PanesEarly(w) => w.merge(agg, wm, &key, end, acc, out),
                         Kind::Session(_) | Kind::Count(_) => false,
                     };
                     if !merged {
@@ -278,7 +308,9 @@ where
         let agg = &self.agg;
         match &mut self.kind {
             Kind::Time(w) => w.on_watermark(agg, previous, wm, out),
+            Kind::TimeEarly(w) => w.on_watermark(agg, previous, wm, out),
             Kind::Panes(w) => w.on_watermark(agg, previous, wm, out),
+            Kind::PanesEarly(w) => w.on_watermark(agg, previous, wm, out),
             Kind::Session(w) => w.on_watermark(agg, wm, out),
             Kind::Count(w) => w.on_watermark(agg, wm, out),
         }
@@ -298,20 +330,30 @@ where
         }
         let next = match &self.kind {
             Kind::Time(w) => w.next_end(previous, wm),
+            Kind::TimeEarly(w) => w.next_end(previous, wm),
             Kind::Panes(w) => w.next_end(previous, wm),
+            Kind::PanesEarly(w) => w.next_end(previous, wm),
             Kind::Session(_) | Kind::Count(_) => None,
         };
         next.unwrap_or(wm)
     }
 
     /// Processing-time early firing: every open, not yet on-time-fired window
-    /// that changed since its last firing fires with `Timing::Early`.
+    /// that changed since its last firing fires with `Timing::Early`. Only a
+    /// core configured with [`WindowOptions::early_every_interval`] keeps
+    /// track of what changed; on any other this does nothing (the window
+    /// manager only calls it on that interval).
     pub(crate) fn fire_early(&mut self, out: &mut Fired<K, A::Out>) {
+        if self.options.early_every_interval.is_none() {
+            return;
+        }
         let wm = self.watermark;
         let agg = &self.agg;
         match &mut self.kind {
-            Kind::Time(w) => w.fire_early(agg, wm, out),
-            Kind::Panes(w) => w.fire_early(agg, wm, out),
+            // Chosen only without early firing, returned above.
+            Kind::Time(_) | Kind::Panes(_) => {}
+            Kind::TimeEarly(w) => w.fire_early(agg, wm, out),
+            Kind::PanesEarly(w) => w.fire_early(agg, wm, out),
             Kind::Session(w) => w.fire_early(agg, out),
             Kind::Count(w) => w.fire_early(agg, out),
         }
@@ -327,7 +369,9 @@ where
     pub(crate) fn open_windows(&self) -> usize {
         match &self.kind {
             Kind::Time(w) => w.open_windows(),
+            Kind::TimeEarly(w) => w.open_windows(),
             Kind::Panes(w) => w.open_panes(),
+            Kind::PanesEarly(w) => w.open_panes(),
             Kind::Session(w) => w.open_windows(),
             Kind::Count(w) => w.open_windows(),
         }

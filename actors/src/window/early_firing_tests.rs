@@ -2,7 +2,7 @@
 //! partial results before the on-time one, exact per window, only for
 //! windows that have not fired on time.
 
-use super::tests::{opts, summing, summing_layout};
+use super::tests::{opts, summing, summing_layout, timed};
 use crate::window::Timing::{Early, Late, OnTime};
 use crate::window::Windows;
 
@@ -27,7 +27,7 @@ fn early_firing_by_count_is_exact_per_sliding_window() {
 
 #[test]
 fn window_that_fired_on_time_no_longer_fires_early() {
-    let mut h = summing(Windows::tumbling(10), opts(100, Some(1)));
+    let mut h = summing(Windows::tumbling(10), timed(100, Some(1)));
     h.add("a", 1, 1).wm(10).add("a", 2, 2);
     assert_eq!(h.fired(), vec![("a", 0, 10, 1, Early), ("a", 0, 10, 1, OnTime), ("a", 0, 10, 3, Late)]);
     h.early();
@@ -52,7 +52,7 @@ fn early_firing_by_count_in_count_windows() {
 
 #[test]
 fn fire_early_reports_each_changed_open_window_once() {
-    let mut h = summing(Windows::tumbling(10), opts(100, None));
+    let mut h = summing(Windows::tumbling(10), timed(100, None));
     h.add("a", 1, 1).add("b", 15, 2).early();
     assert_eq!(h.fired(), vec![("a", 0, 10, 1, Early), ("b", 10, 20, 2, Early)]);
     h.early().add("a", 2, 4).early();
@@ -66,7 +66,7 @@ fn fire_early_reports_each_changed_open_window_once() {
 #[test]
 fn fire_early_fires_sliding_windows_with_a_changed_pane() {
     for panes in [true, false] {
-        let mut h = summing_layout(Windows::sliding(10, 5), opts(0, None), panes);
+        let mut h = summing_layout(Windows::sliding(10, 5), timed(0, None), panes);
         h.add("a", 7, 1).early();
         assert_eq!(h.fired(), vec![("a", 0, 10, 1, Early), ("a", 5, 15, 1, Early)]);
         h.add("a", 12, 2).early();
@@ -79,13 +79,13 @@ fn fire_early_fires_sliding_windows_with_a_changed_pane() {
 
 #[test]
 fn fire_early_fires_changed_sessions_and_partial_count_windows() {
-    let mut h = summing(Windows::session(10), opts(0, None));
+    let mut h = summing(Windows::session(10), timed(0, None));
     h.add("a", 0, 1).early().early();
     assert_eq!(h.fired(), vec![("a", 0, 10, 1, Early)]);
     h.add("a", 5, 2).early();
     assert_eq!(h.fired(), vec![("a", 0, 15, 3, Early)]);
 
-    let mut h = summing(Windows::count(3), opts(0, None));
+    let mut h = summing(Windows::count(3), timed(0, None));
     h.add("a", 1, 1).early().early();
     assert_eq!(h.fired(), vec![("a", 0, 3, 1, Early)]);
     h.add("a", 2, 2).add("a", 3, 4).early();

@@ -11,40 +11,51 @@
 //! `(e - size, e]`; a pane ending at `pe` serves windows up to
 //! `pe + size - slide`, so it is dropped once that end plus the allowed
 //! lateness is at or behind the watermark — which is exactly when a record in
-//! it has no window left (late). A pane is dirty when it changed since the
-//! last processing-time early firing, and a window after the watermark is
+//! it has no window left (late). Under early firing by processing time a
+//! pane keeps a dirty flag ([`Dirty`](super::marks::Dirty); without it,
+//! nothing: [`NoMarks`](super::marks::NoMarks)): it is dirty when it
+//! changed since the last early firing, and a window after the watermark is
 //! dirty exactly when one of its panes is: its last firing was the last
 //! early firing that found it dirty. Early firing by count needs a counter
 //! per window, so it uses [`super::time_windows`] instead.
 //!
 //! A checkpoint stores the panes by pane end ([`PaneSnapshot`]), with their
-//! dirty flags; which windows fired follows from the watermark.
+//! marks; which windows fired follows from the watermark.
 
 use std::hash::Hash;
 
 use serde::{Deserialize, Serialize};
 
 use super::buckets::{key_map, BucketEntries, Buckets, KeyMap};
+use super::marks::Marks;
 use super::span::RecentSpan;
 use super::{add_one, emit, last_instant, Fired};
 use crate::message::{Record, Timestamp};
 use crate::window::{Aggregate, Timing, Window};
 
 /// The state of one pane of one key.
-#[derive(Serialize, Deserialize)]
-pub(super) struct Pane<Acc> {
+#[derive(Clone, Serialize, Deserialize)]
+pub(super) struct Pane<Acc, M> {
     /// The aggregate of the pane's records.
     acc: Acc,
-    /// Changed since the last processing-time early firing.
-    dirty: bool,
+    /// Changed since the last processing-time early firing (where that is
+    /// configured).
+    marks: M,
+}
+
+impl<Acc, M: Marks> Pane<Acc, M> {
+    /// A pane that holds no record yet.
+    fn new(acc: Acc) -> Self {
+        Pane { acc, marks: M::default() }
+    }
 }
 
 /// The decoded form of [`PaneWindows::snapshot`]: per pane end, the panes
 /// of its keys.
-pub(super) type PaneSnapshot<K, Acc> = BucketEntries<K, Pane<Acc>>;
+pub(super) type PaneSnapshot<K, Acc, M> = BucketEntries<K, Pane<Acc, M>>;
 
 /// Pane-based sliding windows of every key.
-pub(super) struct PaneWindows<K, Acc> {
+pub(super) struct PaneWindows<K, Acc, M> {
     /// Window length, a multiple of `slide`.
     size: i64,
     /// Distance between window starts, and pane length.
@@ -52,18 +63,18 @@ pub(super) struct PaneWindows<K, Acc> {
     /// How long after its end a window is kept for late records.
     lateness: i64,
     /// The panes, by pane end.
-    panes: Buckets<K, Pane<Acc>>,
+    panes: Buckets<K, Pane<Acc, M>>,
     /// Slab entries of the panes of the window being fired (reused buffer).
     scratch: Vec<usize>,
-    /// The window being fired, merged per key: accumulator and whether a
-    /// pane of it is dirty (reused, empty between firings).
-    merged: KeyMap<K, (Acc, bool)>,
+    /// The window being fired, merged per key: accumulator and marks (dirty
+    /// if a pane of it is), reused, empty between firings.
+    merged: KeyMap<K, Pane<Acc, M>>,
     /// The pane of the previous record (the next one is nearly always in
     /// it).
     recent: RecentSpan,
 }
 
-impl<K: Hash + Eq + Clone, Acc: Clone> PaneWindows<K, Acc> {
+impl<K: Hash + Eq + Clone, Acc: Clone, M: Marks> PaneWindows<K, Acc, M> {
     /// Windows of `size` every `slide`, `size` a multiple of `slide`.
     pub(super) fn new(size: i64, slide: i64, lateness: i64) -> Self {
         PaneWindows { size, slide, lateness, panes: Buckets::new(), scratch: Vec::new(), merged: key_map(), recent: RecentSpan::new() }
@@ -97,10 +108,10 @@ impl<K: Hash + Eq + Clone, Acc: Clone> PaneWindows<K, Acc> {
             &mut self.recent,
             self.slide,
             |_, pane_end| (pane_end > wm).then_some(pane_end),
-            || Pane { acc: agg.create(), dirty: false },
+            || Pane::new(agg.create()),
             |pane, value| {
                 agg.add(&mut pane.acc, value);
-                pane.dirty = true;
+                pane.marks.touch(1);
             },
         ) {
             add_one(r, late, |key, ts, value| self.add(agg, wm, key, ts, value, out));
@@ -129,10 +140,10 @@ impl<K: Hash + Eq + Clone, Acc: Clone> PaneWindows<K, Acc> {
         self.panes.update(
             pane_end,
             &key,
-            || Pane { acc: agg.create(), dirty: false },
+            || Pane::new(agg.create()),
             |pane| {
                 agg.add(&mut pane.acc, value);
-                pane.dirty = true;
+                pane.marks.touch(1);
             },
         );
         self.refire(agg, wm, &key, pane_end, last_end, out);
@@ -160,10 +171,10 @@ impl<K: Hash + Eq + Clone, Acc: Clone> PaneWindows<K, Acc> {
         self.panes.update(
             pane_end,
             key,
-            || Pane { acc: agg.create(), dirty: false },
+            || Pane::new(agg.create()),
             |pane| {
                 agg.merge(&mut pane.acc, acc);
-                pane.dirty = true;
+                pane.marks.touch(1);
             },
         );
         self.refire(agg, wm, key, pane_end, last_end, out);
@@ -233,19 +244,19 @@ impl<K: Hash + Eq + Clone, Acc: Clone> PaneWindows<K, Acc> {
         for &i in &self.scratch {
             for (key, pane) in self.panes.bucket(i) {
                 match merged.get_mut(key) {
-                    Some((acc, dirty)) => {
-                        agg.merge(acc, pane.acc.clone());
-                        *dirty |= pane.dirty;
+                    Some(m) => {
+                        agg.merge(&mut m.acc, pane.acc.clone());
+                        m.marks.absorb(&pane.marks);
                     }
                     None => {
-                        merged.insert(key.clone(), (pane.acc.clone(), pane.dirty));
+                        merged.insert(key.clone(), pane.clone());
                     }
                 }
             }
         }
-        for (key, (acc, dirty)) in merged.drain() {
-            if dirty || !dirty_only {
-                emit(out, last_instant(window), key, window, agg.result(&acc), timing);
+        for (key, m) in merged.drain() {
+            if !dirty_only || m.marks.dirty() {
+                emit(out, last_instant(window), key, window, agg.result(&m.acc), timing);
             }
         }
     }
@@ -299,9 +310,10 @@ impl<K: Hash + Eq + Clone, Acc: Clone> PaneWindows<K, Acc> {
         wm: Timestamp,
         out: &mut Fired<K, A::Out>,
     ) {
+        debug_assert!(M::TRACKED, "early firing by processing time needs dirty flags");
         let from = self.first_end_after(wm);
         self.each_window_end(from, Timestamp::MAX, |me, end| me.fire_window(agg, end, Timing::Early, true, out));
-        self.panes.for_each_mut(|pane| pane.dirty = false);
+        self.panes.for_each_mut(|pane| pane.marks.reset());
     }
 
     /// Number of (key, pane) states held.
@@ -319,7 +331,7 @@ impl<K: Hash + Eq + Clone, Acc: Clone> PaneWindows<K, Acc> {
     }
 
     /// Windows configured like these, holding the panes of a snapshot.
-    pub(super) fn restored(&self, state: PaneSnapshot<K, Acc>) -> Result<Self, String> {
+    pub(super) fn restored(&self, state: PaneSnapshot<K, Acc, M>) -> Result<Self, String> {
         let (size, slide, lateness) = (self.size, self.slide, self.lateness);
         Ok(PaneWindows {
             size,

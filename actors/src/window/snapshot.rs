@@ -35,6 +35,7 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, SeqAccess, 
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::count_windows::CountSnapshot;
+use super::marks::{Dirty, Early, NoMarks};
 use super::pane_windows::PaneSnapshot;
 use super::session_windows::SessionSnapshot;
 use super::time_windows::TimeSnapshot;
@@ -46,7 +47,11 @@ use crate::window::{Aggregate, Windows};
 const MAGIC: &str = "weir-window-core";
 
 /// Version of the snapshot layout; bump it when the encoding changes.
-const FORMAT: u32 = 1;
+///
+/// 2: early-firing marks (a record count and a dirty flag) are stored with
+/// each time-window state and pane only where early firing is configured,
+/// as a nested value.
+const FORMAT: u32 = 2;
 
 /// How a core keeps its state, which follows from the configuration (a
 /// sliding window uses panes unless early firing by count needs one state
@@ -55,8 +60,12 @@ const FORMAT: u32 = 1;
 enum Layout {
     /// One state per (key, window), by window end.
     Time,
+    /// The same, each with its early-firing marks.
+    TimeEarly,
     /// One state per (key, pane), by pane end.
     Panes,
+    /// The same, each with its dirty flag.
+    PanesEarly,
     /// Merging sessions per key.
     Session,
     /// One window being filled per key.
@@ -92,7 +101,7 @@ impl Header {
         if self.format != FORMAT {
             return Some(format!("its format is version {}, this build reads version {FORMAT}", self.format));
         }
-        if (self.windows, self.layout) != (core.windows, core.layout) {
+        if self.windows != core.windows {
             return Some(format!(
                 "it holds {:?} windows in the {:?} layout, this core has {:?} windows in the {:?} layout",
                 self.windows, self.layout, core.windows, core.layout
@@ -116,6 +125,14 @@ impl Header {
                 self.early_every_interval, core.early_every_interval
             ));
         }
+        // The layout follows from the window kind and the options, checked
+        // above, unless a core chose otherwise (tests compare layouts).
+        if self.layout != core.layout {
+            return Some(format!(
+                "it holds {:?} windows in the {:?} layout, this core has {:?} windows in the {:?} layout",
+                self.windows, self.layout, core.windows, core.layout
+            ));
+        }
         None
     }
 }
@@ -123,9 +140,13 @@ impl Header {
 /// The state part of a snapshot, decoded, in the layout of its header.
 enum KindState<K, Acc> {
     /// [`Layout::Time`].
-    Time(TimeSnapshot<K, Acc>),
+    Time(TimeSnapshot<K, Acc, NoMarks>),
+    /// [`Layout::TimeEarly`].
+    TimeEarly(TimeSnapshot<K, Acc, Early>),
     /// [`Layout::Panes`].
-    Panes(PaneSnapshot<K, Acc>),
+    Panes(PaneSnapshot<K, Acc, NoMarks>),
+    /// [`Layout::PanesEarly`].
+    PanesEarly(PaneSnapshot<K, Acc, Dirty>),
     /// [`Layout::Session`].
     Session(SessionSnapshot<K, Acc>),
     /// [`Layout::Count`].
@@ -151,7 +172,9 @@ where
         let (wm, late) = (self.watermark, self.late_records);
         let bytes = match &self.kind {
             Kind::Time(w) => rmp_serde::to_vec(&(header, wm, late, w.snapshot())),
+            Kind::TimeEarly(w) => rmp_serde::to_vec(&(header, wm, late, w.snapshot())),
             Kind::Panes(w) => rmp_serde::to_vec(&(header, wm, late, w.snapshot())),
+            Kind::PanesEarly(w) => rmp_serde::to_vec(&(header, wm, late, w.snapshot())),
             Kind::Session(w) => rmp_serde::to_vec(&(header, wm, late, w.snapshot())),
             Kind::Count(w) => rmp_serde::to_vec(&(header, wm, late, w.snapshot())),
         };
@@ -184,7 +207,9 @@ where
         // The header matched, so the state is in this core's layout.
         let kind = match (&self.kind, state) {
             (Kind::Time(w), KindState::Time(s)) => w.restored(s).map(Kind::Time),
+            (Kind::TimeEarly(w), KindState::TimeEarly(s)) => w.restored(s).map(Kind::TimeEarly),
             (Kind::Panes(w), KindState::Panes(s)) => w.restored(s).map(Kind::Panes),
+            (Kind::PanesEarly(w), KindState::PanesEarly(s)) => w.restored(s).map(Kind::PanesEarly),
             (Kind::Session(w), KindState::Session(s)) => w.restored(s).map(Kind::Session),
             (Kind::Count(w), KindState::Count(s)) => w.restored(s).map(Kind::Count),
             _ => Err("its state is not in the layout its header names".to_owned()),
@@ -200,7 +225,9 @@ where
     fn header(&self) -> Header {
         let layout = match self.kind {
             Kind::Time(_) => Layout::Time,
+            Kind::TimeEarly(_) => Layout::TimeEarly,
             Kind::Panes(_) => Layout::Panes,
+            Kind::PanesEarly(_) => Layout::PanesEarly,
             Kind::Session(_) => Layout::Session,
             Kind::Count(_) => Layout::Count,
         };
@@ -252,7 +279,9 @@ impl<'de, K: DeserializeOwned, Acc: DeserializeOwned> Visitor<'de> for SnapshotS
         let late_records: u64 = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(2, &self))?;
         let state = match header.layout {
             Layout::Time => seq.next_element()?.map(KindState::Time),
+            Layout::TimeEarly => seq.next_element()?.map(KindState::TimeEarly),
             Layout::Panes => seq.next_element()?.map(KindState::Panes),
+            Layout::PanesEarly => seq.next_element()?.map(KindState::PanesEarly),
             Layout::Session => seq.next_element()?.map(KindState::Session),
             Layout::Count => seq.next_element()?.map(KindState::Count),
         };

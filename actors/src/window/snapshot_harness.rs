@@ -24,10 +24,7 @@ pub(super) fn core(windows: Windows, options: WindowOptions, panes: bool) -> Cor
     WindowCore::with_layout(windows, options, agg, panes)
 }
 
-/// Options with `lateness` and early firing every `early` records.
-pub(super) fn opts(lateness: i64, early: Option<u64>) -> WindowOptions {
-    WindowOptions { allowed_lateness: lateness, early_every_count: early, early_every_interval: None }
-}
+pub(super) use super::tests::{opts, timed};
 
 /// One input to a core.
 #[derive(Debug, Clone, Copy)]

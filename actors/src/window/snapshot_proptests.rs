@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 
-use super::snapshot_harness::{assert_resumes_identically, opts, Step};
+use super::snapshot_harness::{assert_resumes_identically, opts, timed, Step};
 use crate::window::{WindowOptions, Windows};
 
 /// Random streams over `keys` keys: records, watermarks (not always
@@ -30,9 +30,11 @@ fn split_stream() -> impl Strategy<Value = (Vec<Step>, usize, bool, bool)> {
         })
 }
 
-/// Allowed lateness and early firing by count (sometimes none).
+/// Allowed lateness, early firing by count (sometimes none) and by
+/// processing time (sometimes none: the `Early` steps then fire nothing).
 fn options() -> impl Strategy<Value = WindowOptions> {
-    (prop_oneof![Just(0i64), 1i64..40], prop::option::of(1u64..4)).prop_map(|(lateness, early)| opts(lateness, early))
+    (prop_oneof![Just(0i64), 1i64..40], prop::option::of(1u64..4), any::<bool>())
+        .prop_map(|(lateness, early, ticking)| if ticking { timed(lateness, early) } else { opts(lateness, early) })
 }
 
 /// Snapshots `steps` after `at` and checks that the restored core resumes
@@ -58,10 +60,11 @@ proptest! {
 
     #[test]
     fn sliding_windows_in_panes_resume_identically_from_a_snapshot(
-        slide in 1i64..10, panes_per_window in 2i64..5, lateness in 0i64..40, stream in split_stream(),
+        slide in 1i64..10, panes_per_window in 2i64..5, lateness in 0i64..40, ticking: bool, stream in split_stream(),
     ) {
         // Panes are used without early firing by count.
-        check(Windows::sliding(slide * panes_per_window, slide), opts(lateness, None), true, stream);
+        let options = if ticking { timed(lateness, None) } else { opts(lateness, None) };
+        check(Windows::sliding(slide * panes_per_window, slide), options, true, stream);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::snapshot_harness::{assert_resumes_identically, core, opts, run, value, Agg, Core, Observed, Step};
+use super::snapshot_harness::{assert_resumes_identically, core, opts, run, timed, value, Agg, Core, Observed, Step};
 use super::*;
 use crate::window::{Count, Sum};
 use Step::{Add, Wm};
@@ -47,14 +47,14 @@ fn tumbling_windows_resume_with_early_counts_dirty_flags_and_lateness_state() {
         Add(1, 29, 8),  // an update of [20, 30), kept until 50
         Wm(i64::MAX),
     ];
-    let seen = assert_resumes_identically(Windows::tumbling(10), opts(20, Some(2)), true, &prefix, &suffix, false);
+    let seen = assert_resumes_identically(Windows::tumbling(10), timed(20, Some(2)), true, &prefix, &suffix, false);
     assert!(any(&seen, Early) && any(&seen, OnTime) && any(&seen, Late));
     assert_eq!(late_count(&seen), 1);
     // One key only: the order is specified throughout.
     let one_key: Vec<Step> =
         prefix.iter().chain(&suffix).filter(|s| !matches!(s, Add(k, ..) if *k != 1)).copied().collect();
     let (prefix, suffix) = one_key.split_at(6);
-    assert_resumes_identically(Windows::tumbling(10), opts(20, Some(2)), true, prefix, suffix, true);
+    assert_resumes_identically(Windows::tumbling(10), timed(20, Some(2)), true, prefix, suffix, true);
 }
 
 /// A sliding-window stream: several keys, early firings, an on-time firing
@@ -89,8 +89,8 @@ fn sliding_stream() -> (Vec<Step>, Vec<Step>) {
 fn sliding_windows_in_panes_resume_with_dirty_panes_and_lateness_state() {
     let (prefix, suffix) = sliding_stream();
     let windows = Windows::sliding(30, 10);
-    assert!(matches!(core(windows, opts(15, None), true).kind, Kind::Panes(_)));
-    let seen = assert_resumes_identically(windows, opts(15, None), true, &prefix, &suffix, false);
+    assert!(matches!(core(windows, timed(15, None), true).kind, Kind::PanesEarly(_)));
+    let seen = assert_resumes_identically(windows, timed(15, None), true, &prefix, &suffix, false);
     assert!(any(&seen, Early) && any(&seen, OnTime) && any(&seen, Late));
     assert_eq!(late_count(&seen), 1);
 }
@@ -101,8 +101,8 @@ fn sliding_windows_one_state_per_window_resume_with_early_counts() {
     let windows = Windows::sliding(30, 10);
     // Without panes by choice, and because early firing by count needs a
     // state per window.
-    for (options, panes) in [(opts(15, None), false), (opts(15, Some(2)), false), (opts(15, Some(2)), true)] {
-        assert!(matches!(core(windows, options, panes).kind, Kind::Time(_)));
+    for (options, panes) in [(timed(15, None), false), (opts(15, Some(2)), false), (timed(15, Some(2)), true)] {
+        assert!(matches!(core(windows, options, panes).kind, Kind::TimeEarly(_)));
         let seen = assert_resumes_identically(windows, options, panes, &prefix, &suffix, false);
         assert!(any(&seen, Early) && any(&seen, OnTime) && any(&seen, Late));
         assert_eq!(late_count(&seen), 1);
@@ -133,7 +133,7 @@ fn sessions_resume_with_fired_sessions_kept_for_lateness_and_early_counts() {
         Add(1, 35, 32), // joins the fired [30, 48): an update
         Wm(i64::MAX),
     ];
-    let options = opts(20, Some(3));
+    let options = timed(20, Some(3));
     let seen = assert_resumes_identically(Windows::session(10), options, true, &prefix, &suffix, false);
     assert!(any(&seen, Early) && any(&seen, OnTime) && any(&seen, Late));
     assert_eq!(late_count(&seen), 1);
@@ -146,7 +146,7 @@ fn count_windows_resume_partly_filled_with_their_positions() {
     prefix.extend([Add(3, 7, 1), Step::Early, Add(2, 20, 5)]);
     let mut suffix: Vec<Step> = (0..3).map(|i| Add(1, 30 - i, i)).collect(); // fills 1's [4, 8)
     suffix.extend([Add(2, 21, 1), Add(3, 2, 2), Step::Early, Wm(1000), Add(4, 1, 1), Wm(i64::MAX)]);
-    let seen = assert_resumes_identically(Windows::count(4), opts(0, Some(2)), true, &prefix, &suffix, false);
+    let seen = assert_resumes_identically(Windows::count(4), timed(0, Some(2)), true, &prefix, &suffix, false);
     assert!(any(&seen, Early) && any(&seen, OnTime));
     let windows: Vec<_> = seen.iter().flat_map(|o| &o.fired).filter(|f| f.0 == 1 && f.3 == OnTime).collect();
     assert_eq!(windows, [&(1, Window::new(4, 8), (4, 7), OnTime, 30)]);

@@ -44,6 +44,13 @@ pub(super) fn opts(lateness: i64, early: Option<u64>) -> WindowOptions {
     WindowOptions { allowed_lateness: lateness, early_every_count: early, early_every_interval: None }
 }
 
+/// [`opts`] with early firing by processing time as well: the core then
+/// tracks what changed, and [`Harness::early`] fires it (the interval
+/// itself is the window manager's clock, not the core's).
+pub(super) fn timed(lateness: i64, early: Option<u64>) -> WindowOptions {
+    WindowOptions { early_every_interval: Some(std::time::Duration::from_secs(1)), ..opts(lateness, early) }
+}
+
 impl<A: Aggregate<i64, Out = i64>> Harness<A> {
     /// Adds a record.
     pub(super) fn add(&mut self, key: &'static str, ts: i64, value: i64) -> &mut Self {
@@ -348,7 +355,7 @@ fn timestamps_at_the_ends_of_time_neither_overflow_nor_get_lost() {
     ];
     for windows in kinds {
         for panes in [true, false] {
-            let mut h = summing_layout(windows, opts(5, Some(1)), panes);
+            let mut h = summing_layout(windows, timed(5, Some(1)), panes);
             h.add("a", i64::MIN, 1).add("a", i64::MIN + 1, 2).add("a", i64::MAX - 1, 4).add("a", i64::MAX, 8);
             h.early().wm(0).wm(i64::MAX - 1).wm(i64::MAX);
             let on_time: i64 = h.fired().iter().filter(|r| r.4 == OnTime).map(|r| r.3).sum();

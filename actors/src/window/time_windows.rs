@@ -9,15 +9,20 @@
 //! it is created), and a record is late exactly when every one of its windows
 //! has been dropped; a record with some windows left updates those only.
 //!
+//! Each state keeps, beside its accumulator, the early-firing bookkeeping
+//! the configuration needs ([`Marks`]: nothing, or a record count and a
+//! dirty flag).
+//!
 //! A checkpoint stores the states by window end ([`TimeSnapshot`]); whether
 //! a window has fired on time follows from the watermark (its end is at or
-//! behind it), so only the early-firing counters are stored with each.
+//! behind it), so only the early-firing marks are stored with each.
 
 use std::hash::Hash;
 
 use serde::{Deserialize, Serialize};
 
 use super::buckets::{BucketEntries, Buckets};
+use super::marks::Marks;
 use super::span::RecentSpan;
 use super::{add_one, emit, last_instant, Fired};
 use crate::message::{Record, Timestamp};
@@ -25,18 +30,20 @@ use crate::window::{Aggregate, Timing, Window};
 
 /// The state of one window of one key.
 #[derive(Serialize, Deserialize)]
-pub(super) struct Slot<Acc> {
+pub(super) struct Slot<Acc, M> {
     /// The aggregate so far.
     acc: Acc,
-    /// Records added since the window last fired (early firing by count;
-    /// saturates). 32 bits keep a (key, (Count, Sum)) state in 32 bytes,
-    /// half a cache line.
-    since_fire: u32,
-    /// Changed since the window last fired (early firing by time).
-    dirty: bool,
+    /// Records added and changes since the window last fired (early
+    /// firing).
+    marks: M,
 }
 
-impl<Acc> Slot<Acc> {
+impl<Acc, M: Marks> Slot<Acc, M> {
+    /// A state that holds no record yet.
+    fn new(acc: Acc) -> Self {
+        Slot { acc, marks: M::default() }
+    }
+
     /// Fires `window` of `key` as it stands, and starts counting afresh.
     fn fire<K: Clone, T, A: Aggregate<T, Acc = Acc>>(
         &mut self,
@@ -47,27 +54,27 @@ impl<Acc> Slot<Acc> {
         out: &mut Fired<K, A::Out>,
     ) {
         emit(out, last_instant(window), key.clone(), window, agg.result(&self.acc), timing);
-        self.since_fire = 0;
-        self.dirty = false;
+        self.marks.reset();
     }
 }
 
 /// The decoded form of [`TimeWindows::snapshot`]: per window end, the
 /// states of its keys.
-pub(super) type TimeSnapshot<K, Acc> = BucketEntries<K, Slot<Acc>>;
+pub(super) type TimeSnapshot<K, Acc, M> = BucketEntries<K, Slot<Acc, M>>;
 
 /// Tumbling or sliding windows of every key.
-pub(super) struct TimeWindows<K, Acc> {
+pub(super) struct TimeWindows<K, Acc, M> {
     /// Window length.
     size: i64,
     /// Distance between window starts (`== size` for tumbling windows).
     slide: i64,
     /// How long after its end a window is kept for late records.
     lateness: i64,
-    /// Fire a window early every this many records.
+    /// Fire a window early every this many records (only with marks that
+    /// count them).
     early_every: Option<u64>,
     /// The states, by window end.
-    windows: Buckets<K, Slot<Acc>>,
+    windows: Buckets<K, Slot<Acc, M>>,
     /// The slide-long interval of the previous record: the next record
     /// nearly always has the same, and checking that is cheaper than the
     /// division that finds it. Its start is the latest start of the
@@ -75,9 +82,10 @@ pub(super) struct TimeWindows<K, Acc> {
     recent: RecentSpan,
 }
 
-impl<K: Hash + Eq + Clone, Acc> TimeWindows<K, Acc> {
+impl<K: Hash + Eq + Clone, Acc, M: Marks> TimeWindows<K, Acc, M> {
     /// Windows of `size` every `slide` (`0 < slide <= size`).
     pub(super) fn new(size: i64, slide: i64, lateness: i64, early_every: Option<u64>) -> Self {
+        debug_assert!(early_every.is_none() || M::TRACKED, "early firing by count needs marks that count");
         TimeWindows { size, slide, lateness, early_every, windows: Buckets::new(), recent: RecentSpan::new() }
     }
 
@@ -101,11 +109,10 @@ impl<K: Hash + Eq + Clone, Acc> TimeWindows<K, Acc> {
                 &mut self.recent,
                 self.size,
                 |_, end| (end > wm).then_some(end),
-                || Slot { acc: agg.create(), since_fire: 0, dirty: false },
+                || Slot::new(agg.create()),
                 |slot, value| {
                     agg.add(&mut slot.acc, value);
-                    slot.dirty = true;
-                    slot.since_fire = slot.since_fire.saturating_add(1);
+                    slot.marks.touch(1);
                 },
             ) {
                 add_one(r, late, |key, ts, value| self.add(agg, wm, key, ts, value, out));
@@ -214,7 +221,7 @@ impl<K: Hash + Eq + Clone, Acc> TimeWindows<K, Acc> {
         self.windows.update(
             window.end,
             key,
-            || Slot { acc: agg.create(), since_fire: 0, dirty: false },
+            || Slot::new(agg.create()),
             |slot| {
                 let records = fold(&mut slot.acc);
                 if fired_on_time {
@@ -222,9 +229,8 @@ impl<K: Hash + Eq + Clone, Acc> TimeWindows<K, Acc> {
                     // result is updated now, no watermark will come for it.
                     slot.fire(agg, key, window, Timing::Late, out);
                 } else {
-                    slot.dirty = true;
-                    slot.since_fire = slot.since_fire.saturating_add(records);
-                    if early_every.is_some_and(|n| u64::from(slot.since_fire) >= n) {
+                    slot.marks.touch(records);
+                    if early_every.is_some_and(|n| u64::from(slot.marks.since_fire()) >= n) {
                         slot.fire(agg, key, window, Timing::Early, out);
                     }
                 }
@@ -279,13 +285,14 @@ impl<K: Hash + Eq + Clone, Acc> TimeWindows<K, Acc> {
         wm: Timestamp,
         out: &mut Fired<K, A::Out>,
     ) {
+        debug_assert!(M::TRACKED, "early firing by processing time needs dirty flags");
         let size = self.size;
         let mut after = wm;
         while let Some((end, i)) = self.windows.next_after(after, Timestamp::MAX) {
             after = end;
             let window = Window::new(end.saturating_sub(size), end);
             for (key, slot) in self.windows.bucket_mut(i) {
-                if slot.dirty {
+                if slot.marks.dirty() {
                     slot.fire(agg, key, window, Timing::Early, out);
                 }
             }
@@ -307,7 +314,7 @@ impl<K: Hash + Eq + Clone, Acc> TimeWindows<K, Acc> {
     }
 
     /// Windows configured like these, holding the states of a snapshot.
-    pub(super) fn restored(&self, state: TimeSnapshot<K, Acc>) -> Result<Self, String> {
+    pub(super) fn restored(&self, state: TimeSnapshot<K, Acc, M>) -> Result<Self, String> {
         Ok(TimeWindows { windows: Buckets::from_snapshot(state)?, ..*self })
     }
 }
