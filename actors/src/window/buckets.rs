@@ -219,11 +219,36 @@ impl<K: Hash + Eq, S> Buckets<K, S> {
         expired: impl FnOnce(Timestamp) -> bool,
         mut each: impl FnMut(Timestamp, K, S),
     ) -> bool {
-        let Some((&at, &i)) = self.index.first_key_value() else {
+        let Some((at, i)) = self.unlink_first_if(expired) else {
             return false;
         };
-        if !expired(at) {
+        for (key, state) in self.slab[i].drain() {
+            each(at, key, state);
+        }
+        self.free.push(i);
+        true
+    }
+
+    /// Removes the earliest bucket if `expired(its instant)`, dropping its
+    /// states unseen: cheaper than [`Buckets::pop_first_if`] with nothing to
+    /// do per state, since a map of states without drop glue is cleared
+    /// without visiting them. Returns whether a bucket was removed.
+    pub(super) fn discard_first_if(&mut self, expired: impl FnOnce(Timestamp) -> bool) -> bool {
+        let Some((_, i)) = self.unlink_first_if(expired) else {
             return false;
+        };
+        self.slab[i].clear();
+        self.free.push(i);
+        true
+    }
+
+    /// Takes the earliest bucket out of the index (and the caches) if
+    /// `expired(its instant)`: its instant and slab entry, for the caller to
+    /// empty and then free.
+    fn unlink_first_if(&mut self, expired: impl FnOnce(Timestamp) -> bool) -> Option<(Timestamp, usize)> {
+        let (&at, &i) = self.index.first_key_value()?;
+        if !expired(at) {
+            return None;
         }
         self.index.remove(&at);
         if self.cached.is_some_and(|(cached_at, _)| cached_at == at) {
@@ -232,13 +257,8 @@ impl<K: Hash + Eq, S> Buckets<K, S> {
         if self.previous.is_some_and(|(previous_at, _)| previous_at == at) {
             self.previous = None;
         }
-        let bucket = &mut self.slab[i];
-        self.entries -= bucket.len();
-        for (key, state) in bucket.drain() {
-            each(at, key, state);
-        }
-        self.free.push(i);
-        true
+        self.entries -= self.slab[i].len();
+        Some((at, i))
     }
 
     /// The states for a checkpoint: serializes as [`BucketEntries`], each

@@ -238,10 +238,14 @@ impl<K: Hash + Eq + Clone, Acc: Clone, M: Marks> PaneWindows<K, Acc, M> {
         // Merge the window's panes key by key into one map: every pane is
         // scanned in memory order and each (key, pane) costs one lookup in a
         // single, reused map — rather than a lookup of every key in each of
-        // the other panes, a cache miss apiece when keys are many.
+        // the other panes, a cache miss apiece when keys are many. The
+        // first pane is copied table to table, without hashing (same
+        // hasher); the others fold into it in time order (a merge need not
+        // commute).
         let merged = &mut self.merged;
-        merged.clear();
-        for &i in &self.scratch {
+        let Some((&first, rest)) = self.scratch.split_first() else { return };
+        merged.clone_from(self.panes.bucket(first));
+        for &i in rest {
             for (key, pane) in self.panes.bucket(i) {
                 match merged.get_mut(key) {
                     Some(m) => {
@@ -290,7 +294,7 @@ impl<K: Hash + Eq + Clone, Acc: Clone, M: Marks> PaneWindows<K, Acc, M> {
         let from = self.first_end_after(previous);
         self.each_window_end(from, wm, |me, end| me.fire_window(agg, end, Timing::OnTime, false, out));
         let reach = (self.size - self.slide).saturating_add(self.lateness);
-        while self.panes.pop_first_if(|pane_end| pane_end.saturating_add(reach) <= wm, |_, _, _| {}) {}
+        while self.panes.discard_first_if(|pane_end| pane_end.saturating_add(reach) <= wm) {}
     }
 
     /// The first window end in `(previous, wm)` at which a window holding a
