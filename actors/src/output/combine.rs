@@ -51,10 +51,14 @@ pub(crate) struct Combine<K: Send + 'static, T: Send + 'static, F, A: Aggregate<
     skip: u32,
     /// The receivers' published watermarks (`Target::watermark`).
     receivers: Vec<Arc<AtomicI64>>,
-    /// (key, interval end) → the aggregate of the batch's records there
-    /// and how many; drained per batch (capacity kept), in the map's
-    /// fixed-seed order.
-    groups: HashMap<(K, Timestamp), (A::Acc, u32), FixedState>,
+    /// The batch's groups, per interval: the first `used` are this batch's
+    /// intervals in the order first seen, the rest spare maps (emptied,
+    /// capacity kept). A batch spans few intervals (its records are close
+    /// in event time), so a record finds its interval among a handful and
+    /// then its key with one hash of the key alone.
+    groups: Vec<IntervalGroups<K, A::Acc>>,
+    /// Entries of `groups` in use by the current batch.
+    used: usize,
     /// The interval of the previous record (as the window core finds it).
     recent: RecentSpan,
 }
@@ -90,16 +94,25 @@ where
             idle: false,
             skip: 0,
             receivers,
-            groups: HashMap::with_hasher(FixedState::with_seed(0xC0_3B1E)),
+            groups: Vec::new(),
+            used: 0,
             recent: RecentSpan::new(),
         }
     }
 
-    /// The end of the interval holding `ts`, as the window core computes
-    /// it (the same [`RecentSpan`], so that both agree to the last instant).
-    #[inline(always)]
-    fn interval_end(&mut self, ts: Timestamp) -> Timestamp {
-        self.recent.locate(ts, self.len).1
+    /// The entry of `groups` for the interval ending at `end`, taken from
+    /// the spares if this batch has none yet.
+    #[inline]
+    fn interval(&mut self, end: Timestamp) -> usize {
+        if let Some(i) = self.groups[..self.used].iter().rposition(|g| g.end == end) {
+            return i;
+        }
+        if self.used == self.groups.len() {
+            self.groups.push(IntervalGroups { end, keys: HashMap::with_hasher(FixedState::with_seed(0xC0_3B1E)) });
+        }
+        self.groups[self.used].end = end;
+        self.used += 1;
+        self.used - 1
     }
 
     /// Appends `record` to target `t`'s batch, sending it when full.
@@ -133,35 +146,80 @@ where
     fn combine(&mut self, batch: &mut Vec<Record<T>>, wm: Timestamp) {
         let p = self.out.bufs.len();
         let mut combined = batch.len();
-        for r in batch.drain(..) {
-            let key = (self.key_fn)(&r.value);
-            let end = self.interval_end(r.ts);
+        let mut records = batch.drain(..);
+        let mut next = records.next();
+        while let Some(first) = next.take() {
+            // The interval as the window core finds it (the same
+            // `RecentSpan`, so that both agree to the last instant).
+            let (start, end) = self.recent.locate(first.ts, self.len);
             if end <= wm {
                 // The watermark reached its windows: the receiver decides
                 // whether it is late, so it travels as itself.
+                let key = (self.key_fn)(&first.value);
                 let t = partition(&key, p);
-                self.push(t, Record { ts: r.ts, value: (key, Partial::Record(r.value)) });
+                self.push(t, Record { ts: first.ts, value: (key, Partial::Record(first.value)) });
                 combined -= 1;
+                next = records.next();
                 continue;
             }
-            let agg = &self.agg;
-            let (acc, records) = self.groups.entry((key, end)).or_insert_with(|| (agg.create(), 0));
-            agg.add(acc, &r.value);
-            *records += 1;
+            // The run of records in this interval: one interval lookup, then
+            // one hash of the key per record.
+            let at = self.interval(end);
+            let (agg, key_fn, keys) = (&self.agg, &self.key_fn, &mut self.groups[at].keys);
+            fold(agg, keys, key_fn(&first.value), &first.value);
+            for r in records.by_ref() {
+                if !(r.ts >= start && r.ts < end) {
+                    next = Some(r);
+                    break;
+                }
+                fold(agg, keys, key_fn(&r.value), &r.value);
+            }
         }
-        if self.groups.len() * 2 > combined {
+        drop(records);
+        let used = std::mem::replace(&mut self.used, 0);
+        let groups: usize = self.groups[..used].iter().map(|g| g.keys.len()).sum();
+        if groups * 2 > combined {
             self.skip = SKIP;
         }
-        let mut groups = std::mem::take(&mut self.groups);
-        for ((key, end), (acc, records)) in groups.drain() {
-            let t = partition(&key, p);
-            // Its own interval's last instant: not behind the watermark, so
-            // it may overtake a held one (`HeldWatermarks::may_pass`).
-            let ts = end.saturating_sub(1);
-            self.push(t, Record { ts, value: (key, Partial::Combined { end, acc, records }) });
+        let mut all = std::mem::take(&mut self.groups);
+        for g in &mut all[..used] {
+            let end = g.end;
+            for (key, (acc, records)) in g.keys.drain() {
+                let t = partition(&key, p);
+                // Its own interval's last instant: not behind the watermark,
+                // so it may overtake a held one (`HeldWatermarks::may_pass`).
+                let ts = end.saturating_sub(1);
+                self.push(t, Record { ts, value: (key, Partial::Combined { end, acc, records }) });
+            }
         }
-        self.groups = groups;
+        self.groups = all;
     }
+}
+
+/// Folds `value` of `key` into its group in `keys`.
+#[inline(always)]
+fn fold<K: Hash + Eq, T, A: Aggregate<T>>(agg: &A, keys: &mut HashMap<K, (A::Acc, u32), FixedState>, key: K, value: &T) {
+    match keys.get_mut(&key) {
+        Some((acc, n)) => {
+            agg.add(acc, value);
+            *n += 1;
+        }
+        // A key's first record in the interval: once per group.
+        None => {
+            let mut acc = agg.create();
+            agg.add(&mut acc, value);
+            keys.insert(key, (acc, 1));
+        }
+    }
+}
+
+/// One interval's groups within a batch: key → the aggregate of the
+/// batch's records of that key there, and how many.
+struct IntervalGroups<K, Acc> {
+    /// The interval's end.
+    end: Timestamp,
+    /// Drained per batch (capacity kept), in the map's fixed-seed order.
+    keys: HashMap<K, (Acc, u32), FixedState>,
 }
 
 impl<K, T, F, A> Emit<T> for Combine<K, T, F, A>

@@ -20,7 +20,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
-use std::iter::Peekable;
 use std::ops::Bound::{Excluded, Included};
 
 use foldhash::fast::FixedState;
@@ -156,7 +155,7 @@ impl<K: Hash + Eq, S> Buckets<K, S> {
     #[inline(always)]
     pub(super) fn add_runs<T, I>(
         &mut self,
-        records: &mut Peekable<I>,
+        records: &mut I,
         recent: &mut RecentSpan,
         len: i64,
         bucket_of: impl Fn(Timestamp, Timestamp) -> Option<Timestamp>,
@@ -166,13 +165,21 @@ impl<K: Hash + Eq, S> Buckets<K, S> {
     where
         I: Iterator<Item = Record<(K, T)>>,
     {
-        while let Some(first) = records.next() {
+        // A plain loop that carries the record ending a run to the next
+        // (cheaper than `Peekable`, which moves every record through its
+        // slot).
+        let mut next = records.next();
+        while let Some(first) = next.take() {
             let (start, end) = recent.locate(first.ts, len);
             let Some(at) = bucket_of(start, end) else { return Some(first) };
             let i = self.bucket_at(at);
             let (bucket, entries) = (&mut self.slab[i], &mut self.entries);
             add_to(bucket, entries, first, &create, &add);
-            while let Some(r) = records.next_if(|r| r.ts >= start && r.ts < end) {
+            for r in records.by_ref() {
+                if !(r.ts >= start && r.ts < end) {
+                    next = Some(r);
+                    break;
+                }
                 add_to(bucket, entries, r, &create, &add);
             }
         }

@@ -102,7 +102,7 @@ impl<K: Hash + Eq + Clone, Acc: Clone, M: Marks> PaneWindows<K, Acc, M> {
         out: &mut Fired<K, A::Out>,
         late: &mut Vec<Record<(K, T)>>,
     ) {
-        let mut records = batch.drain(..).peekable();
+        let mut records = batch.drain(..);
         while let Some(r) = self.panes.add_runs(
             &mut records,
             &mut self.recent,

@@ -101,7 +101,7 @@ impl<K: Hash + Eq + Clone, Acc, M: Marks> TimeWindows<K, Acc, M> {
         out: &mut Fired<K, A::Out>,
         late: &mut Vec<Record<(K, T)>>,
     ) {
-        let mut records = batch.drain(..).peekable();
+        let mut records = batch.drain(..);
         if self.size == self.slide && self.early_every.is_none() {
             // A window after the watermark only adds the record: no firing.
             while let Some(r) = self.windows.add_runs(
