@@ -110,6 +110,8 @@ impl ActorMetrics {
             tracing::debug!(
                 records_in = m.records_in,
                 records_out = m.records_out,
+                batches_in = m.batches_in,
+                batches_out = m.batches_out,
                 backpressured_ms = m.backpressured.as_millis() as u64,
                 "actor stopped"
             )
