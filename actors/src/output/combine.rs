@@ -141,6 +141,30 @@ where
         }
     }
 
+    /// Folds `first` and the records after it in `[start, end)` into the
+    /// groups of entry `at`: one interval lookup, then one hash of the key
+    /// per record. The record that ends the run goes to `next`.
+    #[inline(always)]
+    fn run(
+        &mut self,
+        first: Record<T>,
+        start: Timestamp,
+        end: Timestamp,
+        at: usize,
+        records: &mut impl Iterator<Item = Record<T>>,
+        next: &mut Option<Record<T>>,
+    ) {
+        let (agg, key_fn, keys) = (&self.agg, &self.key_fn, &mut self.groups[at].keys);
+        fold(agg, keys, key_fn(&first.value), &first.value);
+        for r in records.by_ref() {
+            if !(r.ts >= start && r.ts < end) {
+                *next = Some(r);
+                return;
+            }
+            fold(agg, keys, key_fn(&r.value), &r.value);
+        }
+    }
+
     /// Folds the records of intervals ending after `wm` into groups and
     /// sends the others as they are; then sends the groups.
     fn combine(&mut self, batch: &mut Vec<Record<T>>, wm: Timestamp) {
@@ -148,7 +172,17 @@ where
         let mut combined = batch.len();
         let mut records = batch.drain(..);
         let mut next = records.next();
+        // The intervals of the last run and of the one before it, with
+        // their entries in `groups`: a run ends at a record of another
+        // interval, and disordered records alternate between two
+        // neighbours (WL2's panes are as long as its disorder).
+        let (mut last, mut before): (Option<(Timestamp, Timestamp, usize)>, Option<(Timestamp, Timestamp, usize)>) = (None, None);
         while let Some(first) = next.take() {
+            if let Some((start, end, at)) = before.filter(|&(s, e, _)| first.ts >= s && first.ts < e) {
+                self.run(first, start, end, at, &mut records, &mut next);
+                (before, last) = (last, Some((start, end, at)));
+                continue;
+            }
             // The interval as the window core finds it (the same
             // `RecentSpan`, so that both agree to the last instant).
             let (start, end) = self.recent.locate(first.ts, self.len);
@@ -162,18 +196,9 @@ where
                 next = records.next();
                 continue;
             }
-            // The run of records in this interval: one interval lookup, then
-            // one hash of the key per record.
             let at = self.interval(end);
-            let (agg, key_fn, keys) = (&self.agg, &self.key_fn, &mut self.groups[at].keys);
-            fold(agg, keys, key_fn(&first.value), &first.value);
-            for r in records.by_ref() {
-                if !(r.ts >= start && r.ts < end) {
-                    next = Some(r);
-                    break;
-                }
-                fold(agg, keys, key_fn(&r.value), &r.value);
-            }
+            self.run(first, start, end, at, &mut records, &mut next);
+            (before, last) = (last, Some((start, end, at)));
         }
         drop(records);
         let used = std::mem::replace(&mut self.used, 0);
