@@ -221,14 +221,21 @@ where
         out: &mut Fired<K, A::Out>,
         late: &mut Vec<Record<(K, T)>>,
     ) {
+        let late_before = late.len();
+        self.add_uncounted(batch, out, late);
+        self.late_records += (late.len() - late_before) as u64;
+    }
+
+    /// [`WindowCore::add_batch`] without counting the late records (the
+    /// caller does).
+    fn add_uncounted(&mut self, batch: &mut Vec<Record<(K, T)>>, out: &mut Fired<K, A::Out>, late: &mut Vec<Record<(K, T)>>) {
         let wm = self.watermark;
         let agg = &self.agg;
-        let late_before = late.len();
         match &mut self.kind {
-            Kind::Time(w) => w.add_batch(agg, wm, batch, out, late),
-            Kind::TimeEarly(w) => w.add_batch(agg, wm, batch, out, late),
-            Kind::Panes(w) => w.add_batch(agg, wm, batch, out, late),
-            Kind::PanesEarly(w) => w.add_batch(agg, wm, batch, out, late),
+            Kind::Time(w) => w.add_batch(agg, wm, batch.drain(..), out, late),
+            Kind::TimeEarly(w) => w.add_batch(agg, wm, batch.drain(..), out, late),
+            Kind::Panes(w) => w.add_batch(agg, wm, batch.drain(..), out, late),
+            Kind::PanesEarly(w) => w.add_batch(agg, wm, batch.drain(..), out, late),
             Kind::Session(w) => {
                 w.touch(batch.iter().map(|r| &r.value.0));
                 add_each(batch, late, |key, ts, value| w.add(agg, wm, key, ts, value, out))
@@ -238,16 +245,16 @@ where
                 None
             }),
         }
-        self.late_records += (late.len() - late_before) as u64;
     }
 
     /// Adds a batch from a combining edge (see [`super::partial`]): the
-    /// records that came one by one are gathered into `records` (empty, a
-    /// reused buffer) and added as [`WindowCore::add_batch`] does before the
-    /// next partial is merged into its window's (or pane's) state, so that
-    /// each window takes what one input sent in the order it was sent (an
-    /// aggregate need not be commutative). Returns how many records were
-    /// lost (see below).
+    /// records that came one by one are added as [`WindowCore::add_batch`]
+    /// adds them — straight from the batch, a run at a time, for the kinds
+    /// that receive partials — before the next partial is merged into its
+    /// window's (or pane's) state, so that each window takes what one input
+    /// sent in the order it was sent (an aggregate need not be
+    /// commutative). `records` is a reused buffer for the other kinds.
+    /// Returns how many records were lost (see below).
     ///
     /// Only tumbling windows and pane-based sliding windows receive
     /// partials ([`super::partial::combinable`]). A partial whose windows
@@ -263,34 +270,40 @@ where
     ) -> u64 {
         let wm = self.watermark;
         let mut lost = 0u64;
-        for r in batch.drain(..) {
-            let (key, partial) = r.value;
-            match partial {
-                Partial::Record(value) => records.push(Record { ts: r.ts, value: (key, value) }),
-                Partial::Combined { end, acc, records: n } => {
-                    if !records.is_empty() {
-                        self.add_batch(records, out, late);
-                    }
-                    let agg = &self.agg;
-                    let merged = match &mut self.kind {
-                        Kind::Time(w) => w.merge(agg, wm, &key, end, acc, out),
-                        Kind::TimeEarly(w) => w.merge(agg, wm, &key, end, acc, out),
-                        Kind::Panes(w) => w.merge(agg, wm, &key, end, acc, out),
-                        Kind::PanesEarly(w) => w.merge(agg, wm, &key, end, acc, out),
-                        Kind::Session(_) | Kind::Count(_) => false,
-                    };
-                    if !merged {
-                        lost += u64::from(n);
-                    }
+        let late_before = late.len();
+        let mut partials = batch.drain(..);
+        loop {
+            // The records up to the next combined partial (or the end).
+            let mut stop = None;
+            let run = RecordsUntilCombined { partials: &mut partials, stop: &mut stop, done: false };
+            let agg = &self.agg;
+            match &mut self.kind {
+                Kind::Time(w) => w.add_batch(agg, wm, run, out, late),
+                Kind::TimeEarly(w) => w.add_batch(agg, wm, run, out, late),
+                Kind::Panes(w) => w.add_batch(agg, wm, run, out, late),
+                Kind::PanesEarly(w) => w.add_batch(agg, wm, run, out, late),
+                Kind::Session(_) | Kind::Count(_) => {
+                    records.extend(run);
+                    self.add_uncounted(records, out, late);
                 }
             }
+            let Some((key, end, acc, n)) = stop else { break };
+            let agg = &self.agg;
+            let merged = match &mut self.kind {
+                Kind::Time(w) => w.merge(agg, wm, &key, end, acc, out),
+                Kind::TimeEarly(w) => w.merge(agg, wm, &key, end, acc, out),
+                Kind::Panes(w) => w.merge(agg, wm, &key, end, acc, out),
+                Kind::PanesEarly(w) => w.merge(agg, wm, &key, end, acc, out),
+                Kind::Session(_) | Kind::Count(_) => false,
+            };
+            if !merged {
+                lost += u64::from(n);
+            }
         }
+        self.late_records += (late.len() - late_before) as u64;
         if lost > 0 {
             self.late_records += lost;
             tracing::error!(records = lost, watermark = wm, "combined partials arrived for windows already gone: counted as late, not delivered (a combining edge broke its invariant)");
-        }
-        if !records.is_empty() {
-            self.add_batch(records, out, late);
         }
         lost
     }
@@ -393,6 +406,40 @@ fn add_each<K, T>(
 ) {
     for r in batch.drain(..) {
         add_one(r, late, &mut add);
+    }
+}
+
+/// The records of a combining edge's batch up to its next combined
+/// partial, which it leaves in `stop`; then `None` for good.
+struct RecordsUntilCombined<'a, I, K, Acc> {
+    partials: &'a mut I,
+    stop: &'a mut Option<(K, Timestamp, Acc, u32)>,
+    done: bool,
+}
+
+impl<I, K, T, Acc> Iterator for RecordsUntilCombined<'_, I, K, Acc>
+where
+    I: Iterator<Item = Record<Keyed<K, T, Acc>>>,
+{
+    type Item = Record<(K, T)>;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Record<(K, T)>> {
+        if self.done {
+            return None;
+        }
+        match self.partials.next() {
+            Some(Record { ts, value: (key, Partial::Record(value)) }) => Some(Record { ts, value: (key, value) }),
+            Some(Record { value: (key, Partial::Combined { end, acc, records }), .. }) => {
+                *self.stop = Some((key, end, acc, records));
+                self.done = true;
+                None
+            }
+            None => {
+                self.done = true;
+                None
+            }
+        }
     }
 }
 

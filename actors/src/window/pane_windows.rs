@@ -90,19 +90,18 @@ impl<K: Hash + Eq + Clone, Acc: Clone, M: Marks> PaneWindows<K, Acc, M> {
         t.div_euclid(self.slide).saturating_add(1).saturating_mul(self.slide)
     }
 
-    /// Adds every record of `batch` (leaving it empty) as
-    /// [`PaneWindows::add`] does, late records to `late`: runs of records
-    /// into panes after the watermark (which no window that fired holds)
-    /// through [`Buckets::add_runs`], every other record through `add`.
+    /// Adds every record `records` yields as [`PaneWindows::add`] does, late
+    /// records to `late`: runs of records into panes after the watermark
+    /// (which no window that fired holds) through [`Buckets::add_runs`],
+    /// every other record through `add`. Stops at the first `None`.
     pub(super) fn add_batch<T, A: Aggregate<T, Acc = Acc>>(
         &mut self,
         agg: &A,
         wm: Timestamp,
-        batch: &mut Vec<Record<(K, T)>>,
+        mut records: impl Iterator<Item = Record<(K, T)>>,
         out: &mut Fired<K, A::Out>,
         late: &mut Vec<Record<(K, T)>>,
     ) {
-        let mut records = batch.drain(..);
         while let Some(r) = self.panes.add_runs(
             &mut records,
             &mut self.recent,

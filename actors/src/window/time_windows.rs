@@ -89,19 +89,19 @@ impl<K: Hash + Eq + Clone, Acc, M: Marks> TimeWindows<K, Acc, M> {
         TimeWindows { size, slide, lateness, early_every, windows: Buckets::new(), recent: RecentSpan::new() }
     }
 
-    /// Adds every record of `batch` (leaving it empty) as [`TimeWindows::add`]
-    /// does, late records to `late`. Tumbling windows without early firing
-    /// take runs of records into windows after the watermark through
-    /// [`Buckets::add_runs`]; every other record goes through `add`.
+    /// Adds every record `records` yields as [`TimeWindows::add`] does, late
+    /// records to `late`. Tumbling windows without early firing take runs
+    /// of records into windows after the watermark through
+    /// [`Buckets::add_runs`]; every other record goes through `add`. Stops
+    /// at the first `None` (the iterator need not be fused).
     pub(super) fn add_batch<T, A: Aggregate<T, Acc = Acc>>(
         &mut self,
         agg: &A,
         wm: Timestamp,
-        batch: &mut Vec<Record<(K, T)>>,
+        mut records: impl Iterator<Item = Record<(K, T)>>,
         out: &mut Fired<K, A::Out>,
         late: &mut Vec<Record<(K, T)>>,
     ) {
-        let mut records = batch.drain(..);
         if self.size == self.slide && self.early_every.is_none() {
             // A window after the watermark only adds the record: no firing.
             while let Some(r) = self.windows.add_runs(
@@ -117,9 +117,10 @@ impl<K: Hash + Eq + Clone, Acc, M: Marks> TimeWindows<K, Acc, M> {
             ) {
                 add_one(r, late, |key, ts, value| self.add(agg, wm, key, ts, value, out));
             }
-        }
-        for r in records {
-            add_one(r, late, |key, ts, value| self.add(agg, wm, key, ts, value, out));
+        } else {
+            for r in records {
+                add_one(r, late, |key, ts, value| self.add(agg, wm, key, ts, value, out));
+            }
         }
     }
 
