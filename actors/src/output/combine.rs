@@ -176,7 +176,7 @@ where
         // their entries in `groups`: a run ends at a record of another
         // interval, and disordered records alternate between two
         // neighbours (WL2's panes are as long as its disorder).
-        let (mut last, mut before): (Option<(Timestamp, Timestamp, usize)>, Option<(Timestamp, Timestamp, usize)>) = (None, None);
+        let (mut last, mut before): (Option<Span>, Option<Span>) = (None, None);
         while let Some(first) = next.take() {
             if let Some((start, end, at)) = before.filter(|&(s, e, _)| first.ts >= s && first.ts < e) {
                 self.run(first, start, end, at, &mut records, &mut next);
@@ -220,6 +220,9 @@ where
         self.groups = all;
     }
 }
+
+/// An interval `[start, end)` and the entry of its groups.
+type Span = (Timestamp, Timestamp, usize);
 
 /// Folds `value` of `key` into its group in `keys`.
 #[inline(always)]
