@@ -302,9 +302,10 @@ impl<T: Send + 'static> Sender<T> {
 /// exactly as it would have been, and no window fires differently. It
 /// releases everything held on `flush` (which every actor calls when its
 /// mailbox runs dry, and a source when it has nothing to read), before any
-/// other control message, and once it holds `limit` watermarks or has held
-/// one for [`MAX_HOLD`]. A later watermark replaces an earlier one: both say
-/// the same of what follows, the later one more.
+/// other control message, once it holds `limit` watermarks, and when a
+/// watermark comes while it has held one for [`MAX_HOLD`] or longer. A later
+/// watermark replaces an earlier one: both say the same of what follows,
+/// the later one more.
 pub(crate) struct HeldWatermarks {
     /// Per target, the watermark to send after its next batch.
     per_target: Vec<Option<Timestamp>>,
@@ -360,9 +361,16 @@ impl HeldWatermarks {
         self.count >= self.limit || now.duration_since(since) >= MAX_HOLD
     }
 
-    /// The watermark held for target `t`, no longer held.
+    /// The watermark held for target `t`, no longer held. Once no target
+    /// has one left, nothing is held (as after a release).
     pub(crate) fn take(&mut self, t: usize) -> Option<Timestamp> {
-        self.per_target[t].take()
+        let wm = self.per_target[t].take();
+        if wm.is_some() && self.per_target.iter().all(Option::is_none) {
+            self.latest = None;
+            self.count = 0;
+            self.since = None;
+        }
+        wm
     }
 
     /// Sends what is held for every target; the edge has sent its partial
