@@ -1,20 +1,21 @@
-//! The lower-level path: a plain actix actor used as an operator.
+//! The lower-level path: an actor operator written against weir's actor
+//! shell.
 //!
 //! `Stream::actor_operator(name, make)` starts one actor per upstream
-//! instance, built by `make(info, outlet)`. The actor handles
-//! `Envelope<T>` — the edge protocol itself: batches of records,
-//! watermarks, idleness, barriers and end of input — and writes to its
-//! `Outlet`. Three duties come with that freedom, all shown below:
+//! instance running the `Core` that `make(info)` builds. The shell speaks
+//! the edge protocol for it — it tracks the watermark over the inputs,
+//! aligns checkpoint barriers, counts records, flushes, waits while a
+//! downstream mailbox is full, ends the output when every input has ended
+//! and turns a panic into a job failure — and calls the core's hooks:
 //!
-//! 1. track watermarks and end of input over `info.inputs` inputs with an
-//!    `InputTracker` and forward what it reports (`outlet.watermark`,
-//!    `outlet.end()`, ...): without it the windows downstream never fire;
-//! 2. forward data with `outlet.send_batch` / `outlet.push`;
-//! 3. call `outlet.wait_if_blocked(ctx)` after every message, so that a
-//!    full downstream mailbox makes the actor wait (backpressure) instead
-//!    of memory growing.
+//! 1. `on_batch` for every batch, writing to `cx.out()` (an `Outlet`);
+//! 2. `on_watermark` when the input watermark advances (the shell forwards
+//!    the watermark after what the hook emitted);
+//! 3. `snapshot` / `restore` for checkpoints, so that the operator's state
+//!    is exactly once across a crash;
+//! 4. `on_end` at the end of the input.
 //!
-//! The actor here tags temperature readings with a per-sensor exponential
+//! The core here tags temperature readings with a per-sensor exponential
 //! moving average and flags anomalies; a keyed one-minute window then
 //! counts readings and anomalies per sensor. Run it with
 //! `cargo run --release --example actor_operator`.
@@ -22,11 +23,10 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use actix::{Actor, Context, Handler};
 use serde::{Deserialize, Serialize};
 use weir::dev::*;
 use weir::prelude::*;
-use weir::ActorKind;
+use weir::{ActorKind, CheckpointId};
 
 /// The sensors. A small `Copy` enum makes a cheap key: window state is
 /// checkpointed, so a key must be `Serialize + DeserializeOwned`.
@@ -86,35 +86,22 @@ fn readings(instance: usize) -> Vec<Reading> {
     v
 }
 
-/// The operator: a plain actix actor.
+/// The operator's core: its state and what its hooks do.
 struct Tagger {
     instance: usize,
-    input_count: usize,
-    inputs: InputTracker,
-    out: Outlet<Tagged>,
+    /// Per sensor: the moving average (the state a checkpoint keeps).
+    ema: HashMap<Sensor, f64>,
     /// Reused output buffer (no allocation per batch).
     buf: Vec<Record<Tagged>>,
-    ema: HashMap<Sensor, f64>,
     records: u64,
-    batches: u64,
     watermarks: u64,
     anomalies: u64,
 }
 
 impl Tagger {
-    fn new(info: ActorOperatorInfo, out: Outlet<Tagged>) -> Self {
-        Tagger {
-            instance: info.instance,
-            input_count: info.inputs,
-            inputs: InputTracker::new(info.inputs),
-            out,
-            buf: Vec::new(),
-            ema: HashMap::new(),
-            records: 0,
-            batches: 0,
-            watermarks: 0,
-            anomalies: 0,
-        }
+    fn new(info: ActorOperatorInfo) -> Self {
+        println!("  [tagger#{}] made, {} input(s)", info.instance, info.inputs);
+        Tagger { instance: info.instance, ema: HashMap::new(), buf: Vec::new(), records: 0, watermarks: 0, anomalies: 0 }
     }
 
     fn tag(&mut self, r: Record<Reading>) -> Record<Tagged> {
@@ -130,57 +117,47 @@ impl Tagger {
     }
 }
 
-impl Actor for Tagger {
-    type Context = Context<Self>;
+impl Core for Tagger {
+    type In = Reading;
+    type Outputs = Outlet<Tagged>;
 
-    fn started(&mut self, _ctx: &mut Context<Self>) {
-        // An actor_operator instance is fed one to one by its upstream
-        // instance: one input. The tracker is still the way to handle it.
-        println!("  [tagger#{}] started, {} input(s)", self.instance, self.input_count);
-    }
-}
-
-impl Handler<Envelope<Reading>> for Tagger {
-    type Result = ();
-
-    fn handle(&mut self, env: Envelope<Reading>, ctx: &mut Context<Self>) {
-        match env.msg {
-            Message::Data(batch) => {
-                // Data makes an idle input active again.
-                self.inputs.on_data(env.input);
-                self.records += batch.len() as u64;
-                self.batches += 1;
-                for r in batch {
-                    let tagged = self.tag(r);
-                    self.buf.push(tagged);
-                }
-                // Takes the records out, keeps the buffer's capacity. The
-                // edge cuts them into batches; a partial batch leaves with
-                // the next watermark (or an explicit `self.out.flush()`).
-                self.out.send_batch(&mut self.buf);
-            }
-            msg => match self.inputs.on_message(env.input, &msg) {
-                // The combined watermark (minimum over the inputs) advanced.
-                InputEvent::Watermark(wm) => {
-                    self.watermarks += 1;
-                    self.out.watermark(wm);
-                }
-                InputEvent::Idle => self.out.idle(),
-                InputEvent::Barrier(id) => self.out.barrier(id),
-                // Every input ended: final watermark and end, downstream.
-                InputEvent::End => {
-                    println!(
-                        "  [tagger#{}] end of input after {} records in {} batches and {} watermarks; {} anomalies tagged",
-                        self.instance, self.records, self.batches, self.watermarks, self.anomalies
-                    );
-                    self.out.end();
-                }
-                InputEvent::None => {}
-            },
+    fn on_batch(&mut self, batch: &mut Vec<Record<Reading>>, cx: &mut Cx<'_, Self>) -> Result<(), OperatorError> {
+        self.records += batch.len() as u64;
+        for r in batch.drain(..) {
+            let tagged = self.tag(r);
+            self.buf.push(tagged);
         }
-        // Backpressure: if a downstream mailbox refused a batch, wait (and
-        // handle nothing else) until it has been delivered.
-        self.out.wait_if_blocked(ctx);
+        // Takes the records out, keeps the buffer's capacity. The edge cuts
+        // them into batches; the shell flushes a partial batch when the
+        // actor's mailbox runs dry.
+        cx.out().send_batch(&mut self.buf);
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, _wm: Timestamp, _cx: &mut Cx<'_, Self>) -> Result<(), OperatorError> {
+        // The shell forwards the watermark after this hook.
+        self.watermarks += 1;
+        Ok(())
+    }
+
+    fn on_end(&mut self, _cx: &mut Cx<'_, Self>) -> Result<(), OperatorError> {
+        println!(
+            "  [tagger#{}] end of input after {} records and {} watermarks; {} anomalies tagged",
+            self.instance, self.records, self.watermarks, self.anomalies
+        );
+        Ok(())
+    }
+
+    fn snapshot(&mut self, _id: CheckpointId) -> Result<Snapshot, OperatorError> {
+        // A Vec of entries decodes faster than a map (no rehash per entry).
+        let entries: Vec<(Sensor, f64)> = self.ema.iter().map(|(s, v)| (*s, *v)).collect();
+        Ok(Snapshot::encode(&entries)?)
+    }
+
+    fn restore(&mut self, _id: CheckpointId, state: Snapshot) -> Result<(), OperatorError> {
+        let entries: Vec<(Sensor, f64)> = state.decode()?;
+        self.ema = entries.into_iter().collect();
+        Ok(())
     }
 }
 
@@ -192,7 +169,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Small batches and mailboxes, so that backpressure shows in the metrics.
     let job = JobBuilder::new("tagging").batch_size(256).mailbox_capacity(4);
     job.parallel_source("readings", 2, |i| IterSource::new(readings(i)), |r: &Reading| r.ts, WatermarkStrategy::bounded_out_of_orderness(100))
-        .actor_operator("tagger", |info: ActorOperatorInfo, out: Outlet<Tagged>| Tagger::new(info, out))
+        .actor_operator("tagger", Tagger::new)
         .key_by(|t: &Tagged| t.sensor, 2)
         .window(Windows::tumbling(60_000))
         .name("per-minute")

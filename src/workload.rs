@@ -18,7 +18,9 @@ use std::task::{Context, Poll};
 use serde::{Deserialize, Serialize};
 use strength_reduce::StrengthReducedU64;
 use weir_actors::prelude::*;
-use weir_actors::{CheckpointConfig, CheckpointId, Sink, SinkError, Source, SourceBatch, SourceStatus, TransactionalFile};
+use weir_actors::{
+    CheckpointConfig, CheckpointId, Sink, SinkError, Snapshot, SnapshotError, Source, SourceBatch, SourceStatus, TransactionalFile,
+};
 
 /// SplitMix64's increment.
 pub const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -185,24 +187,26 @@ impl Source for Generator {
     }
 
     /// The next event index and the end of its block.
-    fn position(&self) -> Option<Vec<u8>> {
-        let mut b = self.next.to_le_bytes().to_vec();
-        b.extend_from_slice(&self.block_end.to_le_bytes());
-        Some(b)
+    fn position(&self) -> Option<Snapshot> {
+        Snapshot::encode(&(self.next, self.block_end)).ok()
     }
 
-    fn seek(&mut self, position: &[u8]) -> Result<(), String> {
-        let (Some(n), Some(e)) = (position.get(..8), position.get(8..16)) else {
-            return Err(format!("a generator position is 16 bytes, got {}", position.len()));
-        };
-        self.next = u64::from_le_bytes(n.try_into().expect("8 bytes"));
-        self.block_end = u64::from_le_bytes(e.try_into().expect("8 bytes"));
+    fn seek(&mut self, position: &Snapshot) -> Result<(), SnapshotError> {
+        let (next, block_end): (u64, u64) = position.decode()?;
+        if block_end > self.params.events || next > block_end {
+            return Err(SnapshotError::Mismatch {
+                what: "generator position".into(),
+                reason: format!("event {next} of a block ending at {block_end} is not in a stream of {} events", self.params.events),
+            });
+        }
+        self.next = next;
+        self.block_end = block_end;
         Ok(())
     }
 }
 
 /// The checksum of WORKLOAD.md over result rows; order-independent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checksum {
     /// Number of rows.
     pub rows: u64,
@@ -229,20 +233,6 @@ impl Checksum {
         self.events = self.events.wrapping_add(count);
         self.total = self.total.wrapping_add(sum as u64);
         self.digest = self.digest.wrapping_add(mix(arg));
-    }
-
-    /// 32 bytes, for checkpoints.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        [self.rows, self.events, self.total, self.digest].iter().flat_map(|v| v.to_le_bytes()).collect()
-    }
-
-    /// Reads [`Self::to_bytes`].
-    pub fn from_bytes(b: &[u8]) -> Option<Checksum> {
-        if b.len() != 32 {
-            return None;
-        }
-        let v = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-        Some(Checksum { rows: v(0), events: v(1), total: v(2), digest: v(3) })
     }
 
     /// Folds another partial checksum in.
@@ -441,12 +431,12 @@ impl Sink<Row> for ChecksumSink {
         res.map_err(|e| self.io(e))
     }
 
-    fn pre_commit(&mut self, id: CheckpointId) -> Result<Vec<u8>, SinkError> {
+    fn pre_commit(&mut self, id: CheckpointId) -> Result<Snapshot, SinkError> {
         if let Some(CsvOut::ExactlyOnce(t)) = &mut self.csv {
             let res = t.pre_commit(id.seq);
             res.map_err(|e| self.io(e))?;
         }
-        Ok(self.current().to_bytes())
+        Snapshot::encode(&self.current()).map_err(|e| SinkError::Other(e.to_string()))
     }
 
     fn commit(&mut self, id: CheckpointId) -> Result<(), SinkError> {
@@ -457,9 +447,9 @@ impl Sink<Row> for ChecksumSink {
         Ok(())
     }
 
-    fn restore(&mut self, id: CheckpointId, state: &[u8]) -> Result<(), SinkError> {
-        let restored = Checksum::from_bytes(state)
-            .ok_or_else(|| SinkError::Other(format!("checkpoint {}: the checksum state is {} bytes, not 32", id.seq, state.len())))?;
+    fn restore(&mut self, id: CheckpointId, state: &Snapshot) -> Result<(), SinkError> {
+        let restored: Checksum =
+            state.decode().map_err(|e| SinkError::Other(format!("checkpoint {}: the checksum state: {e}", id.seq)))?;
         if let Ok(mut s) = self.sum.lock() {
             *s = restored;
         }
@@ -467,6 +457,29 @@ impl Sink<Row> for ChecksumSink {
             let res = t.restore(id.seq);
             res.map_err(|e| self.io(e))?;
         }
+        Ok(())
+    }
+}
+
+/// Counts late events; the count is checkpointed, so that after a resume
+/// it covers the whole job.
+#[derive(Debug)]
+struct LateCounter(Arc<std::sync::atomic::AtomicU64>);
+
+impl Sink<(u64, Event)> for LateCounter {
+    fn write(&mut self, batch: &mut Vec<Record<(u64, Event)>>) -> Result<(), SinkError> {
+        self.0.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        batch.clear();
+        Ok(())
+    }
+
+    fn pre_commit(&mut self, _id: CheckpointId) -> Result<Snapshot, SinkError> {
+        Snapshot::encode(&self.0.load(std::sync::atomic::Ordering::Relaxed)).map_err(|e| SinkError::Other(e.to_string()))
+    }
+
+    fn restore(&mut self, id: CheckpointId, state: &Snapshot) -> Result<(), SinkError> {
+        let late: u64 = state.decode().map_err(|e| SinkError::Other(format!("checkpoint {}: the late count: {e}", id.seq)))?;
+        self.0.store(late, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }
@@ -506,6 +519,19 @@ pub fn build(spec: &WorkloadSpec) -> (JobBuilder, WorkloadOutputs) {
     if let Some(c) = &spec.checkpoint {
         job = job.checkpointing(c.clone());
     }
+    // Everything that shapes the input or the results: a checkpoint written
+    // with other values is refused, never resumed into a wrong result.
+    job = job
+        .configuration("workload", format!("{:?}", spec.workload).to_lowercase())
+        .configuration("events", spec.stream.events)
+        .configuration("keys", spec.stream.keys)
+        .configuration("rate", spec.stream.rate)
+        .configuration("disorder", spec.stream.disorder)
+        .configuration("bound", spec.bound)
+        .configuration("output", spec.output.as_ref().map_or("none".to_string(), |p| p.display().to_string()));
+    if spec.workload == Workload::Wl3 {
+        job = job.configuration("gap", spec.gap);
+    }
     let p = spec.parallelism;
     let params = spec.stream;
     let per_instance = spec.throttle.map(|t| t / p.max(1) as f64);
@@ -532,13 +558,7 @@ pub fn build(spec: &WorkloadSpec) -> (JobBuilder, WorkloadOutputs) {
     };
     let sessions = spec.workload == Workload::Wl3;
     let mut windowed = events.key_by(|e: &Event| e.key, p).window(windows).name("windows");
-    let late = Arc::clone(&outputs.late);
-    windowed.late_data().sink(
-        "late",
-        FnSink::new(move |_r: Record<(u64, Event)>| {
-            late.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }),
-    );
+    windowed.late_data().sink("late", LateCounter(Arc::clone(&outputs.late)));
     windowed
         .aggregate((Count, Sum::of(|e: &Event| e.value)))
         .map(move |r: WindowResult<u64, (u64, i64)>| Row {

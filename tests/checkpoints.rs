@@ -147,7 +147,98 @@ fn a_checkpoint_of_another_topology_is_refused() {
     let _ = job.wait_blocking();
     let (builder, _) = workload::build(&wl1_spec(dir.path(), 2));
     match builder.build().unwrap().run_blocking() {
-        Err(JobError::Checkpoint(msg)) => assert!(msg.contains("different topology"), "{msg}"),
+        Err(e @ JobError::Restore { .. }) => assert!(e.to_string().contains("different topology"), "{e}"),
         other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// Sessions of a few keys written exactly once to `out` as JSON lines,
+/// checkpointing every 20 ms; `gap` is the session gap.
+fn sessions_job(dir: &std::path::Path, out: &std::path::Path, gap: i64) -> weir::Job {
+    let config = CheckpointConfig::new(dir, Duration::from_millis(20));
+    let job = JobBuilder::new("sessions").batch_size(64).checkpointing(config);
+    let events = (0..20_000i64).map(|i| (i * 3, (i % 5) as u32));
+    job.source("events", Throttled::new(IterSource::new(events), 100_000.0), |e: &Ev| e.0, WatermarkStrategy::monotonic())
+        .key_by(|e| e.1, 2)
+        .window(Windows::session(gap))
+        .aggregate(Count)
+        .map(|r: WindowResult<u32, u64>| (r.key, r.window.start, r.window.end, r.value))
+        .sink("out", weir::ExactlyOnceFileSink::json_lines(out));
+    job.build().unwrap()
+}
+
+#[test]
+fn a_refused_restore_leaves_the_output_byte_for_byte_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let ckpt = dir.path().join("ckpt");
+    let report = sessions_job(&ckpt, &out, 10).run_blocking().unwrap();
+    assert!(report.metrics.sink_records() > 0);
+    let before = std::fs::read(&out).unwrap();
+    assert!(LocalDirBackend::new(&ckpt, 3).unwrap().latest().unwrap().is_some(), "a checkpoint was taken mid-run");
+
+    // Another session gap: the window snapshots do not fit, the restore is
+    // refused — and the committed output is untouched (the sink would cut
+    // it back to the checkpoint's length if it restored first).
+    match sessions_job(&ckpt, &out, 7).run_blocking() {
+        Err(e @ JobError::Restore { .. }) => assert!(e.to_string().contains("window"), "{e}"),
+        other => panic!("expected a refused restore, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(&out).unwrap(), before, "the output is byte for byte as it was");
+}
+
+#[test]
+fn stop_with_checkpoint_returns_once_what_it_covers_is_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let (source, push) = push_source::<Ev>(4096);
+    let job = JobBuilder::new("visible").checkpointing(on_demand(&dir.path().join("ckpt")));
+    job.source("pushed", source, |e: &Ev| e.0, WatermarkStrategy::monotonic())
+        .key_by(|e| e.1, 1)
+        .window(Windows::tumbling(100))
+        .aggregate(Count)
+        .map(|r: WindowResult<u32, u64>| (r.window.start, r.value))
+        .sink("out", weir::ExactlyOnceFileSink::json_lines(&out));
+    let job = job.build().unwrap().spawn().unwrap();
+    for i in 0..=1_000 {
+        push.blocking_send((i, 0)).unwrap();
+    }
+    // Windows [0, 100) .. [900, 1000) have fired into the sink.
+    wait_until("ten windows to reach the sink", || job.metrics().sink_records() == 10);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(job.stop_with_checkpoint()).expect("a final checkpoint");
+    let lines = std::fs::read_to_string(&out).unwrap_or_default().lines().count();
+    assert_eq!(lines, 10, "every result the checkpoint covers is in the file when it returns");
+    drop(push);
+}
+
+#[test]
+fn the_first_periodic_checkpoint_reaches_every_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = CheckpointConfig { timeout: Duration::from_millis(1_000), ..CheckpointConfig::new(dir.path(), Duration::from_millis(1)) };
+    let job = JobBuilder::new("early").checkpointing(config);
+    let (sink, _) = CollectSink::new();
+    job.source("numbers", Throttled::new(IterSource::new(0..50_000i64), 50_000.0), |n: &i64| *n, WatermarkStrategy::monotonic())
+        .key_by(|n| n % 4, 2)
+        .window(Windows::tumbling(1_000))
+        .aggregate(Count)
+        .sink("out", sink);
+    let handle = job.build().unwrap().spawn().unwrap();
+    wait_until("a first checkpoint", || handle.last_checkpoint().is_some());
+    let first = handle.checkpoints().into_iter().next().expect("a checkpoint");
+    assert_eq!((first.seq, first.completed), (1, true), "checkpoint 1 was triggered before the sources registered: {first:?}");
+    handle.cancel();
+}
+
+#[test]
+fn a_timeout_of_zero_is_refused_when_the_job_is_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = CheckpointConfig { timeout: Duration::ZERO, ..CheckpointConfig::new(dir.path(), Duration::from_secs(1)) };
+    let job = JobBuilder::new("zero").checkpointing(config);
+    let (sink, _) = CollectSink::new();
+    job.source("numbers", IterSource::new(0..10i64), |n: &i64| *n, WatermarkStrategy::monotonic()).sink("out", sink);
+    match job.build() {
+        Err(e) => assert!(e.to_string().contains("checkpoint timeout"), "{e}"),
+        Ok(_) => panic!("a zero timeout must be refused"),
     }
 }

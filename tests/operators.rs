@@ -1,9 +1,8 @@
-//! Custom operators: the `Operator` trait (wrapped in an actor by weir) and
-//! plain actix actors used as operators.
+//! Custom operators: the `Operator` trait and actor operators (shell cores),
+//! both run by weir's actor shell.
 
 use std::collections::BTreeMap;
 
-use actix::{Actor, Context, Handler};
 use weir::dev::*;
 use weir::prelude::*;
 
@@ -74,55 +73,36 @@ impl Operator for KeyedSorter {
     }
 }
 
-/// A plain actix actor that doubles every value.
+/// An actor operator (a shell core) that doubles every value.
 struct Doubler {
-    inputs: InputTracker,
-    out: Outlet<i64>,
     buf: Vec<Record<i64>>,
 }
 
-impl Actor for Doubler {
-    type Context = Context<Self>;
-}
+impl Core for Doubler {
+    type In = i64;
+    type Outputs = Outlet<i64>;
 
-impl Handler<Envelope<i64>> for Doubler {
-    type Result = ();
-
-    fn handle(&mut self, env: Envelope<i64>, ctx: &mut Context<Self>) {
-        match env.msg {
-            Message::Data(batch) => {
-                self.inputs.on_data(env.input);
-                self.buf.extend(batch.into_iter().map(|r| Record::new(r.ts, r.value * 2)));
-                self.out.send_batch(&mut self.buf);
-            }
-            msg => match self.inputs.on_message(env.input, &msg) {
-                InputEvent::Watermark(wm) => self.out.watermark(wm),
-                InputEvent::End => self.out.end(),
-                InputEvent::Idle => self.out.idle(),
-                InputEvent::Barrier(id) => self.out.barrier(id),
-                InputEvent::None => {}
-            },
-        }
-        self.out.wait_if_blocked(ctx);
+    fn on_batch(&mut self, batch: &mut Vec<Record<i64>>, cx: &mut Cx<'_, Self>) -> Result<(), OperatorError> {
+        self.buf.extend(batch.drain(..).map(|r| Record::new(r.ts, r.value * 2)));
+        cx.out().send_batch(&mut self.buf);
+        Ok(())
     }
 }
 
 #[test]
-fn plain_actor_operator_forwards_data_watermarks_and_end() {
+fn actor_operator_forwards_data_watermarks_and_end() {
     let job = JobBuilder::new("actor").batch_size(16).mailbox_capacity(2);
     let (sink, got) = CollectSink::new();
     job.source("numbers", IterSource::new(0..10_000i64), |n: &i64| *n, WatermarkStrategy::monotonic())
-        .actor_operator("doubler", |info: ActorOperatorInfo, out: Outlet<i64>| Doubler {
-            inputs: InputTracker::new(info.inputs),
-            out,
-            buf: Vec::new(),
-        })
+        .actor_operator("doubler", |_info: ActorOperatorInfo| Doubler { buf: Vec::new() })
         .key_by(|n| n % 10, 2)
         .window(Windows::tumbling(1_000))
         .aggregate(Sum::of(|n: &i64| *n))
         .sink("out", sink);
-    job.build().unwrap().run_blocking().unwrap();
+    let report = job.build().unwrap().run_blocking().unwrap();
     let total: i64 = got.values().iter().map(|r| r.value).sum();
     assert_eq!(total, (0..10_000i64).map(|n| n * 2).sum::<i64>());
     assert_eq!(got.len(), 10 * 5, "ten windows of the five keys (even numbers only, after doubling)");
+    let doubler = report.metrics.of_node("doubler").next().expect("the doubler's metrics");
+    assert_eq!((doubler.records_in, doubler.records_out), (10_000, 10_000), "the shell counts what the core received and sent");
 }

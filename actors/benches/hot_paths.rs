@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Context, Handler, Recipient};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use weir_actors::bench_support::{partition, KeyByBench, WindowBench};
-use weir_actors::{Count, Envelope, Message, Record, Sum, Windows};
+use weir_actors::{Count, Envelope, Record, StreamElement, Sum, Windows};
 
 /// Records per batch, as the runtime's default.
 const BATCH: usize = 1024;
@@ -154,7 +154,7 @@ impl Actor for Pinger {
 
 fn send(to: &Recipient<Envelope<Ev>>, batch: Vec<Record<Ev>>) {
     // One batch is in flight at a time: the mailbox always has room.
-    if to.try_send(Envelope { input: 0, msg: Message::Data(batch) }).is_err() {
+    if to.try_send(Envelope { input: 0, element: StreamElement::Data(batch) }).is_err() {
         panic!("the peer's mailbox refused the only batch in flight");
     }
 }
@@ -171,7 +171,7 @@ impl Handler<Go> for Pinger {
 impl Handler<Envelope<Ev>> for Pinger {
     type Result = ();
     fn handle(&mut self, env: Envelope<Ev>, _ctx: &mut Context<Self>) {
-        let Message::Data(batch) = env.msg else { return };
+        let StreamElement::Data(batch) = env.element else { return };
         let run = self.run.as_mut().expect("a run is going on");
         run.left -= 1;
         if run.left > 0 {
@@ -196,7 +196,7 @@ impl Actor for Ponger {
 impl Handler<Envelope<Ev>> for Ponger {
     type Result = ();
     fn handle(&mut self, env: Envelope<Ev>, _ctx: &mut Context<Self>) {
-        if let Message::Data(batch) = env.msg {
+        if let StreamElement::Data(batch) = env.element {
             send(&self.back, batch);
         }
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use actix::{Actor, Context, Handler};
 
-use crate::message::{Envelope, Message, Record, Timestamp};
+use crate::message::{Envelope, StreamElement, Record, Timestamp};
 use crate::metrics::{ActorKind, ActorMetrics};
 use crate::output::edge::KeyBy;
 use crate::output::mailbox::MailboxGauge;
@@ -86,7 +86,7 @@ impl<T: Send + 'static> Handler<Envelope<T>> for Drain<T> {
     type Result = ();
     fn handle(&mut self, env: Envelope<T>, _ctx: &mut Context<Self>) {
         self.queued.taken();
-        if let Message::Data(batch) = env.msg {
+        if let StreamElement::Data(batch) = env.element {
             self.pool.put(env.input, batch);
         }
     }

@@ -16,11 +16,14 @@
 
 #[doc(hidden)] #[cfg(feature = "bench-internals")] pub mod bench_support;
 pub mod checkpoint;
+pub mod error;
 pub mod job;
 pub mod message;
 pub mod metrics;
 pub mod operator;
 pub(crate) mod output;
+pub(crate) mod runtime;
+pub mod shell;
 pub mod sink;
 pub mod source;
 pub mod state;
@@ -29,13 +32,16 @@ pub mod topology;
 pub mod window;
 pub(crate) mod window_manager;
 
-pub use checkpoint::{CheckpointConfig, CheckpointStats};
-pub use job::{Job, JobError, JobHandle, JobReport};
+pub use checkpoint::{CheckpointConfig, CheckpointStats, Snapshot};
+pub use error::{BuildError, JobError, OperatorError, SnapshotError};
+pub use job::Job;
+pub use runtime::{CheckpointSummary, JobHandle, JobReport};
 pub use state::{LocalDirBackend, StateBackend, StateError};
-pub use message::{CheckpointId, Envelope, Message, Record, Timestamp, END_OF_TIME};
+pub use message::{CheckpointId, Envelope, Record, StreamElement, Timestamp, END_OF_TIME};
 pub use metrics::{ActorKind, JobMetrics, MetricsSnapshot};
 pub use operator::{Collector, Operator, OperatorContext, OperatorHarness};
 pub use output::outlet::Outlet;
+pub use shell::{Core, Cx, Outputs, Shell};
 pub use sink::transactional::{ExactlyOnceFileSink, TransactionalFile};
 pub use sink::{CollectSink, Collected, FileSink, FnSink, Sink, SinkError, StdoutSink};
 pub use source::{
@@ -43,7 +49,7 @@ pub use source::{
     TrySendError,
 };
 pub use time::{InputEvent, InputTracker, WatermarkStrategy};
-pub use topology::{ActorOperatorInfo, BuildError, EdgeOutput, GraphEdge, GraphNode, JobGraph, Placement, JobBuilder, KeyedStream, Stream, WindowedStream};
+pub use topology::{ActorOperatorInfo, EdgeOutput, GraphEdge, GraphNode, JobGraph, Placement, JobBuilder, KeyedStream, Stream, WindowedStream};
 pub use window::{
     Aggregate, Average, Collect, Count, Max, Min, Sum, Timing, Window, WindowOptions, WindowResult, Windows,
 };
@@ -53,7 +59,8 @@ pub mod prelude {
     pub use crate::{
         push_source, ActorKind, Aggregate, Average, Collect, CollectSink, Collected, Count, DeadLetter, FileSink,
         FileSource, FnSink, IterSource, Job, JobBuilder, JobHandle, Max, Min, PushHandle, Record, Sink, StdoutSink,
-        Stream, Sum, Throttled, Timing, TrySendError, WatermarkStrategy, Window, WindowResult, Windows, END_OF_TIME,
+        Stream, Sum, Throttled, Timestamp, Timing, TrySendError, WatermarkStrategy, Window, WindowResult, Windows,
+        END_OF_TIME,
     };
 }
 
@@ -61,8 +68,9 @@ pub mod prelude {
 /// handle of plain-actor operators and the operator test harness.
 pub mod dev {
     pub use crate::{
-        ActorOperatorInfo, Collector, Envelope, InputEvent, InputTracker, Message, Operator, OperatorContext,
-        OperatorHarness, Outlet, Source, SourceBatch, SourceStatus,
+        ActorOperatorInfo, Collector, Core, Cx, Envelope, InputEvent, InputTracker, Operator, OperatorContext,
+        OperatorError, OperatorHarness, Outlet, Outputs, Snapshot, SnapshotError, Source, SourceBatch, SourceStatus,
+        StreamElement, Timestamp,
     };
 }
 

@@ -1,7 +1,7 @@
 //! The edge protocol: what travels between two actors.
 //!
 //! Every edge of a job carries one message type, [`Envelope<T>`], whose
-//! payload is a [`Message<T>`]: a batch of records, a watermark, an idleness
+//! payload is a [`StreamElement<T>`]: a batch of records, a watermark, an idleness
 //! notice, a checkpoint barrier or the end of input. Because data, watermarks
 //! and barriers share one ordered channel, an actor sees them in the order its
 //! upstream produced them: a watermark never overtakes the records it
@@ -50,9 +50,9 @@ pub struct CheckpointId {
     pub seq: u64,
 }
 
-/// What one edge carries, in order.
+/// What one edge carries, in order (Flink calls these stream elements).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Message<T> {
+pub enum StreamElement<T> {
     /// A batch of records (never empty when sent by weir).
     Data(Vec<Record<T>>),
     /// No later record on this edge has a timestamp below this one.
@@ -66,14 +66,15 @@ pub enum Message<T> {
     End,
 }
 
-/// A [`Message`] tagged with the receiver-side index of the input it arrives
-/// on, so an actor with several inputs knows which one spoke.
+/// A [`StreamElement`] tagged with the receiver-side index of the input it
+/// arrives on, so an actor with several inputs knows which one spoke. This
+/// is the actix message of every data edge.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope<T> {
     /// Index of the input (`0..number of inputs` of the receiving actor).
     pub input: usize,
     /// The payload.
-    pub msg: Message<T>,
+    pub element: StreamElement<T>,
 }
 
 impl<T: Send + 'static> actix::Message for Envelope<T> {
@@ -83,8 +84,8 @@ impl<T: Send + 'static> actix::Message for Envelope<T> {
 impl<T> Envelope<T> {
     /// Number of records carried (0 for control messages).
     pub fn records(&self) -> usize {
-        match &self.msg {
-            Message::Data(b) => b.len(),
+        match &self.element {
+            StreamElement::Data(b) => b.len(),
             _ => 0,
         }
     }

@@ -9,18 +9,18 @@
 //!
 //! Event-time timers: [`OperatorContext::register_timer`] asks for
 //! [`Operator::on_timer`] to be called once the watermark reaches a time.
+//! Timers and the operator's own state ([`Operator::snapshot`]) are part of
+//! every checkpoint.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use actix::{Actor, Context, Handler};
+use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::align::Alignment;
-use crate::checkpoint::{decode, encode, Ack, Participant};
-use crate::message::{CheckpointId, Envelope, Message, Record, Timestamp};
-use crate::metrics::ActorMetrics;
-use crate::output::outlet::{wait_blocked, Outlet};
-use crate::time::{InputEvent, InputTracker};
+use crate::checkpoint::Snapshot;
+use crate::error::{OperatorError, SnapshotError};
+use crate::message::{CheckpointId, Record, Timestamp};
+use crate::output::outlet::Outlet;
+use crate::shell::{Core, Cx};
 
 /// Where an operator writes its output records.
 #[derive(Debug)]
@@ -109,60 +109,83 @@ pub trait Operator: Send + 'static {
 
     /// The operator's state for a checkpoint (called when every input has
     /// delivered the barrier: the state reflects exactly the records before
-    /// it). Default: stateless.
-    fn snapshot(&self) -> Vec<u8> {
-        Vec::new()
+    /// it), typically `Snapshot::encode(&self.state)`. Default: stateless.
+    fn snapshot(&self) -> Result<Snapshot, SnapshotError> {
+        Ok(Snapshot::empty())
     }
 
     /// Restores what [`Self::snapshot`] returned, before the first record
-    /// of a resumed job. Default: nothing.
-    fn restore(&mut self, state: &[u8]) -> Result<(), String> {
-        let _ = state;
-        Ok(())
+    /// of a resumed job, typically `self.state = state.decode()?`. Default:
+    /// accepts only an empty snapshot.
+    fn restore(&mut self, state: &Snapshot) -> Result<(), SnapshotError> {
+        if state.is_empty() {
+            Ok(())
+        } else {
+            Err(SnapshotError::Mismatch {
+                what: std::any::type_name::<Self>().to_string(),
+                reason: "the checkpoint holds state, but this operator does not implement Operator::restore".into(),
+            })
+        }
     }
 }
 
 /// What an operator actor checkpoints.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct OperatorSnapshot {
-    user: Vec<u8>,
+    user: Snapshot,
     timers: Vec<Timestamp>,
     watermark: Timestamp,
 }
 
-/// Drives an [`Operator`] without actix: feed it records and watermarks,
-/// read what it emitted. The same sequencing as its actor uses.
+/// Drives an [`Operator`] without actix: feed it records, watermarks and
+/// checkpoints, read what it emitted. The same sequencing as its actor uses.
 #[derive(Debug)]
 pub struct OperatorHarness<O: Operator> {
-    op: O,
-    ctx: OperatorContext,
+    core: OperatorCore<O>,
     out: Vec<Record<O::Out>>,
 }
 
 impl<O: Operator> OperatorHarness<O> {
     /// Wraps `op` and calls its `on_start`.
-    pub fn new(mut op: O) -> Self {
-        op.on_start();
-        OperatorHarness { op, ctx: OperatorContext::new(), out: Vec::new() }
+    pub fn new(op: O) -> Self {
+        let mut core = OperatorCore::new(op);
+        core.op.on_start();
+        OperatorHarness { core, out: Vec::new() }
     }
 
     /// Feeds one batch.
     pub fn process(&mut self, mut batch: Vec<Record<O::In>>) {
-        drive_batch(&mut self.op, &mut self.ctx, &mut batch, &mut self.out);
+        self.core.batch(&mut batch);
+        self.out.append(&mut self.core.buf);
     }
 
     /// Advances the watermark (firing due timers). A watermark not above
     /// the current one is ignored, as the operator's actor does.
     pub fn watermark(&mut self, wm: Timestamp) {
-        if wm > self.ctx.watermark {
-            drive_watermark(&mut self.op, &mut self.ctx, wm, &mut self.out);
+        if wm > self.core.ctx.watermark {
+            self.core.watermark(wm);
+            self.out.append(&mut self.core.buf);
         }
     }
 
     /// Ends the input: final watermark, then `on_end`.
     pub fn end(&mut self) {
         self.watermark(i64::MAX);
-        self.op.on_end(&mut Collector::new(&mut self.out));
+        self.core.op.on_end(&mut Collector::new(&mut self.out));
+    }
+
+    /// What a checkpoint taken now would store (state, timers, watermark).
+    pub fn snapshot(&self) -> Result<Snapshot, SnapshotError> {
+        self.core.encode()
+    }
+
+    /// A harness around `op` restored from `snapshot`, as a resumed job
+    /// would start it.
+    pub fn restored(op: O, snapshot: &Snapshot) -> Result<Self, SnapshotError> {
+        let mut core = OperatorCore::new(op);
+        core.decode(snapshot)?;
+        core.op.on_start();
+        Ok(OperatorHarness { core, out: Vec::new() })
     }
 
     /// Takes what was emitted so far.
@@ -172,150 +195,90 @@ impl<O: Operator> OperatorHarness<O> {
 
     /// The operator.
     pub fn operator(&self) -> &O {
-        &self.op
+        &self.core.op
     }
 }
 
-fn drive_batch<O: Operator>(op: &mut O, ctx: &mut OperatorContext, batch: &mut Vec<Record<O::In>>, out: &mut Vec<Record<O::Out>>) {
-    op.process(batch, ctx, &mut Collector::new(out));
-    batch.clear();
-}
-
-fn drive_watermark<O: Operator>(op: &mut O, ctx: &mut OperatorContext, wm: Timestamp, out: &mut Vec<Record<O::Out>>) {
-    let due = ctx.advance(wm);
-    let mut c = Collector::new(out);
-    op.on_watermark(wm, ctx, &mut c);
-    for at in due {
-        op.on_timer(at, ctx, &mut c);
-    }
-}
-
-/// The actor around an [`Operator`] (state boxed: actix wants actors
-/// `Unpin`, and user types need not be).
-pub(crate) struct OperatorActor<O: Operator>(Box<OperatorState<O>>);
-
-pub(crate) struct OperatorState<O: Operator> {
-    align: Alignment<O::In>,
-    participant: Option<Participant>,
+/// The shell core around an [`Operator`].
+#[derive(Debug)]
+pub(crate) struct OperatorCore<O: Operator> {
     op: O,
     ctx: OperatorContext,
-    inputs: InputTracker,
+    /// What the operator emitted, sent after each hook (reused).
     buf: Vec<Record<O::Out>>,
-    out: Outlet<O::Out>,
-    metrics: Arc<ActorMetrics>,
 }
 
-impl<O: Operator> OperatorActor<O> {
-    pub(crate) fn new(op: O, inputs: usize, out: Outlet<O::Out>, metrics: Arc<ActorMetrics>) -> Self {
-        OperatorActor(Box::new(OperatorState { align: Alignment::default(), participant: None, op, ctx: OperatorContext::new(), inputs: InputTracker::new(inputs), buf: Vec::new(), out, metrics }))
+impl<O: Operator> OperatorCore<O> {
+    pub(crate) fn new(op: O) -> Self {
+        OperatorCore { op, ctx: OperatorContext::new(), buf: Vec::new() }
     }
-}
 
-impl<O: Operator> OperatorActor<O> {
-    /// Takes part in checkpoints; `restore`: the snapshot to resume from.
-    pub(crate) fn checkpointed(&mut self, participant: Participant, restore: Option<&[u8]>) -> Result<(), String> {
-        let st = &mut *self.0;
-        if let Some(bytes) = restore {
-            let snap: OperatorSnapshot = decode(&st.metrics.name, bytes)?;
-            st.op.restore(&snap.user).map_err(|e| format!("{}: {e}", st.metrics.name))?;
-            st.ctx.timers = snap.timers.into_iter().collect();
-            st.ctx.watermark = snap.watermark;
+    fn batch(&mut self, batch: &mut Vec<Record<O::In>>) {
+        self.op.process(batch, &mut self.ctx, &mut Collector::new(&mut self.buf));
+        batch.clear();
+    }
+
+    fn watermark(&mut self, wm: Timestamp) {
+        let due = self.ctx.advance(wm);
+        let mut c = Collector::new(&mut self.buf);
+        self.op.on_watermark(wm, &mut self.ctx, &mut c);
+        for at in due {
+            self.op.on_timer(at, &mut self.ctx, &mut c);
         }
-        st.participant = Some(participant);
+    }
+
+    fn encode(&self) -> Result<Snapshot, SnapshotError> {
+        let snap =
+            OperatorSnapshot { user: self.op.snapshot()?, timers: self.ctx.timers.iter().copied().collect(), watermark: self.ctx.watermark };
+        Snapshot::encode(&snap)
+    }
+
+    fn decode(&mut self, state: &Snapshot) -> Result<(), SnapshotError> {
+        let snap: OperatorSnapshot = state.decode()?;
+        self.op.restore(&snap.user)?;
+        self.ctx.timers = snap.timers.into_iter().collect();
+        self.ctx.watermark = snap.watermark;
         Ok(())
     }
-}
 
-impl<O: Operator> OperatorState<O> {
-    fn send(&mut self) {
+    fn send(&mut self, out: &mut Outlet<O::Out>) {
         if !self.buf.is_empty() {
-            self.out.send_batch(&mut self.buf);
+            out.send_batch(&mut self.buf);
         }
     }
 }
 
-impl<O: Operator> Actor for OperatorActor<O> {
-    type Context = Context<Self>;
+impl<O: Operator> Core for OperatorCore<O> {
+    type In = O::In;
+    type Outputs = Outlet<O::Out>;
 
-    fn started(&mut self, _ctx: &mut Context<Self>) {
-        self.0.metrics.actor_started();
-        self.0.op.on_start();
+    fn on_batch(&mut self, batch: &mut Vec<Record<O::In>>, cx: &mut Cx<'_, Self>) -> Result<(), OperatorError> {
+        self.batch(batch);
+        self.send(cx.out());
+        Ok(())
     }
 
-    fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        self.0.metrics.actor_stopped();
-    }
-}
-
-impl<O: Operator> Handler<Envelope<O::In>> for OperatorActor<O> {
-    type Result = ();
-
-    fn handle(&mut self, env: Envelope<O::In>, ctx: &mut Context<Self>) {
-        self.0.handle(env, ctx);
-    }
-}
-
-impl<O: Operator> OperatorState<O> {
-    fn handle(&mut self, env: Envelope<O::In>, ctx: &mut Context<OperatorActor<O>>) {
-        self.metrics.mailbox.taken();
-        self.dispatch(env);
-        if self.metrics.mailbox.len() == 0 {
-            self.out.flush();
-        }
-        wait_blocked(self.out.take_blocked(), &self.metrics, ctx);
+    fn on_watermark(&mut self, wm: Timestamp, cx: &mut Cx<'_, Self>) -> Result<(), OperatorError> {
+        self.watermark(wm);
+        self.send(cx.out());
+        Ok(())
     }
 
-    /// Every input delivered barrier `id`: snapshot, acknowledge, forward,
-    /// replay what was held back.
-    fn on_barrier(&mut self, id: CheckpointId) {
-        let (alignment, held) = self.align.complete();
-        if let Some(p) = &self.participant {
-            let snap = OperatorSnapshot {
-                user: self.op.snapshot(),
-                timers: self.ctx.timers.iter().copied().collect(),
-                watermark: self.ctx.watermark,
-            };
-            p.ack(Ack { id, actor: self.metrics.name.clone(), state: encode(&snap), alignment });
-        }
-        self.out.barrier(id);
-        for env in held {
-            self.dispatch(env);
-        }
+    fn on_end(&mut self, cx: &mut Cx<'_, Self>) -> Result<(), OperatorError> {
+        self.op.on_end(&mut Collector::new(&mut self.buf));
+        self.send(cx.out());
+        Ok(())
     }
 
-    fn dispatch(&mut self, env: Envelope<O::In>) {
-        let Some(env) = self.align.admit(&self.inputs, env) else { return };
-        match env.msg {
-            Message::Data(mut batch) => {
-                self.metrics.add_in(batch.len());
-                self.inputs.on_data(env.input);
-                drive_batch(&mut self.op, &mut self.ctx, &mut batch, &mut self.buf);
-                self.send();
-            }
-            msg => match self.inputs.on_message(env.input, &msg) {
-                InputEvent::None => {}
-                InputEvent::Watermark(wm) => {
-                    drive_watermark(&mut self.op, &mut self.ctx, wm, &mut self.buf);
-                    self.send();
-                    self.metrics.set_watermark(wm);
-                    // The final watermark goes out with `End`, after what
-                    // `on_end` emits, so that nothing follows it.
-                    if wm != i64::MAX {
-                        self.out.watermark(wm);
-                    }
-                }
-                InputEvent::Idle => self.out.idle(),
-                InputEvent::Barrier(id) => self.on_barrier(id),
-                InputEvent::End => {
-                    if self.ctx.watermark() != i64::MAX {
-                        drive_watermark(&mut self.op, &mut self.ctx, i64::MAX, &mut self.buf);
-                    }
-                    self.op.on_end(&mut Collector::new(&mut self.buf));
-                    self.send();
-                    self.metrics.set_watermark(i64::MAX);
-                    self.out.end();
-                }
-            },
-        }
+    fn on_start(&mut self) {
+        self.op.on_start();
+    }
+
+    fn snapshot(&mut self, _id: CheckpointId) -> Result<Snapshot, OperatorError> {
+        Ok(self.encode()?)
+    }
+
+    fn restore(&mut self, _id: CheckpointId, state: Snapshot) -> Result<(), OperatorError> {
+        Ok(self.decode(&state)?)
     }
 }

@@ -1,34 +1,31 @@
-//! The window-manager actor: a thin shell around
+//! The window manager: the shell core around
 //! [`crate::window::core::WindowCore`].
 //!
-//! It receives keyed records `(K, T)` from every upstream instance, tracks
-//! the combined watermark over its inputs, feeds records and watermarks to
-//! the core, and sends what fires to its result output and what is late to
-//! its late-data output (or, when nobody subscribed to late data, counts
-//! them). It forwards watermarks after the results they released, so that
-//! downstream sees results before the watermark that closed their window.
+//! It receives keyed records `(K, T)` (or pre-aggregated partials) from
+//! every upstream instance, feeds records and watermarks to the window
+//! core, and sends what fires to its result output and what is late to its
+//! late-data output (or, when nobody subscribed to late data, counts them).
+//! The shell forwards each watermark after the results it released, so
+//! that downstream sees results before the watermark that closed their
+//! window.
 
 use std::hash::Hash;
 use std::sync::atomic::AtomicI64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-
-use actix::{Actor, AsyncContext, Context, Handler};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::checkpoint::align::Alignment;
-use crate::checkpoint::{Ack, Participant};
-use crate::message::{CheckpointId, Envelope, Message, Record};
-use crate::metrics::ActorMetrics;
-use crate::output::outlet::{wait_blocked, Outlet};
-use crate::output::join_blocked;
-use crate::output::pool::BatchPool;
-use crate::time::{InputEvent, InputTracker};
+use crate::checkpoint::Snapshot;
+use crate::error::{OperatorError, SnapshotError};
+use crate::message::{CheckpointId, Record, Timestamp, END_OF_TIME};
+use crate::output::outlet::Outlet;
+use crate::shell::{Core, Cx};
 use crate::window::core::{Fired, WindowCore};
 use crate::window::partial::Partial;
-use crate::window::{Aggregate, WindowOptions, WindowResult, Windows};
+use crate::window::{Aggregate, WindowOptions, WindowResult};
 
 /// What a window manager receives on its input edge: keyed records from a
 /// `key_by` edge, or keyed partials from a combining one
@@ -95,25 +92,14 @@ where
     }
 }
 
-/// The window-manager actor (state boxed: actix wants actors `Unpin`).
-pub(crate) struct WindowActor<K, T, A, I>(Box<WindowState<K, T, A, I>>)
+/// The window manager's core: a window core and its scratch buffers.
+pub(crate) struct WindowManager<K, T, A, I>
 where
     K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     T: Send + 'static,
     A: Aggregate<T>,
-    I: WindowInput<K, T, A>;
-
-pub(crate) struct WindowState<K, T, A, I>
-where
-    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
-    T: Send + 'static,
-    A: Aggregate<T>,
-    I: WindowInput<K, T, A>,
 {
     core: WindowCore<K, T, A>,
-    inputs: InputTracker,
-    out: Outlet<WindowResult<K, A::Out>>,
-    late_out: Outlet<(K, T)>,
     fired: Fired<K, A::Out>,
     late: Vec<Record<(K, T)>>,
     /// Records gathered from a batch of partials (reused).
@@ -121,246 +107,126 @@ where
     options: WindowOptions,
     /// Whether anyone subscribed to late data (otherwise it is only counted).
     late_connected: bool,
-    align: Alignment<I>,
-    participant: Option<Participant>,
-    metrics: Arc<ActorMetrics>,
-    /// Where drained input batches go back to the senders.
-    pool: Arc<BatchPool<I>>,
     /// The core's watermark, published for the combining edges that feed
     /// this actor (`Target::watermark`).
     published: Arc<AtomicI64>,
+    _input: std::marker::PhantomData<fn(I)>,
 }
 
-impl<K, T, A, I> WindowActor<K, T, A, I>
+/// A window manager's two outputs: results, late data.
+pub(crate) type WindowOutputs<K, T, R> = (Outlet<WindowResult<K, R>>, Outlet<(K, T)>);
+
+impl<K, T, A, I> WindowManager<K, T, A, I>
 where
     K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     T: Send + 'static,
     A: Aggregate<T>,
     I: WindowInput<K, T, A>,
 {
-    /// Takes part in checkpoints; `restore`: the snapshot to resume from.
-    pub(crate) fn checkpointed(&mut self, participant: Participant, restore: Option<&[u8]>) -> Result<(), String> {
-        if let Some(bytes) = restore {
-            self.0.core.restore(bytes).map_err(|e| format!("{}: {e}", self.0.metrics.name))?;
-            // Before any source reads (the start gate): a combining edge
-            // whose input was idle when the checkpoint was taken must not
-            // fold into windows this watermark has closed.
-            self.0.published.store(self.0.core.watermark(), Relaxed);
-        }
-        self.0.participant = Some(participant);
-        Ok(())
-    }
-
-    /// Where this actor publishes its watermark (`Target::with_watermark`).
-    pub(crate) fn published_watermark(&self) -> Arc<AtomicI64> {
-        Arc::clone(&self.0.published)
-    }
-
-    pub(crate) fn new(
-        windows: Windows,
-        options: WindowOptions,
-        agg: A,
-        inputs: usize,
-        out: Outlet<WindowResult<K, A::Out>>,
-        late_out: Outlet<(K, T)>,
-        metrics: Arc<ActorMetrics>,
-        pool: Arc<BatchPool<I>>,
-    ) -> Self {
-        WindowActor(Box::new(WindowState::new(windows, options, agg, inputs, out, late_out, metrics, pool)))
-    }
-}
-
-impl<K, T, A, I> WindowState<K, T, A, I>
-where
-    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
-    T: Send + 'static,
-    A: Aggregate<T>,
-    I: WindowInput<K, T, A>,
-{
-    fn new(
-        windows: Windows,
-        options: WindowOptions,
-        agg: A,
-        inputs: usize,
-        out: Outlet<WindowResult<K, A::Out>>,
-        late_out: Outlet<(K, T)>,
-        metrics: Arc<ActorMetrics>,
-        pool: Arc<BatchPool<I>>,
-    ) -> Self {
-        let late_connected = late_out.is_connected();
-        WindowState {
-            core: WindowCore::new(windows, options, agg),
-            inputs: InputTracker::new(inputs),
-            out,
-            late_out,
+    pub(crate) fn new(core: WindowCore<K, T, A>, options: WindowOptions, late_connected: bool) -> Self {
+        WindowManager {
+            core,
             fired: Vec::new(),
             late: Vec::new(),
             records: Vec::new(),
             options,
             late_connected,
-            align: Alignment::default(),
-            participant: None,
-            metrics,
-            pool,
             published: Arc::new(AtomicI64::new(i64::MIN)),
+            _input: std::marker::PhantomData,
         }
+    }
+
+    /// Where this actor publishes its watermark (`Target::with_watermark`).
+    pub(crate) fn published_watermark(&self) -> Arc<AtomicI64> {
+        Arc::clone(&self.published)
     }
 
     /// Sends what the core produced.
-    fn emit(&mut self) {
+    fn emit(&mut self, cx: &mut Cx<'_, Self>) {
+        let out = cx.out();
         if !self.fired.is_empty() {
-            self.out.send_batch(&mut self.fired);
+            out.0.send_batch(&mut self.fired);
         }
         if !self.late.is_empty() {
-            self.metrics.late_records.fetch_add(self.late.len() as u64, Relaxed);
-            self.late_out.send_batch(&mut self.late);
+            let n = self.late.len() as u64;
+            out.1.send_batch(&mut self.late);
+            cx.count_late(n);
         }
     }
+}
 
-    fn on_watermark(&mut self, wm: i64) {
+impl<K, T, A, I> Core for WindowManager<K, T, A, I>
+where
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+    T: Send + 'static,
+    A: Aggregate<T>,
+    I: WindowInput<K, T, A>,
+{
+    type In = I;
+    type Outputs = WindowOutputs<K, T, A::Out>;
+
+    fn weigh(batch: &[Record<I>]) -> (usize, usize) {
+        I::records(batch)
+    }
+
+    fn on_batch(&mut self, batch: &mut Vec<Record<I>>, cx: &mut Cx<'_, Self>) -> Result<(), OperatorError> {
+        let lost = I::add(&mut self.core, batch, &mut self.records, &mut self.fired, &mut self.late);
+        if lost > 0 {
+            cx.count_late(lost);
+        }
+        self.emit(cx);
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, wm: Timestamp, cx: &mut Cx<'_, Self>) -> Result<(), OperatorError> {
         // Window end by window end, each one's results sent before the next
         // fires, so that a jump over many windows does not gather them all.
         loop {
             let step = self.core.next_step(wm);
             self.core.on_watermark(step, &mut self.fired);
-            self.emit();
+            self.emit(cx);
             if step >= wm {
                 break;
             }
         }
         self.published.store(self.core.watermark(), Relaxed);
-        self.metrics.open_windows.store(self.core.open_windows() as u64, Relaxed);
-        self.metrics.set_watermark(wm);
-        // The final watermark goes out with `End` (see `Outlet::end`).
-        if wm != i64::MAX {
-            self.out.watermark(wm);
-            self.late_out.watermark(wm);
+        cx.metrics().open_windows.store(self.core.open_windows() as u64, Relaxed);
+        Ok(())
+    }
+
+    fn on_end(&mut self, cx: &mut Cx<'_, Self>) -> Result<(), OperatorError> {
+        let late = self.core.late_records();
+        if late > 0 && !self.late_connected {
+            tracing::warn!(actor = %cx.actor(), late, "late records were counted but not delivered: the job has no late-data sink (WindowedStream::with_late_data)");
         }
+        tracing::debug!(actor = %cx.actor(), late, "window manager finished");
+        debug_assert_eq!(self.core.watermark(), END_OF_TIME);
+        Ok(())
     }
 
-    fn block_if_full(&mut self, ctx: &mut Context<WindowActor<K, T, A, I>>) {
-        let blocked = join_blocked([self.out.take_blocked(), self.late_out.take_blocked()]);
-        wait_blocked(blocked, &self.metrics, ctx);
-    }
-}
-
-impl<K, T, A, I> WindowState<K, T, A, I>
-where
-    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
-    T: Send + 'static,
-    A: Aggregate<T>,
-    I: WindowInput<K, T, A>,
-{
-    fn started(&mut self, ctx: &mut Context<WindowActor<K, T, A, I>>) {
-        self.metrics.actor_started();
-        if let Some(every) = self.options.early_every_interval {
-            ctx.run_interval(every, |act: &mut WindowActor<K, T, A, I>, ctx| {
-                let act = &mut *act.0;
-                act.core.fire_early(&mut act.fired);
-                act.emit();
-                act.out.flush();
-                act.block_if_full(ctx);
-            });
-        }
+    fn snapshot(&mut self, _id: CheckpointId) -> Result<Snapshot, OperatorError> {
+        Ok(Snapshot::from_bytes(self.core.snapshot()))
     }
 
-    fn handle(&mut self, env: Envelope<I>, ctx: &mut Context<WindowActor<K, T, A, I>>) {
-        self.metrics.mailbox.taken();
-        self.dispatch(env);
-        // No more input queued: send partial batches now rather than later.
-        if self.metrics.mailbox.len() == 0 {
-            self.out.flush();
-            self.late_out.flush();
-        }
-        self.block_if_full(ctx);
+    fn restore(&mut self, _id: CheckpointId, state: Snapshot) -> Result<(), OperatorError> {
+        self.core
+            .restore(state.as_bytes())
+            .map_err(|reason| SnapshotError::Mismatch { what: "window state".into(), reason })?;
+        // Before any source reads (the start gate): a combining edge whose
+        // input was idle when the checkpoint was taken must not fold into
+        // windows this watermark has closed.
+        self.published.store(self.core.watermark(), Relaxed);
+        Ok(())
     }
 
-    /// Handles one message, or holds it back while its input is aligned.
-    fn dispatch(&mut self, env: Envelope<I>) {
-        let Some(env) = self.align.admit(&self.inputs, env) else { return };
-        match env.msg {
-            Message::Data(mut batch) => {
-                let (records, pre) = I::records(&batch);
-                self.metrics.add_in(records);
-                if pre > 0 {
-                    self.metrics.pre_aggregated_in.fetch_add(pre as u64, Relaxed);
-                }
-                self.inputs.on_data(env.input);
-                let lost = I::add(&mut self.core, &mut batch, &mut self.records, &mut self.fired, &mut self.late);
-                if lost > 0 {
-                    self.metrics.late_records.fetch_add(lost, Relaxed);
-                }
-                self.pool.put(env.input, batch);
-                self.emit();
-            }
-            msg => {
-                match self.inputs.on_message(env.input, &msg) {
-                    InputEvent::None => {}
-                    InputEvent::Watermark(wm) => self.on_watermark(wm),
-                    InputEvent::Idle => {
-                        self.out.idle();
-                        self.late_out.idle();
-                    }
-                    InputEvent::Barrier(id) => self.on_barrier(id),
-                    InputEvent::End => {
-                        self.on_watermark(i64::MAX);
-                        self.out.end();
-                        self.late_out.end();
-                        let late = self.core.late_records();
-                        if late > 0 && !self.late_connected {
-                            tracing::warn!(actor = %self.metrics.name, late, "late records were counted but not delivered: the job has no late-data sink (WindowedStream::late_data)");
-                        }
-                        tracing::debug!(actor = %self.metrics.name, late, "window manager finished");
-                    }
-                }
-            }
-        }
+    fn tick_interval(&self) -> Option<Duration> {
+        self.options.early_every_interval
     }
 
-    /// Every input delivered barrier `id`: the state now holds exactly the
-    /// records before it. Snapshot, acknowledge, forward, then replay what
-    /// was held back.
-    fn on_barrier(&mut self, id: CheckpointId) {
-        let (alignment, held) = self.align.complete();
-        if let Some(p) = &self.participant {
-            p.ack(Ack { id, actor: self.metrics.name.clone(), state: self.core.snapshot(), alignment });
-        }
-        self.out.barrier(id);
-        self.late_out.barrier(id);
-        for env in held {
-            self.dispatch(env);
-        }
-    }
-}
-
-impl<K, T, A, I> Actor for WindowActor<K, T, A, I>
-where
-    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
-    T: Send + 'static,
-    A: Aggregate<T>,
-    I: WindowInput<K, T, A>,
-{
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        self.0.started(ctx);
-    }
-
-    fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        self.0.metrics.actor_stopped();
-    }
-}
-
-impl<K, T, A, I> Handler<Envelope<I>> for WindowActor<K, T, A, I>
-where
-    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
-    T: Send + 'static,
-    A: Aggregate<T>,
-    I: WindowInput<K, T, A>,
-{
-    type Result = ();
-
-    fn handle(&mut self, env: Envelope<I>, ctx: &mut Context<Self>) {
-        self.0.handle(env, ctx);
+    fn on_tick(&mut self, cx: &mut Cx<'_, Self>) -> Result<(), OperatorError> {
+        self.core.fire_early(&mut self.fired);
+        self.emit(cx);
+        cx.out().0.flush();
+        Ok(())
     }
 }

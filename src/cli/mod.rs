@@ -48,7 +48,7 @@ struct RunArgs {
     #[arg(value_enum)]
     workload: Wl,
     /// Number of events N.
-    #[arg(long, default_value_t = 20_000_000, value_parser = clap::value_parser!(u64).range(0..))]
+    #[arg(long, default_value_t = 20_000_000, value_parser = clap::value_parser!(u64).range(0..=MAX_EVENTS))]
     events: u64,
     /// Distinct keys K.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
@@ -57,13 +57,13 @@ struct RunArgs {
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     rate: u64,
     /// Maximum disorder D, ms.
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=MAX_MS))]
     disorder: u64,
     /// Watermark bound B, ms (default: --disorder). B < D makes some events late.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=MAX_MS))]
     bound: Option<u64>,
     /// Session gap G, ms (wl3).
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=MAX_MS as i64))]
     gap: i64,
     /// Source and window-manager instances P.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
@@ -71,15 +71,16 @@ struct RunArgs {
     /// Records per batch S.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     batch_size: u64,
-    /// Cap the total source rate (events per second of wall time).
-    #[arg(long)]
+    /// Cap the total source rate (events per second of wall time, at
+    /// least 0.01).
+    #[arg(long, value_parser = parse_throttle)]
     throttle: Option<f64>,
     /// Emit source watermarks at most every this many ms (0: after every batch).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
     watermark_interval_ms: u64,
     /// Watermark alignment: a generator instance more than this many ms of
     /// event time ahead of the slowest other one waits for it (0: off).
-    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=MAX_MS))]
     max_drift_ms: u64,
     /// Checkpoint into DIR, and resume from the latest complete checkpoint
     /// there; with --output, FILE then holds every row exactly once however
@@ -87,7 +88,7 @@ struct RunArgs {
     #[arg(long, value_name = "DIR")]
     checkpoint_dir: Option<PathBuf>,
     /// Time between checkpoints, ms.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
     checkpoint_interval_ms: u64,
     /// Also write every result row as CSV to FILE.
     #[arg(long, value_name = "FILE")]
@@ -95,8 +96,8 @@ struct RunArgs {
     /// Run the actors on N threads, instance i of every node on thread
     /// i % N (0: a thread per actor instance; default: one per instance of
     /// the widest node, i.e. --parallelism).
-    #[arg(long, value_name = "N")]
-    slots: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=1024))]
+    slots: Option<u64>,
     /// Serve the dashboard, the job API (/api/jobs) and Prometheus metrics
     /// (/metrics) on ADDR while the job runs, e.g. 127.0.0.1:8080.
     #[cfg(feature = "web")]
@@ -105,8 +106,27 @@ struct RunArgs {
     /// With --serve: keep serving this many seconds after the job ends, so
     /// that its final state can be seen.
     #[cfg(feature = "web")]
-    #[arg(long, value_name = "SECS", default_value_t = 10, requires = "serve")]
+    #[arg(long, value_name = "SECS", default_value_t = 10, requires = "serve", value_parser = clap::value_parser!(u64).range(0..=86_400))]
     linger_secs: u64,
+}
+
+/// The most events a run takes (event `i`'s time is `i * 1000 / R`, which
+/// must not overflow).
+const MAX_EVENTS: u64 = 1_000_000_000_000_000;
+/// The longest duration flag, ms (about 31,700 years): beyond it event-time
+/// arithmetic could overflow.
+const MAX_MS: u64 = 1_000_000_000_000_000;
+/// The lowest --throttle, events per second.
+const MIN_THROTTLE: f64 = 0.01;
+
+/// `--throttle`: a finite number of events per second, at least
+/// [`MIN_THROTTLE`].
+fn parse_throttle(s: &str) -> Result<f64, String> {
+    let t: f64 = s.trim().parse().map_err(|e| format!("{e}: expected a number of events per second"))?;
+    if !t.is_finite() || t < MIN_THROTTLE {
+        return Err(format!("must be a finite number of events per second, at least {MIN_THROTTLE}"));
+    }
+    Ok(t)
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -123,12 +143,6 @@ pub(crate) fn main() -> ExitCode {
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    if let Some(t) = args.throttle {
-        if !(t.is_finite() && t > 0.0) {
-            eprintln!("error: invalid value '{t}' for '--throttle': must be a positive number of events per second");
-            return ExitCode::from(2);
-        }
-    }
     let workload = match args.workload {
         Wl::Wl1 => Workload::Wl1,
         Wl::Wl2 => Workload::Wl2,
@@ -144,7 +158,7 @@ fn run(args: RunArgs) -> ExitCode {
         watermark_interval: Duration::from_millis(args.watermark_interval_ms),
         max_drift: (args.max_drift_ms > 0).then_some(args.max_drift_ms.min(i64::MAX as u64) as i64),
         output: args.output,
-        placement: args.slots.map(|n| if n == 0 { weir::Placement::ThreadPerActor } else { weir::Placement::Slots(n) }),
+        placement: args.slots.map(|n| if n == 0 { weir::Placement::ThreadPerActor } else { weir::Placement::Slots(n as usize) }),
         checkpoint: args.checkpoint_dir.map(|dir| weir::CheckpointConfig::new(dir, Duration::from_millis(args.checkpoint_interval_ms))),
         ..WorkloadSpec::new(workload)
     };
@@ -213,15 +227,31 @@ fn progress_bar(events: u64) -> Option<ProgressBar> {
 fn print_result(report: &weir::JobReport, spec: &WorkloadSpec, workload: Workload, outputs: &workload::WorkloadOutputs) -> ExitCode {
     let result = outputs.result();
     let secs = report.elapsed.as_secs_f64();
-    eprintln!(
-        "{:?}: {} events in {:.3} s = {:.2} M events/s (parallelism {}, batch {})",
-        workload,
-        spec.stream.events,
-        secs,
-        spec.stream.events as f64 / secs / 1e6,
-        spec.parallelism,
-        spec.batch_size
-    );
+    match report.resumed_from {
+        None => eprintln!(
+            "{:?}: {} events in {:.3} s = {:.2} M events/s (parallelism {}, batch {})",
+            workload,
+            spec.stream.events,
+            secs,
+            spec.stream.events as f64 / secs / 1e6,
+            spec.parallelism,
+            spec.batch_size
+        ),
+        // The events before the checkpoint were read by earlier runs.
+        Some(seq) => {
+            let read = report.metrics.source_records();
+            eprintln!(
+                "{:?}: resumed from checkpoint {seq}; this run read {read} of the {} events in {:.3} s = {:.2} M events/s (parallelism {}, batch {})",
+                workload,
+                spec.stream.events,
+                secs,
+                read as f64 / secs / 1e6,
+                spec.parallelism,
+                spec.batch_size
+            )
+        }
+    }
+    // The late count is checkpointed: after a resume it covers the whole job.
     if result.late > 0 {
         println!("late {}", result.late);
     }

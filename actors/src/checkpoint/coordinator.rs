@@ -1,5 +1,12 @@
 //! The checkpoint coordinator actor: triggers checkpoints, collects the
 //! actors' snapshots, completes (or aborts) checkpoints.
+//!
+//! Periodic triggers start only once the sources and sinks have registered
+//! (so that the first barrier reaches every source). A checkpoint completes
+//! when every actor has acknowledged and its metadata is written; then
+//! every actor is told (`Completed`: sinks commit), and whoever asked for
+//! that checkpoint (`JobHandle::checkpoint`) is answered once they all have
+//! handled it, so that what it covers is visible when the answer comes.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -7,11 +14,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::{Actor, AsyncContext, Context, Handler, Recipient};
 use tokio::sync::oneshot;
-use uuid::Uuid;
 
 use crate::checkpoint::{Ack, CheckpointConfig, CheckpointStats, Completed, Trigger};
-use crate::job::JobShared;
 use crate::message::CheckpointId;
+use crate::runtime::lifecycle::Lifecycle;
+use crate::shell::ActorGuard;
 use crate::state::{CheckpointMeta, StateBackend};
 
 struct Pending {
@@ -43,35 +50,57 @@ impl actix::Message for TriggerNow {
     type Result = ();
 }
 
+/// What the checkpoints of one job record and who takes part.
+#[derive(Debug, Clone)]
+pub(crate) struct CheckpointPlan {
+    /// The first sequence number to use (after the checkpoint resumed from).
+    pub(crate) next_seq: u64,
+    /// The topology's fingerprint.
+    pub(crate) topology: String,
+    /// The job's declared configuration.
+    pub(crate) configuration: Vec<(String, String)>,
+    /// Every actor that acknowledges (`node#instance`).
+    pub(crate) actors: Vec<String>,
+}
+
 pub(crate) struct Coordinator {
-    job: Uuid,
     next_seq: u64,
     config: CheckpointConfig,
     backend: Box<dyn StateBackend>,
-    topology: String,
-    actors: Vec<String>,
+    plan: CheckpointPlan,
     sources: Vec<Recipient<Trigger>>,
     sinks: Vec<Recipient<Completed>>,
     pending: BTreeMap<u64, Pending>,
-    shared: Arc<JobShared>,
+    lifecycle: Arc<Lifecycle>,
+    /// Fails the job if the coordinator goes away while it runs.
+    _guard: ActorGuard,
 }
 
+/// The coordinator's name in errors and logs.
+const NAME: &str = "checkpoint-coordinator";
+
 impl Coordinator {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        job: Uuid,
-        next_seq: u64,
-        config: CheckpointConfig,
-        backend: Box<dyn StateBackend>,
-        topology: String,
-        actors: Vec<String>,
-        shared: Arc<JobShared>,
-    ) -> Self {
-        Coordinator { job, next_seq, config, backend, topology, actors, sources: Vec::new(), sinks: Vec::new(), pending: BTreeMap::new(), shared }
+    pub(crate) fn new(config: CheckpointConfig, backend: Box<dyn StateBackend>, plan: CheckpointPlan, lifecycle: Arc<Lifecycle>) -> Self {
+        let guard = ActorGuard::new(NAME.to_string(), Arc::clone(&lifecycle));
+        Coordinator {
+            next_seq: plan.next_seq,
+            config,
+            backend,
+            plan,
+            sources: Vec::new(),
+            sinks: Vec::new(),
+            pending: BTreeMap::new(),
+            lifecycle,
+            _guard: guard,
+        }
+    }
+
+    fn id(&self, seq: u64) -> CheckpointId {
+        CheckpointId { job: self.lifecycle.id, seq }
     }
 
     fn trigger(&mut self, ctx: &mut Context<Self>, reply: Option<oneshot::Sender<Result<CheckpointStats, String>>>) {
-        if self.shared.is_finished() {
+        if self.lifecycle.is_finished() {
             if let Some(r) = reply {
                 let _ = r.send(Err("the job has finished".into()));
             }
@@ -79,13 +108,13 @@ impl Coordinator {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let id = CheckpointId { job: self.job, seq };
-        let span = tracing::info_span!("checkpoint", job = %self.shared.name, seq);
+        let id = self.id(seq);
+        let span = tracing::info_span!("checkpoint", job = %self.lifecycle.name, seq);
         span.in_scope(|| tracing::debug!("checkpoint triggered"));
         self.pending.insert(seq, Pending {
             span,
             started: Instant::now(),
-            waiting: self.actors.iter().cloned().collect(),
+            waiting: self.plan.actors.iter().cloned().collect(),
             bytes: 0,
             alignment: Duration::ZERO,
             failed: None,
@@ -105,10 +134,10 @@ impl Coordinator {
     fn abort(&mut self, seq: u64, why: &str) {
         let Some(p) = self.pending.remove(&seq) else { return };
         let waiting: Vec<&String> = p.waiting.iter().take(5).collect();
-        p.span.in_scope(|| tracing::warn!(job = %self.shared.name, seq, reason = why, ?waiting, "checkpoint aborted"));
-        let _ = self.backend.abort(CheckpointId { job: self.job, seq });
+        p.span.in_scope(|| tracing::warn!(job = %self.lifecycle.name, seq, reason = why, ?waiting, "checkpoint aborted"));
+        let _ = self.backend.abort(self.id(seq));
         let stats = CheckpointStats { seq, duration: p.started.elapsed(), alignment: p.alignment, bytes: p.bytes, completed: false };
-        self.shared.record_checkpoint(stats);
+        self.lifecycle.record_checkpoint(stats);
         for r in p.reply {
             let _ = r.send(Err(format!("checkpoint {seq} aborted: {why}")));
         }
@@ -116,11 +145,21 @@ impl Coordinator {
 
     fn complete(&mut self, seq: u64) {
         let Some(p) = self.pending.remove(&seq) else { return };
-        let id = CheckpointId { job: self.job, seq };
+        let id = self.id(seq);
         let completed_at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        let meta = CheckpointMeta { id, topology: self.topology.clone(), actors: self.actors.clone(), completed_at_ms, bytes: p.bytes };
+        let meta = CheckpointMeta {
+            id,
+            topology: self.plan.topology.clone(),
+            config: self.plan.configuration.clone(),
+            actors: self.plan.actors.clone(),
+            completed_at_ms,
+            bytes: p.bytes,
+        };
         if let Err(e) = self.backend.commit(&meta) {
-            p.span.in_scope(|| tracing::error!(job = %self.shared.name, seq, error = %e, "checkpoint metadata could not be written"));
+            p.span.in_scope(|| tracing::error!(job = %self.lifecycle.name, seq, error = %e, "checkpoint metadata could not be written"));
+            let _ = self.backend.abort(id);
+            let stats = CheckpointStats { seq, duration: p.started.elapsed(), alignment: p.alignment, bytes: p.bytes, completed: false };
+            self.lifecycle.record_checkpoint(stats);
             for r in p.reply {
                 let _ = r.send(Err(format!("checkpoint {seq}: {e}")));
             }
@@ -133,36 +172,38 @@ impl Coordinator {
         }
         let stats = CheckpointStats { seq, duration: p.started.elapsed(), alignment: p.alignment, bytes: p.bytes, completed: true };
         p.span.in_scope(|| {
-            tracing::info!(job = %self.shared.name, seq, bytes = p.bytes, duration_ms = stats.duration.as_millis() as u64, "checkpoint complete")
+            tracing::info!(job = %self.lifecycle.name, seq, bytes = p.bytes, duration_ms = stats.duration.as_millis() as u64, "checkpoint complete")
         });
-        self.shared.record_checkpoint(stats.clone());
-        for sink in &self.sinks {
-            let sink = sink.clone();
-            actix::spawn(async move {
-                let _ = sink.send(Completed(id)).await;
-            });
-        }
-        for r in p.reply {
-            let _ = r.send(Ok(stats.clone()));
-        }
+        self.lifecycle.record_checkpoint(stats.clone());
+        // Every actor handles `Completed` (sinks commit) before whoever
+        // asked for this checkpoint hears that it is done.
+        let told: Vec<_> = self.sinks.iter().map(|s| s.send(Completed(id))).collect();
+        let reply = p.reply;
+        actix::spawn(async move {
+            futures_util::future::join_all(told).await;
+            for r in reply {
+                let _ = r.send(Ok(stats.clone()));
+            }
+        });
     }
 }
 
 impl Actor for Coordinator {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        if let Some(every) = self.config.interval {
-            ctx.run_interval(every, |act, ctx| act.trigger(ctx, None));
-        }
-    }
 }
 
 impl Handler<Register> for Coordinator {
     type Result = ();
-    fn handle(&mut self, msg: Register, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Register, ctx: &mut Context<Self>) {
         self.sources = msg.sources;
         self.sinks = msg.sinks;
+        // Periodic checkpoints start now that every source can be reached.
+        if let Some(every) = self.config.interval {
+            ctx.run_interval(every, |act, ctx| {
+                let lifecycle = Arc::clone(&act.lifecycle);
+                let _ = crate::shell::guarded(&lifecycle, NAME, "a periodic trigger", || act.trigger(ctx, None));
+            });
+        }
     }
 }
 
@@ -176,6 +217,13 @@ impl Handler<TriggerNow> for Coordinator {
 impl Handler<Ack> for Coordinator {
     type Result = ();
     fn handle(&mut self, ack: Ack, _ctx: &mut Context<Self>) {
+        let lifecycle = Arc::clone(&self.lifecycle);
+        let _ = crate::shell::guarded(&lifecycle, NAME, "an acknowledgement", || self.acknowledged(ack));
+    }
+}
+
+impl Coordinator {
+    fn acknowledged(&mut self, ack: Ack) {
         let seq = ack.id.seq;
         let Some(p) = self.pending.get_mut(&seq) else { return };
         if !p.waiting.remove(&ack.actor) {

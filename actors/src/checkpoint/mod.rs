@@ -15,9 +15,17 @@
 //! restores the latest complete checkpoint: sources seek to their recorded
 //! positions and every actor gets its snapshot back — exactly-once state for
 //! replayable sources.
+//!
+//! Alignment holds back the inputs that delivered their barrier; it is
+//! bounded by [`CheckpointConfig::alignment_cap`] records, beyond which
+//! those inputs are backpressured at their senders until the alignment
+//! completes (see `align`).
 
 pub(crate) mod align;
 pub(crate) mod coordinator;
+mod snapshot;
+
+pub use snapshot::Snapshot;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,12 +47,28 @@ pub struct CheckpointConfig {
     pub timeout: Duration,
     /// Complete checkpoints kept.
     pub retain: usize,
+    /// Records an actor holds back while it aligns a barrier before it
+    /// pauses the inputs that delivered theirs (backpressure instead of
+    /// memory). Default 65,536.
+    pub alignment_cap: usize,
 }
 
 impl CheckpointConfig {
-    /// Checkpoints in `dir` every `interval`; 60 s timeout, 3 kept.
+    /// Checkpoints in `dir` every `interval`; 60 s timeout, 3 kept, at most
+    /// 65,536 records held per alignment.
     pub fn new(dir: impl Into<PathBuf>, interval: Duration) -> Self {
-        CheckpointConfig { dir: dir.into(), interval: Some(interval), timeout: Duration::from_secs(60), retain: 3 }
+        CheckpointConfig {
+            dir: dir.into(),
+            interval: Some(interval),
+            timeout: Duration::from_secs(60),
+            retain: 3,
+            alignment_cap: align::DEFAULT_ALIGNMENT_CAP,
+        }
+    }
+
+    /// Checkpoints only on demand ([`crate::JobHandle::checkpoint`]).
+    pub fn on_demand(dir: impl Into<PathBuf>) -> Self {
+        CheckpointConfig { interval: None, ..CheckpointConfig::new(dir, Duration::from_secs(1)) }
     }
 }
 
@@ -120,14 +144,4 @@ pub struct CheckpointStats {
     pub bytes: u64,
     /// Whether it completed (or was aborted).
     pub completed: bool,
-}
-
-/// Encodes a snapshot (rmp-serde).
-pub(crate) fn encode<S: Serialize>(s: &S) -> Vec<u8> {
-    rmp_serde::to_vec(s).expect("snapshot types serialize infallibly")
-}
-
-/// Decodes a snapshot, naming the actor in the error.
-pub(crate) fn decode<S: serde::de::DeserializeOwned>(actor: &str, bytes: &[u8]) -> Result<S, String> {
-    rmp_serde::from_slice(bytes).map_err(|e| format!("snapshot of {actor} does not decode: {e}"))
 }

@@ -41,9 +41,9 @@ impl<T: Send + 'static> RoundRobin<T> {
         let t = self.next;
         let batch = std::mem::replace(&mut self.buf, self.sender.buffer((t + 1) % self.sender.len(), self.batch_size));
         self.next = (self.next + 1) % self.sender.len();
-        self.sender.send(t, crate::message::Message::Data(batch));
+        self.sender.send(t, crate::message::StreamElement::Data(batch));
         if let Some(wm) = self.held.take(t) {
-            self.sender.send(t, crate::message::Message::Watermark(wm));
+            self.sender.send(t, crate::message::StreamElement::Watermark(wm));
         }
     }
 
@@ -116,9 +116,9 @@ impl<V: Send + 'static> Partitioned<V> {
     /// Sends target `t`'s batch, and the watermark held for it after it.
     pub(crate) fn send(&mut self, t: usize) {
         let batch = std::mem::replace(&mut self.bufs[t], self.sender.buffer(t, self.batch_size));
-        self.sender.send(t, crate::message::Message::Data(batch));
+        self.sender.send(t, crate::message::StreamElement::Data(batch));
         if let Some(wm) = self.held.take(t) {
-            self.sender.send(t, crate::message::Message::Watermark(wm));
+            self.sender.send(t, crate::message::StreamElement::Watermark(wm));
         }
     }
 
@@ -250,9 +250,6 @@ fn keyed<K, T>(key_fn: &impl Fn(&T) -> K) -> impl Fn(Record<T>) -> Record<(K, T)
 pub(crate) struct Discard;
 
 impl<T: Send + 'static> Emit<T> for Discard {
-    fn is_connected(&self) -> bool {
-        false
-    }
     fn data(&mut self, batch: &mut Vec<Record<T>>) {
         batch.clear();
     }

@@ -10,8 +10,19 @@
 //! receiver has *handled* the held message, which sits at the back of a
 //! full mailbox (measured at p = 2: sources spent half the run blocked that
 //! way).
+//!
+//! The gauge also carries the receiver's *paused inputs*: while a barrier
+//! alignment holds back an input (see `checkpoint::align`), the receiver
+//! pauses that input once the records it holds reach the configured cap;
+//! a sender on that input then keeps its messages as if the mailbox were
+//! full, until the alignment completes and the receiver resumes every
+//! input. Only messages sent after the input's barrier are held that way
+//! (the receiver pauses an input only once its barrier has arrived), so
+//! the barriers of the other inputs still come through.
 
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::Mutex;
 
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
@@ -21,6 +32,12 @@ use tokio::sync::Notify;
 pub(crate) struct MailboxGauge {
     queued: AtomicUsize,
     room: Notify,
+    /// Whether any input is paused (the senders' fast check).
+    any_paused: AtomicBool,
+    /// The paused inputs.
+    paused: Mutex<BTreeSet<usize>>,
+    /// Woken when the paused inputs resume.
+    resumed: Notify,
 }
 
 impl MailboxGauge {
@@ -60,5 +77,44 @@ impl MailboxGauge {
     /// wake-up is lost.
     pub(crate) fn room(&self) -> Notified<'_> {
         self.room.notified()
+    }
+
+    /// Whether the receiver holds back what `input` sends (one relaxed
+    /// load when no input is paused, once per message).
+    #[inline]
+    pub(crate) fn is_paused(&self, input: usize) -> bool {
+        self.any_paused.load(Relaxed) && self.paused.lock().map(|p| p.contains(&input)).unwrap_or(false)
+    }
+
+    /// The receiver holds back what `input` sends from now on.
+    pub(crate) fn pause(&self, input: usize) {
+        if let Ok(mut p) = self.paused.lock() {
+            p.insert(input);
+            self.any_paused.store(true, Relaxed);
+        }
+    }
+
+    /// Every paused input may send again; waiting senders are woken.
+    pub(crate) fn resume_all(&self) {
+        if !self.any_paused.load(Relaxed) {
+            return;
+        }
+        if let Ok(mut p) = self.paused.lock() {
+            p.clear();
+            self.any_paused.store(false, Relaxed);
+        }
+        self.resumed.notify_waiters();
+    }
+
+    /// Completes once `input` is no longer paused.
+    pub(crate) async fn unpaused(&self, input: usize) {
+        loop {
+            // Created before the check: a resume in between still wakes it.
+            let resumed = self.resumed.notified();
+            if !self.is_paused(input) {
+                return;
+            }
+            resumed.await;
+        }
     }
 }

@@ -15,8 +15,8 @@
 //! has room — its own senders then fill up in turn. The future retries
 //! `try_send` on the same sender each time the receiver takes a message
 //! from its mailbox ([`mailbox::MailboxGauge::room`]): no spinning, no
-//! sleeping. (A plain actix actor as a target signals nothing; there the
-//! future falls back to `Recipient::send(..).await`, woken by actix.)
+//! sleeping. (Every receiver is a weir actor, which signals room for every
+//! message it takes.)
 //!
 //! Watermarks on a partitioning edge are held back until each
 //! destination's next full batch ([`HeldWatermarks`]), so that a watermark
@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use actix::dev::SendError;
 use actix::Recipient;
 
-use crate::message::{CheckpointId, Envelope, Message, Record, Timestamp};
+use crate::message::{CheckpointId, Envelope, StreamElement, Record, Timestamp};
 use crate::metrics::ActorMetrics;
 use mailbox::MailboxGauge;
 use pool::BatchPool;
@@ -53,12 +53,12 @@ pub(crate) enum Control {
 }
 
 impl Control {
-    pub(crate) fn into_message<T>(self) -> Message<T> {
+    pub(crate) fn into_message<T>(self) -> StreamElement<T> {
         match self {
-            Control::Watermark(t) => Message::Watermark(t),
-            Control::Idle => Message::Idle,
-            Control::Barrier(id) => Message::Barrier(id),
-            Control::End => Message::End,
+            Control::Watermark(t) => StreamElement::Watermark(t),
+            Control::Idle => StreamElement::Idle,
+            Control::Barrier(id) => StreamElement::Barrier(id),
+            Control::End => StreamElement::End,
         }
     }
 }
@@ -77,10 +77,6 @@ pub(crate) trait Emit<T>: Send + 'static {
     /// Messages refused with `Full`, to be delivered before anything else;
     /// `None` when nothing is held.
     fn take_blocked(&mut self) -> Option<Blocked>;
-    /// Whether records given to it go anywhere.
-    fn is_connected(&self) -> bool {
-        true
-    }
 }
 
 /// One downstream actor instance.
@@ -94,10 +90,6 @@ pub(crate) struct Target<T: Send + 'static> {
     /// Where the receiver hands back drained batch buffers (a receiver
     /// that does not simply leaves it empty).
     pub(crate) pool: Arc<BatchPool<T>>,
-    /// Whether the receiver calls [`MailboxGauge::taken`] for every message
-    /// (weir's own actors do; a plain actix actor may not), so that a
-    /// blocked sender can wait on [`MailboxGauge::room`].
-    pub(crate) signals_room: bool,
     /// The receiver's event-time watermark, as far as it publishes it
     /// (window managers do; `i64::MIN` otherwise). A combining edge never
     /// folds records into a window the receiver may have closed
@@ -112,17 +104,8 @@ impl<T: Send + 'static> Target<T> {
             recipient: Arc::new(recipient),
             queued: Arc::clone(queued),
             pool: Arc::default(),
-            signals_room: true,
             watermark: Arc::new(AtomicI64::new(i64::MIN)),
         }
-    }
-
-    /// This receiver may not signal room (a plain actix actor): a blocked
-    /// sender to it waits with `Recipient::send`, which returns once the
-    /// held message has been handled.
-    pub(crate) fn unsignalled(mut self) -> Self {
-        self.signals_room = false;
-        self
     }
 
     /// Like [`Target::new`], with the receiver's buffer pool.
@@ -145,7 +128,6 @@ impl<T: Send + 'static> Clone for Target<T> {
             recipient: Arc::new(Recipient::clone(&self.recipient)),
             queued: Arc::clone(&self.queued),
             pool: Arc::clone(&self.pool),
-            signals_room: self.signals_room,
             watermark: Arc::clone(&self.watermark),
         }
     }
@@ -197,15 +179,22 @@ impl<T: Send + 'static> Sender<T> {
     }
 
     /// Offers `msg` to target `t`; keeps it if the mailbox is full.
-    pub(crate) fn send(&mut self, t: usize, msg: Message<T>) {
-        if let Message::Data(b) = &msg {
+    pub(crate) fn send(&mut self, t: usize, msg: StreamElement<T>) {
+        if let StreamElement::Data(b) = &msg {
             self.metrics.add_out((self.weigh)(b));
         }
-        let env = Envelope { input: self.input, msg };
+        let env = Envelope { input: self.input, element: msg };
         // Order on the edge: once something is held for `t`, everything
         // after it must wait behind it.
         if !self.held[t].is_empty() {
             self.held[t].push(env);
+            return;
+        }
+        // A receiver aligning a checkpoint may hold this input back: keep
+        // the message as if the mailbox were full.
+        if self.targets[t].queued.is_paused(self.input) {
+            self.held[t].push(env);
+            self.any_held = true;
             return;
         }
         // Raise the receiver's gauge before it can possibly lower it.
@@ -244,25 +233,14 @@ impl<T: Send + 'static> Sender<T> {
             // The same sender, not a clone: a clone would be a new sender
             // with a free slot of its own each time, past the bound.
             let (recipient, queued) = (Arc::clone(&self.targets[t].recipient), Arc::clone(&self.targets[t].queued));
-            let signals_room = self.targets[t].signals_room;
+            let input = self.input;
             per_target.push(async move {
                 for mut env in msgs {
-                    if !signals_room {
-                        // Through a new sender (this one is parked, and a
-                        // parked `send` is never woken): it enqueues, then
-                        // waits for the handler, so one message per wait
-                        // goes past the capacity.
-                        queued.offered();
-                        if Recipient::clone(&recipient).send(env).await.is_err() {
-                            queued.refused();
-                            return; // receiver gone: job cancelled
-                        }
-                        continue;
-                    }
                     // Wait for room, then offer again: actix parked this
                     // sender when the mailbox filled and unparks it when the
                     // receiver takes a message, which also wakes `room`.
                     loop {
+                        queued.unpaused(input).await;
                         let room = queued.room();
                         queued.offered();
                         match recipient.try_send(env) {
@@ -378,7 +356,7 @@ impl HeldWatermarks {
     pub(crate) fn release<T: Send + 'static>(&mut self, sender: &mut Sender<T>) {
         for t in 0..self.per_target.len() {
             if let Some(wm) = self.per_target[t].take() {
-                sender.send(t, Message::Watermark(wm));
+                sender.send(t, StreamElement::Watermark(wm));
             }
         }
         self.latest = None;

@@ -56,7 +56,7 @@ impl<T: Send + 'static> Outlet<T> {
     /// metrics (records in, batches in, mailbox fill) true.
     pub fn received<M>(&self, env: &crate::message::Envelope<M>) {
         self.metrics.mailbox.taken();
-        if let crate::message::Message::Data(b) = &env.msg {
+        if let crate::message::StreamElement::Data(b) = &env.element {
             self.metrics.add_in(b.len());
         }
     }
@@ -131,12 +131,6 @@ impl<T: Send + 'static> Outlet<T> {
         A: Actor<Context = Context<A>>,
     {
         wait_blocked(self.emit.take_blocked(), &self.metrics, ctx);
-    }
-
-    /// Whether this outlet leads anywhere (a side output nobody took
-    /// discards what it is given; its owner counts it).
-    pub(crate) fn is_connected(&self) -> bool {
-        self.emit.is_connected()
     }
 
     pub(crate) fn take_blocked(&mut self) -> Option<Blocked> {

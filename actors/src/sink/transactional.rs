@@ -130,14 +130,20 @@ impl TransactionalFile {
         Ok(())
     }
 
+    /// Deletes the parts `seqs`.
+    fn remove_parts(&self, seqs: impl IntoIterator<Item = u64>) -> io::Result<()> {
+        for seq in seqs {
+            fs::remove_file(self.part_path(seq))?;
+        }
+        Ok(())
+    }
+
     /// Starts afresh when the job did not resume from a checkpoint.
     fn ensure_ready(&mut self) -> io::Result<()> {
         if self.ready {
             return Ok(());
         }
-        for seq in self.parts()? {
-            fs::remove_file(self.part_path(seq))?;
-        }
+        self.remove_parts(self.parts()?)?;
         let _ = fs::remove_file(self.open_part_path());
         let mut f = File::create(&self.path)?;
         f.write_all(&self.header)?;
@@ -175,9 +181,11 @@ impl TransactionalFile {
         self.ensure_ready()?;
         let mut manifest = self.read_manifest()?;
         let done = manifest.last().map_or(0, |e| e.0);
+        let parts = self.parts()?;
         // A part already recorded (a crash between the manifest and the
-        // deletion) is not appended twice.
-        let due: Vec<u64> = self.parts()?.into_iter().filter(|&s| s <= seq && s > done).collect();
+        // deletion) is not appended twice: it is deleted.
+        self.remove_parts(parts.iter().copied().filter(|&s| s <= done))?;
+        let due: Vec<u64> = parts.into_iter().filter(|&s| s <= seq && s > done).collect();
         self.append_parts(&due, &mut manifest)
     }
 
@@ -202,11 +210,10 @@ impl TransactionalFile {
         f.sync_all()?;
         self.write_manifest(&manifest)?;
         let parts = self.parts()?;
+        self.remove_parts(parts.iter().copied().filter(|&s| s <= done))?;
         let due: Vec<u64> = parts.iter().copied().filter(|&s| s > done && s <= seq).collect();
         self.append_parts(&due, &mut manifest)?;
-        for s in parts.into_iter().filter(|&s| s > seq) {
-            fs::remove_file(self.part_path(s))?;
-        }
+        self.remove_parts(parts.into_iter().filter(|&s| s > seq))?;
         let _ = fs::remove_file(self.open_part_path());
         self.ready = true;
         Ok(())
@@ -266,10 +273,10 @@ impl<T: serde::Serialize + Send + 'static> crate::sink::Sink<T> for ExactlyOnceF
         res.map_err(|e| self.io(e))
     }
 
-    fn pre_commit(&mut self, id: crate::message::CheckpointId) -> Result<Vec<u8>, crate::sink::SinkError> {
+    fn pre_commit(&mut self, id: crate::message::CheckpointId) -> Result<crate::checkpoint::Snapshot, crate::sink::SinkError> {
         let res = self.file.pre_commit(id.seq);
         res.map_err(|e| self.io(e))?;
-        Ok(Vec::new())
+        Ok(crate::checkpoint::Snapshot::empty())
     }
 
     fn commit(&mut self, id: crate::message::CheckpointId) -> Result<(), crate::sink::SinkError> {
@@ -277,7 +284,7 @@ impl<T: serde::Serialize + Send + 'static> crate::sink::Sink<T> for ExactlyOnceF
         res.map_err(|e| self.io(e))
     }
 
-    fn restore(&mut self, id: crate::message::CheckpointId, _state: &[u8]) -> Result<(), crate::sink::SinkError> {
+    fn restore(&mut self, id: crate::message::CheckpointId, _state: &crate::checkpoint::Snapshot) -> Result<(), crate::sink::SinkError> {
         let res = self.file.restore(id.seq);
         res.map_err(|e| self.io(e))
     }
@@ -332,6 +339,30 @@ mod tests {
         write(&mut t, "c2\n");
         t.finish().unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "h\na\nb\nc2\n");
+    }
+
+    #[test]
+    fn parts_left_by_a_crash_between_manifest_and_cleanup_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let mut t = TransactionalFile::new(&path, b"h\n".to_vec());
+        write(&mut t, "a\n");
+        t.pre_commit(1).unwrap();
+        // A crash after the manifest recorded part 1, before its deletion.
+        let kept = fs::read(t.part_path(1)).unwrap();
+        t.commit(1).unwrap();
+        fs::write(t.part_path(1), &kept).unwrap();
+        write(&mut t, "b\n");
+        t.pre_commit(2).unwrap();
+        t.commit(2).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "h\na\nb\n", "part 1 is not appended twice");
+        assert!(t.parts().unwrap().is_empty(), "no part is left behind: {:?}", t.parts().unwrap());
+        // The same after a restore.
+        fs::write(t.part_path(1), &kept).unwrap();
+        let mut t = TransactionalFile::new(&path, b"h\n".to_vec());
+        t.restore(2).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "h\na\nb\n");
+        assert!(t.parts().unwrap().is_empty());
     }
 
     #[test]

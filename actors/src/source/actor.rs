@@ -18,14 +18,16 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 
 use actix::fut::ActorFuture;
-use actix::{Actor, AsyncContext, Context, Handler};
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler};
 use tokio::time::Sleep;
 
-use crate::checkpoint::{encode, Ack, Participant, Trigger};
+use crate::checkpoint::{Ack, Participant, Snapshot, Trigger};
+use crate::error::SnapshotError;
 use crate::message::{CheckpointId, Record};
 use crate::metrics::ActorMetrics;
 use crate::output::outlet::Outlet;
 use crate::output::{join_blocked, Blocked};
+use crate::shell::ActorGuard;
 use crate::source::{DeadLetter, Source, SourceBatch, SourceStatus};
 use crate::time::alignment::AlignmentGroup;
 use crate::time::{WatermarkGenerator, WatermarkStrategy};
@@ -55,6 +57,8 @@ pub(crate) struct SourceSettings {
     pub(crate) participant: Option<Participant>,
     /// Opens once every actor of the job exists: nothing is read before.
     pub(crate) gate: Arc<StartGate>,
+    /// Fails the job if this actor panics or goes away early.
+    pub(crate) guard: ActorGuard,
     /// With watermark alignment: the group of this source's instances and
     /// this instance's index in it.
     pub(crate) alignment: Option<(Arc<AlignmentGroup>, usize)>,
@@ -63,9 +67,19 @@ pub(crate) struct SourceSettings {
 /// What a source actor checkpoints: where its source is and its watermark.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct SourceSnapshot {
-    pub(crate) position: Option<Vec<u8>>,
+    pub(crate) position: Option<Snapshot>,
     pub(crate) max_ts: i64,
     pub(crate) emitted: i64,
+}
+
+impl SourceSnapshot {
+    /// Moves `source` to the recorded position (phase one of a restore).
+    pub(crate) fn seek<S: Source>(&self, source: &mut S) -> Result<(), SnapshotError> {
+        match &self.position {
+            Some(pos) => source.seek(pos),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The source actor (its state is boxed: actix wants actors `Unpin`, and
@@ -219,7 +233,15 @@ where
     fn checkpoint(&mut self, id: CheckpointId) {
         let Some(p) = &self.settings.participant else { return };
         let snap = SourceSnapshot { position: self.source.position(), max_ts: self.wm.max_ts, emitted: self.wm.emitted };
-        p.ack(Ack { id, actor: self.metrics.name.clone(), state: encode(&snap), alignment: Default::default() });
+        let state = match Snapshot::encode(&snap) {
+            Ok(s) => s,
+            Err(e) => {
+                // Not acknowledged: the checkpoint times out; the job goes on.
+                tracing::error!(actor = %self.metrics.name, error = %e, "source position cannot be encoded");
+                return;
+            }
+        };
+        p.ack(Ack { id, actor: self.metrics.name.clone(), state: state.into_bytes(), alignment: Default::default() });
         if !self.done {
             self.out.barrier(id);
             self.dead_out.barrier(id);
@@ -425,7 +447,17 @@ where
         ctx: &mut Context<SourceActor<S, F>>,
         task: &mut TaskContext<'_>,
     ) -> Poll<()> {
-        act.0.pump(ctx, task)
+        let st = &mut *act.0;
+        let (lifecycle, metrics) = (Arc::clone(st.settings.guard.lifecycle()), Arc::clone(&st.metrics));
+        let polled = crate::shell::guarded(&lifecycle, &metrics.name, "reading its source", || st.pump(ctx, task));
+        match polled {
+            Some(p) => p,
+            // The job has failed (the guard reported the panic).
+            None => {
+                ctx.stop();
+                Poll::Ready(())
+            }
+        }
     }
 }
 

@@ -14,6 +14,8 @@ use std::task::{Context, Poll};
 
 use serde::de::DeserializeOwned;
 
+use crate::checkpoint::Snapshot;
+use crate::error::SnapshotError;
 use crate::source::{DeadLetter, Source, SourceBatch, SourceStatus};
 
 /// The line format of a [`FileSource`].
@@ -167,7 +169,7 @@ impl<T: DeserializeOwned + Send + 'static> Source for FileSource<T> {
     }
 
     /// The byte offset and line number of the next line.
-    fn position(&self) -> Option<Vec<u8>> {
+    fn position(&self) -> Option<Snapshot> {
         let (offset, line) = match &self.state {
             None => self.start,
             Some(Reader::Json { offset, line_no, .. }) => (*offset, *line_no),
@@ -177,17 +179,11 @@ impl<T: DeserializeOwned + Send + 'static> Source for FileSource<T> {
             }
             Some(Reader::Failed) => (u64::MAX, 0),
         };
-        let mut b = offset.to_le_bytes().to_vec();
-        b.extend_from_slice(&line.to_le_bytes());
-        Some(b)
+        Snapshot::encode(&(offset, line)).ok()
     }
 
-    fn seek(&mut self, position: &[u8]) -> Result<(), String> {
-        let (Some(o), Some(l)) = (position.get(..8), position.get(8..16)) else {
-            return Err(format!("{}: a file position is 16 bytes, got {}", self.path.display(), position.len()));
-        };
-        let offset = u64::from_le_bytes(o.try_into().expect("8 bytes"));
-        let line = u64::from_le_bytes(l.try_into().expect("8 bytes"));
+    fn seek(&mut self, position: &Snapshot) -> Result<(), SnapshotError> {
+        let (offset, line): (u64, u64) = position.decode()?;
         self.state = if offset == u64::MAX { Some(Reader::Failed) } else { None };
         self.start = (offset, line);
         Ok(())

@@ -21,6 +21,8 @@ use std::task::{Context, Poll};
 
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::Snapshot;
+use crate::error::SnapshotError;
 use crate::message::Record;
 
 pub use file::FileSource;
@@ -138,17 +140,22 @@ pub trait Source: Send + 'static {
         false
     }
 
-    /// Where the source is, for a checkpoint: bytes that [`Self::seek`]
+    /// Where the source is, for a checkpoint (typically
+    /// `Snapshot::encode(&self.offset).ok()`), which [`Self::seek`]
     /// understands. `None` (the default) means the source cannot replay:
     /// across a crash it is at-most-once.
-    fn position(&self) -> Option<Vec<u8>> {
+    fn position(&self) -> Option<Snapshot> {
         None
     }
 
     /// Moves to a position recorded by [`Self::position`], before the first
-    /// poll of a restored job.
-    fn seek(&mut self, position: &[u8]) -> Result<(), String> {
+    /// poll of a restored job (typically `self.offset = position.decode()?`).
+    /// An error refuses the restore and names the source.
+    fn seek(&mut self, position: &Snapshot) -> Result<(), SnapshotError> {
         let _ = position;
-        Err("this source cannot seek".into())
+        Err(SnapshotError::Mismatch {
+            what: std::any::type_name::<Self>().to_string(),
+            reason: "this source cannot seek, but the checkpoint recorded a position for it".into(),
+        })
     }
 }

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use tokio::time::Sleep;
 
+use crate::checkpoint::Snapshot;
+use crate::error::SnapshotError;
 use crate::source::{Source, SourceBatch, SourceStatus};
 
 /// A source that yields at most `rate` items per second of wall time. It
@@ -22,9 +24,12 @@ pub struct Throttled<S> {
 }
 
 impl<S> Throttled<S> {
-    /// Caps `inner` at `rate` items per second (`rate` > 0).
+    /// Caps `inner` at `rate` items per second (`rate` > 0; a rate that
+    /// is not a positive number is taken as the smallest positive one, and
+    /// `f64::INFINITY` does not throttle).
     pub fn new(inner: S, rate: f64) -> Self {
-        Throttled { inner, rate: rate.max(f64::MIN_POSITIVE), start: None, produced: 0, timer: None }
+        let rate = if rate > 0.0 { rate } else { f64::MIN_POSITIVE };
+        Throttled { inner, rate, start: None, produced: 0, timer: None }
     }
 }
 
@@ -34,6 +39,7 @@ impl<S: Source> Source for Throttled<S> {
     fn poll_batch(&mut self, cx: &mut Context<'_>, out: &mut SourceBatch<'_, S::Item>) -> Poll<SourceStatus> {
         let start = *self.start.get_or_insert_with(Instant::now);
         loop {
+            // `as` saturates: an infinite rate allows everything.
             let allowed = (self.rate * start.elapsed().as_secs_f64()) as u64;
             let n = allowed.saturating_sub(self.produced).min(out.remaining() as u64) as usize;
             if n > 0 {
@@ -45,7 +51,12 @@ impl<S: Source> Source for Throttled<S> {
                 self.produced += (out.items.len() - before) as u64;
                 return r;
             }
-            let next = start + Duration::from_secs_f64((self.produced + 1) as f64 / self.rate);
+            // A rate so low that the next item is centuries away (or past
+            // what an `Instant` can hold) waits a year at a time: never a
+            // panic on an absurd rate.
+            const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
+            let wait = Duration::try_from_secs_f64((self.produced + 1) as f64 / self.rate).unwrap_or(FAR);
+            let next = start.checked_add(wait).unwrap_or_else(|| Instant::now() + FAR);
             let deadline = tokio::time::Instant::from_std(next);
             let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
             if timer.deadline() != deadline {
@@ -61,11 +72,11 @@ impl<S: Source> Source for Throttled<S> {
         self.inner.close()
     }
 
-    fn position(&self) -> Option<Vec<u8>> {
+    fn position(&self) -> Option<Snapshot> {
         self.inner.position()
     }
 
-    fn seek(&mut self, position: &[u8]) -> Result<(), String> {
+    fn seek(&mut self, position: &Snapshot) -> Result<(), SnapshotError> {
         self.inner.seek(position)
     }
 }

@@ -20,7 +20,7 @@
 //! readers skip and the next commit deletes. A complete checkpoint is
 //! removed only by retention, never by [`StateBackend::abort`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -48,6 +48,7 @@ use crate::message::CheckpointId;
 /// let meta = CheckpointMeta {
 ///     id,
 ///     topology: "demo".into(),
+///     config: Vec::new(),
 ///     actors: vec!["window#0".into()],
 ///     completed_at_ms: 0,
 ///     bytes,
@@ -66,6 +67,9 @@ pub struct LocalDirBackend {
     /// Checkpoints with snapshots written but not yet committed or aborted,
     /// by seq: what their metadata will record.
     open: BTreeMap<u64, OpenCheckpoint>,
+    /// Complete checkpoints known to restore: committed by this backend, or
+    /// read back whole and verified once (retention counts only these).
+    verified: BTreeSet<u64>,
 }
 
 #[derive(Debug)]
@@ -112,7 +116,7 @@ impl LocalDirBackend {
     pub fn new(dir: impl Into<PathBuf>, retain: usize) -> Result<Self, StateError> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        Ok(LocalDirBackend { dir, retain: retain.max(1), open: BTreeMap::new() })
+        Ok(LocalDirBackend { dir, retain: retain.max(1), open: BTreeMap::new(), verified: BTreeSet::new() })
     }
 
     /// The directory holding the checkpoints.
@@ -180,11 +184,13 @@ impl LocalDirBackend {
     }
 
     /// Applies retention after `committed` completed: keeps it and the
-    /// newest older complete checkpoints up to `retain` in all, deletes the
-    /// rest and every older incomplete or corrupt-metadata directory. Newer
-    /// directories belong to checkpoints still in flight and are left alone.
-    /// Failures are logged, not returned: the commit has already succeeded.
-    fn prune(&self, committed: u64) {
+    /// newest older checkpoints that can be restored, up to `retain` in
+    /// all, and deletes every other older directory (incomplete, corrupt,
+    /// unreadable, or beyond retention). A checkpoint from an earlier run is
+    /// read back whole once to know whether it restores. Newer directories
+    /// belong to checkpoints still in flight and are left alone. Failures
+    /// are logged, not returned: the commit has already succeeded.
+    fn prune(&mut self, committed: u64) {
         let dirs = match self.scan() {
             Ok(d) => d,
             Err(e) => {
@@ -194,22 +200,33 @@ impl LocalDirBackend {
         };
         let mut kept = 1;
         for (seq, path) in dirs.into_iter().filter(|(s, _)| *s < committed) {
-            let keep = match read_metadata(seq, &path) {
-                Ok(Some(_)) if kept < self.retain => {
-                    kept += 1;
-                    true
-                }
-                Ok(_) => false,
-                Err(e) => {
-                    tracing::warn!(error = %e, "deleting an older checkpoint whose metadata is unreadable");
-                    false
-                }
-            };
-            if !keep {
-                match remove_dir_if_exists(&path) {
-                    Ok(()) => tracing::debug!(path = %path.display(), "old checkpoint deleted"),
-                    Err(e) => tracing::warn!(error = %e, "cannot delete old checkpoint"),
-                }
+            let keep = kept < self.retain && self.restorable(seq, &path);
+            if keep {
+                kept += 1;
+                continue;
+            }
+            self.verified.remove(&seq);
+            match remove_dir_if_exists(&path) {
+                Ok(()) => tracing::debug!(path = %path.display(), "old checkpoint deleted"),
+                Err(e) => tracing::warn!(error = %e, "cannot delete old checkpoint"),
+            }
+        }
+    }
+
+    /// Whether checkpoint `seq` in `path` can be restored (verified once).
+    fn restorable(&mut self, seq: u64, path: &Path) -> bool {
+        if self.verified.contains(&seq) {
+            return true;
+        }
+        match load(seq, path) {
+            Ok(Some(_)) => {
+                self.verified.insert(seq);
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "deleting an older checkpoint that cannot be restored");
+                false
             }
         }
     }
@@ -266,6 +283,7 @@ impl StateBackend for LocalDirBackend {
         write_atomic(&dir, METADATA_FILE, &framed)?;
         // Older open checkpoints can no longer complete; prune deletes them.
         self.open.retain(|s, _| *s > seq);
+        self.verified.insert(seq);
         self.prune(seq);
         tracing::debug!(seq, path = %dir.display(), bytes = meta.bytes, "checkpoint committed");
         Ok(())
@@ -286,20 +304,20 @@ impl StateBackend for LocalDirBackend {
 
     /// Scans `chk-*` newest first: a directory without `_metadata` is
     /// skipped silently (a crash mid-checkpoint); one whose metadata or any
-    /// listed snapshot is missing, fails its frame or checksum, or cannot be
-    /// decoded is reported in `skipped` (and logged) and the next older one
-    /// is tried. Any other I/O error is returned.
+    /// listed snapshot is missing, cannot be read (an I/O error), fails its
+    /// frame or checksum, or cannot be decoded is reported in `skipped` (and
+    /// logged) and the next older one is tried. Only an error listing the
+    /// directory itself is returned.
     fn latest(&self) -> Result<Option<RestoredCheckpoint>, StateError> {
         let mut skipped = Vec::new();
         for (seq, path) in self.scan()? {
             match load(seq, &path) {
                 Ok(Some(restored)) => return Ok(Some(RestoredCheckpoint { skipped, ..restored })),
                 Ok(None) => tracing::debug!(path = %path.display(), "skipping incomplete checkpoint"),
-                Err(e @ StateError::Corrupt { .. }) => {
-                    tracing::warn!(error = %e, "skipping corrupt checkpoint; trying the previous one");
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipping a checkpoint that cannot be restored; trying the previous one");
                     skipped.push(e);
                 }
-                Err(e) => return Err(e),
             }
         }
         if !skipped.is_empty() {

@@ -46,12 +46,37 @@ pub struct CheckpointMeta {
     /// Fingerprint of the topology that wrote it (node names, kinds and
     /// parallelism); a job with another topology must not restore it.
     pub topology: String,
+    /// The configuration the job declared (`JobBuilder::configuration`):
+    /// a job that declares other values must not restore it. Empty in
+    /// checkpoints of jobs that declared none.
+    #[serde(default)]
+    pub config: Vec<(String, String)>,
     /// Names of the actors whose snapshots belong to it (`node#instance`).
     pub actors: Vec<String>,
     /// Wall-clock time it completed, ms since the Unix epoch.
     pub completed_at_ms: u64,
     /// Total snapshot bytes.
     pub bytes: u64,
+}
+
+/// What differs between the configuration a checkpoint recorded and the
+/// one a job declares, one line per setting (empty: they agree).
+pub(crate) fn config_differences(recorded: &[(String, String)], declared: &[(String, String)]) -> Vec<String> {
+    let find = |list: &[(String, String)], key: &str| list.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let mut out = Vec::new();
+    for (key, then) in recorded {
+        match find(declared, key) {
+            Some(now) if &now == then => {}
+            Some(now) => out.push(format!("{key} was {then}, is now {now}")),
+            None => out.push(format!("{key} was {then}, is now not declared")),
+        }
+    }
+    for (key, now) in declared {
+        if find(recorded, key).is_none() {
+            out.push(format!("{key} was not recorded, is now {now}"));
+        }
+    }
+    out
 }
 
 /// A complete checkpoint read back.

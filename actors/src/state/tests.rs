@@ -35,6 +35,7 @@ impl Fixture {
         CheckpointMeta {
             id: self.id(seq),
             topology: "src:Source:1;win:Window:2;".into(),
+            config: Vec::new(),
             actors: snapshots.iter().map(|(a, _)| (*a).to_owned()).collect(),
             completed_at_ms: 1_700_000_000_000 + seq,
             bytes: total,
@@ -274,7 +275,7 @@ fn committing_twice_leaves_the_complete_checkpoint_intact() {
 #[test]
 fn a_checkpoint_without_actors_can_be_committed() {
     let mut f = fixture(3);
-    let meta = CheckpointMeta { id: f.id(1), topology: "t".into(), actors: Vec::new(), completed_at_ms: 0, bytes: 0 };
+    let meta = CheckpointMeta { id: f.id(1), topology: "t".into(), config: Vec::new(), actors: Vec::new(), completed_at_ms: 0, bytes: 0 };
     f.backend.commit(&meta).expect("commit");
     let restored = f.latest();
     assert_eq!(restored.meta, meta);
@@ -312,7 +313,7 @@ fn a_stale_directory_with_the_same_seq_is_replaced() {
     assert_eq!(restarted.latest().expect("latest").expect("checkpoint").meta.id.seq, 1);
     let id = CheckpointId { job: Uuid::new_v4(), seq: 2 };
     let n = restarted.write_snapshot(id, "source#0", b"again").expect("write");
-    let meta = CheckpointMeta { id, topology: "t".into(), actors: vec!["source#0".into()], completed_at_ms: 0, bytes: n };
+    let meta = CheckpointMeta { id, topology: "t".into(), config: Vec::new(), actors: vec!["source#0".into()], completed_at_ms: 0, bytes: n };
     restarted.commit(&meta).expect("commit");
 
     let restored = restarted.latest().expect("latest").expect("checkpoint");

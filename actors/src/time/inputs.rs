@@ -13,7 +13,7 @@
 //! delivered it; until then [`InputTracker::is_blocked`] tells which inputs
 //! must be held back (exactly-once alignment, see `checkpoint::align`).
 
-use crate::message::{CheckpointId, Message, Timestamp};
+use crate::message::{CheckpointId, StreamElement, Timestamp};
 
 #[derive(Debug, Clone, Copy)]
 struct Input {
@@ -78,17 +78,17 @@ impl InputTracker {
     }
 
     /// Handles any non-data message on `input` (data: see [`Self::on_data`]).
-    pub fn on_message<T>(&mut self, input: usize, msg: &Message<T>) -> InputEvent {
+    pub fn on_message<T>(&mut self, input: usize, msg: &StreamElement<T>) -> InputEvent {
         if input >= self.inputs.len() {
             tracing::error!(input, inputs = self.inputs.len(), "message on unknown input ignored");
             return InputEvent::None;
         }
         match msg {
-            Message::Data(_) => {
+            StreamElement::Data(_) => {
                 self.on_data(input);
                 InputEvent::None
             }
-            Message::Watermark(wm) => {
+            StreamElement::Watermark(wm) => {
                 let i = &mut self.inputs[input];
                 i.idle = false;
                 self.idle_sent = false;
@@ -97,7 +97,7 @@ impl InputTracker {
                 }
                 self.recompute()
             }
-            Message::Idle => {
+            StreamElement::Idle => {
                 self.inputs[input].idle = true;
                 match self.recompute() {
                     InputEvent::None if !self.idle_sent && self.active().next().is_none() => {
@@ -107,11 +107,11 @@ impl InputTracker {
                     other => other,
                 }
             }
-            Message::Barrier(id) => {
+            StreamElement::Barrier(id) => {
                 self.inputs[input].barrier = Some(*id);
                 self.barrier_complete()
             }
-            Message::End => {
+            StreamElement::End => {
                 let i = &mut self.inputs[input];
                 i.ended = true;
                 i.watermark = i64::MAX;
@@ -170,8 +170,8 @@ impl InputTracker {
 mod tests {
     use super::*;
 
-    fn wm(t: i64) -> Message<()> {
-        Message::Watermark(t)
+    fn wm(t: i64) -> StreamElement<()> {
+        StreamElement::Watermark(t)
     }
 
     #[test]
@@ -187,7 +187,7 @@ mod tests {
     fn idle_input_does_not_hold_back_the_watermark() {
         let mut t = InputTracker::new(2);
         assert_eq!(t.on_message(0, &wm(100)), InputEvent::None);
-        assert_eq!(t.on_message(1, &Message::<()>::Idle), InputEvent::Watermark(100));
+        assert_eq!(t.on_message(1, &StreamElement::<()>::Idle), InputEvent::Watermark(100));
         assert_eq!(t.on_message(0, &wm(200)), InputEvent::Watermark(200));
         // Input 1 comes back behind: the combined watermark does not regress.
         assert_eq!(t.on_message(1, &wm(150)), InputEvent::None);
@@ -200,8 +200,8 @@ mod tests {
     fn all_idle_advances_to_the_highest_watermark() {
         let mut t = InputTracker::new(2);
         t.on_message(0, &wm(1900));
-        assert_eq!(t.on_message(0, &Message::<()>::Idle), InputEvent::None);
-        assert_eq!(t.on_message(1, &Message::<()>::Idle), InputEvent::Watermark(1900));
+        assert_eq!(t.on_message(0, &StreamElement::<()>::Idle), InputEvent::None);
+        assert_eq!(t.on_message(1, &StreamElement::<()>::Idle), InputEvent::Watermark(1900));
     }
 
     #[test]
@@ -209,9 +209,9 @@ mod tests {
         let mut t = InputTracker::new(2);
         t.on_message(0, &wm(10));
         t.on_message(1, &wm(20));
-        assert_eq!(t.on_message(0, &Message::<()>::Idle), InputEvent::Watermark(20));
-        assert_eq!(t.on_message(1, &Message::<()>::Idle), InputEvent::Idle);
-        assert_eq!(t.on_message(1, &Message::<()>::Idle), InputEvent::None);
+        assert_eq!(t.on_message(0, &StreamElement::<()>::Idle), InputEvent::Watermark(20));
+        assert_eq!(t.on_message(1, &StreamElement::<()>::Idle), InputEvent::Idle);
+        assert_eq!(t.on_message(1, &StreamElement::<()>::Idle), InputEvent::None);
         assert_eq!(t.watermark(), 20);
     }
 
@@ -220,9 +220,9 @@ mod tests {
         let mut t = InputTracker::new(2);
         t.on_message(0, &wm(10));
         t.on_message(1, &wm(20));
-        assert_eq!(t.on_message(0, &Message::<()>::End), InputEvent::Watermark(20));
+        assert_eq!(t.on_message(0, &StreamElement::<()>::End), InputEvent::Watermark(20));
         assert_eq!(t.on_message(1, &wm(i64::MAX)), InputEvent::Watermark(i64::MAX));
-        assert_eq!(t.on_message(1, &Message::<()>::End), InputEvent::End);
+        assert_eq!(t.on_message(1, &StreamElement::<()>::End), InputEvent::End);
         assert!(t.all_ended());
     }
 
@@ -230,8 +230,8 @@ mod tests {
     fn barrier_forwarded_when_every_open_input_delivered_it() {
         let id = CheckpointId { job: uuid::Uuid::nil(), seq: 1 };
         let mut t = InputTracker::new(3);
-        assert_eq!(t.on_message(0, &Message::<()>::Barrier(id)), InputEvent::None);
-        assert_eq!(t.on_message(2, &Message::<()>::End), InputEvent::None);
-        assert_eq!(t.on_message(1, &Message::<()>::Barrier(id)), InputEvent::Barrier(id));
+        assert_eq!(t.on_message(0, &StreamElement::<()>::Barrier(id)), InputEvent::None);
+        assert_eq!(t.on_message(2, &StreamElement::<()>::End), InputEvent::None);
+        assert_eq!(t.on_message(1, &StreamElement::<()>::Barrier(id)), InputEvent::Barrier(id));
     }
 }

@@ -1,33 +1,22 @@
-//! The job graph under construction and how it is started.
+//! The job graph: plain data, built by the builder and validated by
+//! `JobBuilder::build`, launched by `runtime::launch`.
 //!
-//! Nodes are added as the builder is used; each holds a type-erased spawn
-//! function that knows its node's types. Edges are recorded when a stream is
-//! connected to the node that consumes it. At start the nodes are spawned
-//! downstream-first (reverse topological order), so that every node finds
-//! the addresses of the nodes it sends to.
+//! Nodes are added as the builder is used; each holds a type-erased prepare
+//! function that knows its node's types (see `runtime::spawner` for the two
+//! phases of starting a node). Edges are recorded when a stream is
+//! connected to the node that consumes it. Nodes start downstream-first
+//! ([`Graph::spawn_order`]), so that every node finds the addresses of the
+//! nodes it sends to.
 
 use std::collections::HashSet;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 
-use actix::{Actor, Addr, Arbiter, ArbiterHandle, Context, Recipient};
-
-use std::collections::HashMap;
-
-use crate::checkpoint::coordinator::{Coordinator, Register};
-use crate::checkpoint::{CheckpointConfig, Completed, Participant, Trigger};
-use crate::job::{JobError, JobHandle, JobShared};
-use crate::topology::{EdgeOutput, GraphEdge, GraphNode, JobGraph};
-use crate::message::CheckpointId;
-use crate::state::{LocalDirBackend, RestoredCheckpoint, StateBackend, StateError};
-use crate::metrics::{ActorKind, ActorMetrics};
-use crate::output::edge::Discard;
-use crate::output::outlet::Outlet;
+use crate::checkpoint::CheckpointConfig;
+use crate::error::BuildError;
+use crate::metrics::ActorKind;
 use crate::output::OutputFactory;
-use crate::source::actor::StopSource;
+use crate::runtime::spawner::PrepareFn;
 use crate::source::DeadLetter;
-use crate::topology::error::BuildError;
-use crate::topology::start_gate::StartGate;
+use crate::topology::{EdgeOutput, GraphEdge, GraphNode, JobGraph};
 
 /// Job-wide settings.
 #[derive(Debug, Clone)]
@@ -39,6 +28,10 @@ pub(crate) struct JobConfig {
     /// `None`: [`Placement::Slots`] with as many slots as the largest
     /// parallelism of any node.
     pub(crate) placement: Option<Placement>,
+    /// What the job declared about the settings that shape its input and
+    /// results (`JobBuilder::configuration`): recorded in every checkpoint,
+    /// compared on restore.
+    pub(crate) configuration: Vec<(String, String)>,
 }
 
 /// How a job's actor instances are placed on threads (actix Arbiters).
@@ -63,18 +56,20 @@ pub(crate) struct NodeInfo {
     pub(crate) inputs: usize,
     /// First input index of this node's instances at the dead-letter sink.
     pub(crate) dead_offset: usize,
-    /// Whether its actors acknowledge checkpoints (plain-actor operators
-    /// only forward barriers).
-    pub(crate) acks: bool,
 }
 
-pub(crate) type SpawnFn = Box<dyn FnOnce(&mut Spawner, &NodeInfo) + Send>;
+impl NodeInfo {
+    /// The name of instance `i`: `<node>#<i>`.
+    pub(crate) fn actor(&self, i: usize) -> String {
+        format!("{}#{}", self.name, i)
+    }
+}
 
 pub(crate) struct Node {
     pub(crate) info: NodeInfo,
     pub(crate) connected: bool,
     pub(crate) side_taken: bool,
-    pub(crate) spawn: Option<SpawnFn>,
+    pub(crate) prepare: Option<PrepareFn>,
 }
 
 pub(crate) struct Graph {
@@ -112,10 +107,10 @@ impl Graph {
             self.invalid(name, "parallelism", "0 (must be >= 1)".into());
         }
         self.nodes.push(Node {
-            info: NodeInfo { name: name.to_string(), kind, parallelism: parallelism.max(1), inputs: 0, dead_offset: 0, acks: true },
+            info: NodeInfo { name: name.to_string(), kind, parallelism: parallelism.max(1), inputs: 0, dead_offset: 0 },
             connected: false,
             side_taken: false,
-            spawn: None,
+            prepare: None,
         });
         self.nodes.len() - 1
     }
@@ -183,7 +178,7 @@ impl Graph {
     }
 
     /// Nodes in an order where every node comes after all its downstreams.
-    fn spawn_order(&self) -> Vec<usize> {
+    pub(crate) fn spawn_order(&self) -> Vec<usize> {
         let n = self.nodes.len();
         let mut out_degree = vec![0usize; n];
         for &(from, _) in &self.edges {
@@ -206,7 +201,7 @@ impl Graph {
     }
 
     /// The public picture of this graph.
-    fn describe(&self) -> JobGraph {
+    pub(crate) fn describe(&self) -> JobGraph {
         JobGraph {
             nodes: self
                 .nodes
@@ -228,7 +223,7 @@ impl Graph {
 
     /// What identifies the topology for checkpoints: nodes (name, kind,
     /// parallelism) and edges.
-    fn fingerprint(&self) -> String {
+    pub(crate) fn fingerprint(&self) -> String {
         let mut f = String::new();
         for n in &self.nodes {
             f.push_str(&format!("{}:{:?}:{};", n.info.name, n.info.kind, n.info.parallelism));
@@ -237,229 +232,5 @@ impl Graph {
             f.push_str(&format!("{a}>{b};"));
         }
         f
-    }
-
-    /// Opens the checkpoint directory and reads the checkpoint to resume
-    /// from, if any.
-    fn open_checkpoints(&self, config: &CheckpointConfig) -> Result<(LocalDirBackend, Option<RestoredCheckpoint>), JobError> {
-        let err = |e: StateError| JobError::Checkpoint(e.to_string());
-        let backend = LocalDirBackend::new(config.dir.clone(), config.retain).map_err(err)?;
-        let latest = backend.latest().map_err(err)?;
-        if let Some(r) = &latest {
-            for e in &r.skipped {
-                tracing::error!(job = %self.config.name, error = %e, "corrupt checkpoint skipped; using the previous complete one");
-            }
-            let want = self.fingerprint();
-            if r.meta.topology != want {
-                return Err(JobError::Checkpoint(format!(
-                    "checkpoint {} in {} was written by a different topology (operators or parallelism differ); refusing to restore it.\n  checkpoint: {}\n  this job:   {}",
-                    r.meta.id.seq,
-                    config.dir.display(),
-                    r.meta.topology,
-                    want
-                )));
-            }
-            tracing::info!(job = %self.config.name, seq = r.meta.id.seq, dir = %config.dir.display(), "resuming from checkpoint");
-        }
-        Ok((backend, latest))
-    }
-
-    /// Starts every actor (inside a running actix System).
-    pub(crate) fn spawn(mut self) -> Result<JobHandle, JobError> {
-        let started = std::time::Instant::now();
-        let sinks: usize = self.nodes.iter().filter(|n| n.info.kind == ActorKind::Sink).map(|n| n.info.parallelism).sum();
-        let shared = JobShared::new(self.config.name.clone(), sinks, self.describe());
-        let order = self.spawn_order();
-        let mut spawner = Spawner {
-            config: self.config.clone(),
-            shared: Arc::clone(&shared),
-            arbiters: Vec::new(),
-            placement: self.config.placement.unwrap_or_else(|| {
-                Placement::Slots(self.nodes.iter().map(|n| n.info.parallelism).max().unwrap_or(1))
-            }),
-            slots: Vec::new(),
-            sources: Vec::new(),
-            stop_flags: Vec::new(),
-            dead: self.dead.take().map(|d| d.1),
-            participant: None,
-            restored: None,
-            triggers: Vec::new(),
-            completions: Vec::new(),
-            error: None,
-            gate: Arc::default(),
-        };
-        let mut coordinator = None;
-        if let Some(config) = self.config.checkpoint.clone() {
-            let (backend, latest) = self.open_checkpoints(&config)?;
-            let actors: Vec<String> = self
-                .nodes
-                .iter()
-                .filter(|n| n.info.acks)
-                .flat_map(|n| (0..n.info.parallelism).map(move |i| format!("{}#{}", n.info.name, i)))
-                .collect();
-            let next_seq = latest.as_ref().map_or(1, |r| r.meta.id.seq + 1);
-            if let Some(r) = latest {
-                spawner.restored = Some((r.meta.id, r.snapshots));
-            }
-            let coord = Coordinator::new(shared.id, next_seq, config, Box::new(backend), self.fingerprint(), actors, Arc::clone(&shared));
-            let arbiter = Arbiter::new();
-            let addr = Coordinator::start_in_arbiter(&arbiter.handle(), move |ctx| {
-                ctx.set_mailbox_capacity(4096);
-                coord
-            });
-            spawner.arbiters.push(arbiter);
-            spawner.participant = Some(Participant { coordinator: addr.clone().recipient() });
-            coordinator = Some(addr);
-        }
-        tracing::info!(job = %self.config.name, id = %shared.id, nodes = self.nodes.len(), "starting job");
-        for i in order {
-            let node = &mut self.nodes[i];
-            let spawn = node.spawn.take().expect("validated: every node has a spawn function");
-            spawn(&mut spawner, &node.info);
-            if let Some(e) = spawner.error.take() {
-                for a in spawner.arbiters.drain(..) {
-                    a.stop();
-                }
-                return Err(JobError::Checkpoint(e));
-            }
-        }
-        if let Some((id, _)) = &spawner.restored {
-            tracing::info!(job = %self.config.name, seq = id.seq, ms = started.elapsed().as_millis() as u64, "checkpoint restored and job started");
-        }
-        if let Some(c) = &coordinator {
-            let register = Register { sources: std::mem::take(&mut spawner.triggers), sinks: std::mem::take(&mut spawner.completions) };
-            if c.try_send(register).is_err() {
-                return Err(JobError::Runtime("the checkpoint coordinator did not start".into()));
-            }
-        }
-        Ok(JobHandle {
-            shared,
-            sources: Arc::new(spawner.sources),
-            stop_flags: Arc::new(spawner.stop_flags),
-            arbiters: Arc::new(Mutex::new(spawner.arbiters)),
-            coordinator: coordinator.map(|c| c.recipient()),
-        })
-    }
-}
-
-/// Starts actor instances for the nodes' spawn functions.
-pub(crate) struct Spawner {
-    pub(crate) config: JobConfig,
-    pub(crate) shared: Arc<JobShared>,
-    arbiters: Vec<Arbiter>,
-    placement: Placement,
-    /// The threads of [`Placement::Slots`], by slot.
-    slots: Vec<ArbiterHandle>,
-    sources: Vec<Recipient<StopSource>>,
-    stop_flags: Vec<Arc<AtomicBool>>,
-    dead: Option<OutputFactory<DeadLetter>>,
-    participant: Option<Participant>,
-    restored: Option<(CheckpointId, HashMap<String, Vec<u8>>)>,
-    triggers: Vec<Recipient<Trigger>>,
-    completions: Vec<Recipient<Completed>>,
-    error: Option<String>,
-    /// Actors not created yet; sources wait for none to be missing.
-    pub(crate) gate: Arc<StartGate>,
-}
-
-impl Spawner {
-    /// Metrics for instance `i` of `node`, registered with the job.
-    pub(crate) fn metrics(&self, node: &NodeInfo, i: usize) -> Arc<ActorMetrics> {
-        let m = ActorMetrics::new(format!("{}#{}", node.name, i), node.kind, self.config.mailbox_capacity);
-        self.shared.registry.register(&m);
-        m
-    }
-
-    /// Starts instance `instance` of a node on the arbiter the job's
-    /// [`Placement`] gives it, with a bounded mailbox (set in the creation
-    /// closure: set in `started` it would take effect only after the first
-    /// poll).
-    pub(crate) fn start<A, F>(&mut self, instance: usize, make: F) -> Addr<A>
-    where
-        A: Actor<Context = Context<A>>,
-        F: FnOnce(&mut Context<A>) -> A + Send + 'static,
-    {
-        let handle = match self.placement {
-            Placement::ThreadPerActor => {
-                let arbiter = Arbiter::new();
-                let handle = arbiter.handle();
-                self.arbiters.push(arbiter);
-                handle
-            }
-            Placement::Slots(n) => {
-                let slot = instance % n.max(1);
-                while self.slots.len() <= slot {
-                    let arbiter = Arbiter::new();
-                    self.slots.push(arbiter.handle());
-                    self.arbiters.push(arbiter);
-                }
-                self.slots[slot].clone()
-            }
-        };
-        let cap = self.config.mailbox_capacity;
-        let gate = Arc::clone(&self.gate);
-        gate.expect();
-        A::start_in_arbiter(&handle, move |ctx| {
-            ctx.set_mailbox_capacity(cap);
-            let actor = make(ctx);
-            gate.arrived();
-            actor
-        })
-    }
-
-    /// The dead-letter output of a source instance.
-    pub(crate) fn dead_letters(&mut self, node: &NodeInfo, i: usize, metrics: &Arc<ActorMetrics>) -> Outlet<DeadLetter> {
-        let emit = match &mut self.dead {
-            Some(f) => f(node.dead_offset + i, metrics),
-            None => Box::new(Discard),
-        };
-        Outlet::new(emit, Arc::clone(metrics))
-    }
-
-    pub(crate) fn register_source(&mut self, stop: Recipient<StopSource>, trigger: Recipient<Trigger>, flag: Arc<AtomicBool>) {
-        self.sources.push(stop);
-        self.stop_flags.push(flag);
-        if self.participant.is_some() {
-            self.triggers.push(trigger);
-        }
-    }
-
-    /// A sink to tell when checkpoints complete.
-    pub(crate) fn register_sink(&mut self, sink: Recipient<Completed>) {
-        if self.participant.is_some() {
-            self.completions.push(sink);
-        }
-    }
-
-    /// How actors take part in checkpoints, when the job checkpoints.
-    pub(crate) fn participant(&self) -> Option<Participant> {
-        self.participant.clone()
-    }
-
-    /// The snapshot of `actor` in the checkpoint the job resumes from.
-    pub(crate) fn restored(&mut self, actor: &str) -> Option<Vec<u8>> {
-        let (id, snaps) = self.restored.as_mut()?;
-        let found = snaps.remove(actor);
-        if found.is_none() {
-            let seq = id.seq;
-            self.fail(format!("checkpoint {seq} has no snapshot for {actor}: it was written by a different topology"));
-        }
-        found
-    }
-
-    /// The checkpoint the job resumes from.
-    pub(crate) fn restored_id(&self) -> Option<CheckpointId> {
-        self.restored.as_ref().map(|r| r.0)
-    }
-
-    /// Starting cannot go on; the job start fails with `e`.
-    pub(crate) fn fail(&mut self, e: String) {
-        self.error.get_or_insert(e);
-    }
-
-    /// [`Self::fail`], for spawn functions that must return targets.
-    pub(crate) fn fail_with<T>(&mut self, e: String) -> Vec<T> {
-        self.fail(e);
-        Vec::new()
     }
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::error::{BuildError, JobError};
 use crate::metrics::{ActorKind, ActorMetrics};
 use crate::operator::Operator;
 use crate::output::combine::Combine;
@@ -14,11 +15,13 @@ use crate::output::edge::KeyBy;
 use crate::output::outlet::Outlet;
 use crate::output::pool::BatchPool;
 use crate::output::{Emit, Inbox, Target};
-use crate::topology::graph::{Graph, NodeInfo, SpawnFn, Spawner};
-use crate::topology::{install_spawn, lock, operator_spawner, take_port, BuildError, EdgeMaker, Port, Stream};
+use crate::runtime::spawner::{Restorer, Spawner, StartFn};
+use crate::topology::graph::{Graph, NodeInfo};
+use crate::topology::{install, lock, operator_prepare, take_port, EdgeMaker, Port, Stream};
+use crate::window::core::WindowCore;
 use crate::window::partial::{combinable, Keyed};
 use crate::window::{Aggregate, Collect, Window, WindowOptions, WindowResult, Windows};
-use crate::window_manager::{WindowActor, WindowInput};
+use crate::window_manager::{WindowInput, WindowManager};
 
 /// A stream partitioned by key (see [`Stream::key_by`]).
 #[must_use = "a keyed stream does nothing until windowed or processed"]
@@ -118,7 +121,7 @@ where
         let mut g = lock(&graph);
         let id = g.add_node(name, ActorKind::Operator, p);
         let inbox = self.connect(&mut g, id);
-        let port = install_spawn(&mut g, id, inbox, operator_spawner(make));
+        let port = install(&mut g, id, inbox, operator_prepare(make));
         drop(g);
         Stream::from_port(graph, id, p, port)
     }
@@ -247,17 +250,17 @@ where
         let combine = combinable(windows, &options).filter(|_| pre_aggregate && p > 1);
         let mut g = lock(&graph);
         let port: Port<WindowResult<K, A::Out>> = Arc::new(Mutex::new(None));
-        let spawn = match combine {
+        let prepare = match combine {
             Some(len) => {
                 let inbox = keyed.connect_combining(&mut g, id, agg.clone(), len);
-                window_spawner(inbox, windows, options, agg, late, Arc::clone(&port))
+                window_prepare(inbox, windows, options, agg, late, Arc::clone(&port))
             }
             None => {
                 let inbox = keyed.connect(&mut g, id);
-                window_spawner(inbox, windows, options, agg, late, Arc::clone(&port))
+                window_prepare(inbox, windows, options, agg, late, Arc::clone(&port))
             }
         };
-        g.nodes[id].spawn = Some(spawn);
+        g.nodes[id].prepare = Some(prepare);
         drop(g);
         Stream::from_port(graph, id, p, port)
     }
@@ -282,47 +285,51 @@ where
     }
 }
 
-/// Starts a node's window managers, each taking `I` (keyed records, or
-/// keyed partials) from `inbox`.
-fn window_spawner<K, T, A, I>(
+/// Phase one of a node's window managers (a window core each, restored),
+/// then their start, each taking `I` (keyed records, or keyed partials)
+/// from `inbox`.
+fn window_prepare<K, T, A, I>(
     inbox: Inbox<I>,
     windows: Windows,
     options: WindowOptions,
     agg: A,
     late: Port<(K, T)>,
     out_port: Port<WindowResult<K, A::Out>>,
-) -> SpawnFn
+) -> crate::runtime::spawner::PrepareFn
 where
     K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     T: Send + 'static,
     A: Aggregate<T>,
     I: WindowInput<K, T, A>,
 {
-    Box::new(move |sp: &mut Spawner, info: &NodeInfo| {
-        let mut out_factory = take_port(&out_port);
-        let mut late_factory = take_port(&late);
-        let targets = (0..info.parallelism)
+    Box::new(move |r: &mut Restorer, info: &NodeInfo| {
+        let late_connected = late.lock().map(|p| p.is_some()).unwrap_or(false);
+        let managers = (0..info.parallelism)
             .map(|i| {
-                let metrics = sp.metrics(info, i);
-                let out = Outlet::new(out_factory(i, &metrics), Arc::clone(&metrics));
-                let late_out = Outlet::new(late_factory(i, &metrics), Arc::clone(&metrics));
-                let (agg, inputs, m) = (agg.clone(), info.inputs, Arc::clone(&metrics));
-                let pool = Arc::new(BatchPool::default());
-                let mut actor: WindowActor<K, T, A, I> =
-                    WindowActor::new(windows, options, agg, inputs, out, late_out, m, Arc::clone(&pool));
-                if let Some(p) = sp.participant() {
-                    let restored = sp.restored(&metrics.name);
-                    if let Err(e) = actor.checkpointed(p, restored.as_deref()) {
-                        sp.fail(e);
-                    }
-                }
-                let published = actor.published_watermark();
-                let addr = sp.start(i, move |_| actor);
-                Target::with_pool(addr.recipient(), &metrics.mailbox, pool).with_watermark(published)
+                let core = WindowCore::new(windows, options, agg.clone());
+                let mut manager: WindowManager<K, T, A, I> = WindowManager::new(core, options, late_connected);
+                r.restore_core(&info.actor(i), &mut manager).map(|()| manager)
             })
-            .collect();
-        if inbox.set(targets).is_err() {
-            unreachable!("a node is spawned once");
-        }
+            .collect::<Result<Vec<_>, JobError>>()?;
+        Ok(Box::new(move |sp: &mut Spawner, info: &NodeInfo| {
+            let mut out_factory = take_port(&out_port);
+            let mut late_factory = take_port(&late);
+            let targets = managers
+                .into_iter()
+                .enumerate()
+                .map(|(i, manager)| {
+                    let metrics = sp.metrics(info, i);
+                    let out = Outlet::new(out_factory(i, &metrics), Arc::clone(&metrics));
+                    let late_out = Outlet::new(late_factory(i, &metrics), Arc::clone(&metrics));
+                    let published = manager.published_watermark();
+                    let pool = Arc::new(BatchPool::default());
+                    let addr = sp.start_shell(i, manager, (out, late_out), info.inputs, &metrics, Arc::clone(&pool));
+                    Target::with_pool(addr.recipient(), &metrics.mailbox, pool).with_watermark(published)
+                })
+                .collect();
+            if inbox.set(targets).is_err() {
+                unreachable!("a node is started once");
+            }
+        }) as StartFn)
     })
 }

@@ -24,7 +24,6 @@
 //! [`JobBuilder::build`] as a [`BuildError`] naming the node and parameter;
 //! a type mismatch between stages is a compile error.
 
-pub(crate) mod error;
 mod describe;
 pub(crate) mod graph;
 mod keyed;
@@ -34,27 +33,30 @@ use std::fmt;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use actix::{Actor, Context, Handler, Recipient};
+use actix::Recipient;
 
+use crate::checkpoint::CheckpointConfig;
+use crate::error::{BuildError, JobError};
 use crate::job::Job;
-use crate::message::Envelope;
 use crate::metrics::{ActorKind, ActorMetrics};
-use crate::operator::{Operator, OperatorActor};
+use crate::operator::{Operator, OperatorCore};
 use crate::output::edge::RoundRobin;
 use crate::output::outlet::Outlet;
+use crate::output::pool::BatchPool;
 use crate::output::stage::{Filter, FlatMap, Map};
 use crate::output::{Emit, Inbox, OutputFactory, Target};
-use crate::sink::{RecipientSinkActor, Sink, SinkActor};
-use crate::checkpoint::{decode, CheckpointConfig};
+use crate::runtime::spawner::{Restorer, Spawner};
+use crate::shell::Core;
+use crate::sink::recipient::{RecipientPort, RecipientSink};
+use crate::sink::{Sink, SinkCore};
 use crate::source::actor::{SourceActor, SourceSettings, SourceSnapshot};
 use crate::source::{DeadLetter, Source};
 use crate::time::alignment::AlignmentGroup;
 use crate::time::WatermarkStrategy;
 
 pub use describe::{EdgeOutput, GraphEdge, GraphNode, JobGraph};
-pub use error::BuildError;
 pub use graph::Placement;
-use graph::{Graph, JobConfig, NodeInfo, Spawner};
+use graph::{Graph, JobConfig, NodeInfo};
 pub use keyed::{KeyedStream, WindowedStream};
 
 /// Makes the output factory of an edge, given the first input index of the
@@ -64,8 +66,12 @@ pub(crate) type EdgeMaker<T> = Box<dyn FnOnce(usize) -> OutputFactory<T> + Send>
 /// Connects a stream to the node `to` (graph, `to`, the edge).
 type Connect<T> = Box<dyn FnOnce(&mut Graph, usize, EdgeMaker<T>) + Send>;
 
-/// Where a node's spawn function finds the output factory of one port.
+/// Where a node's start function finds the output factory of one port.
 pub(crate) type Port<T> = Arc<Mutex<Option<OutputFactory<T>>>>;
+
+/// Phase two of a node that consumes `In` and produces `U`: starts its
+/// instances given its output factory and returns their addresses.
+pub(crate) type Starter<In, U> = Box<dyn FnOnce(&mut Spawner, &NodeInfo, OutputFactory<U>) -> Vec<Target<In>> + Send>;
 
 pub(crate) fn lock(g: &Arc<Mutex<Graph>>) -> MutexGuard<'_, Graph> {
     // A panic while building (a user closure cannot run here) is the only
@@ -105,6 +111,7 @@ impl JobBuilder {
             mailbox_capacity: 16,
             checkpoint: None,
             placement: None,
+            configuration: Vec::new(),
         };
         JobBuilder { graph: Arc::new(Mutex::new(Graph::new(config))) }
     }
@@ -149,7 +156,30 @@ impl JobBuilder {
             if config.interval == Some(std::time::Duration::ZERO) {
                 g.invalid("job", "checkpoint interval", "0 (must be > 0)".into());
             }
+            if config.timeout.is_zero() {
+                g.invalid("job", "checkpoint timeout", "0 (must be > 0)".into());
+            }
+            if config.alignment_cap == 0 {
+                g.invalid("job", "checkpoint alignment cap", "0 records (must be >= 1)".into());
+            }
             g.config.checkpoint = Some(config);
+        }
+        self
+    }
+
+    /// Declares a setting that shapes the job's input or results (a rate,
+    /// a number of keys, a window size ...): it is recorded in every
+    /// checkpoint, and a job that would resume from a checkpoint written
+    /// with another value is refused with an error naming the setting and
+    /// both values. Declaring the same key again replaces its value.
+    pub fn configuration(self, key: &str, value: impl fmt::Display) -> Self {
+        {
+            let mut g = lock(&self.graph);
+            let value = value.to_string();
+            match g.config.configuration.iter_mut().find(|(k, _)| k == key) {
+                Some(entry) => entry.1 = value,
+                None => g.config.configuration.push((key.to_string(), value)),
+            }
         }
         self
     }
@@ -180,52 +210,55 @@ impl JobBuilder {
         }
         let port: Port<S::Item> = Arc::new(Mutex::new(None));
         let out_port = Arc::clone(&port);
-        g.nodes[id].spawn = Some(Box::new(move |sp: &mut Spawner, info: &NodeInfo| {
-            let mut factory = take_port(&out_port);
-            let group = match strategy.max_drift {
-                Some(drift) if info.parallelism > 1 => Some(Arc::new(AlignmentGroup::new(info.parallelism, drift))),
-                _ => None,
-            };
+        g.nodes[id].prepare = Some(Box::new(move |r: &mut Restorer, info: &NodeInfo| {
+            // Phase one: every instance's source made and moved to its
+            // recorded position.
+            let mut prepared = Vec::with_capacity(info.parallelism);
             for i in 0..info.parallelism {
-                let metrics = sp.metrics(info, i);
-                let out = Outlet::new(factory(i, &metrics), Arc::clone(&metrics));
-                let dead = sp.dead_letters(info, i, &metrics);
-                let stop = Arc::new(AtomicBool::new(false));
-                let participant = sp.participant();
-                let gate = Arc::clone(&sp.gate);
-                let alignment = group.as_ref().map(|g| (Arc::clone(g), i));
-                let settings =
-                    SourceSettings { strategy, batch_size: sp.config.batch_size, stop: Arc::clone(&stop), participant, gate, alignment };
+                let actor = info.actor(i);
                 let mut source = make(i);
                 let mut snapshot = None;
-                if let Some(bytes) = sp.restored(&metrics.name) {
-                    match decode::<SourceSnapshot>(&metrics.name, &bytes) {
-                        Ok(snap) => {
-                            if let Some(pos) = &snap.position {
-                                if let Err(e) = source.seek(pos) {
-                                    sp.fail(format!("{}: cannot seek to the checkpointed position: {e}", metrics.name));
-                                }
-                            }
-                            snapshot = Some(snap);
-                        }
-                        Err(e) => sp.fail(e),
-                    }
+                if let Some((_, state)) = r.take(&actor)? {
+                    let snap: SourceSnapshot = state.decode().map_err(|e| r.refuse(&actor, e))?;
+                    snap.seek(&mut source).map_err(|e| r.refuse(&actor, format!("cannot seek to the checkpointed position: {e}")))?;
+                    snapshot = Some(snap);
                 }
-                if sp.participant().is_some() && source.position().is_none() {
-                    tracing::warn!(source = %metrics.name, "this source cannot replay: across a crash its records are at-most-once");
+                if r.checkpointing && source.position().is_none() {
+                    tracing::warn!(source = %actor, "this source cannot replay: across a crash its records are at-most-once");
                 }
-                let name = metrics.name.clone();
-                let ts = timestamps.clone();
-                let addr = sp.start(i, move |_| {
-                    let mut actor = SourceActor::new(source, ts, out, dead, settings, metrics);
-                    if let Some(snap) = &snapshot {
-                        actor.restore_watermark(snap);
-                    }
-                    actor
-                });
-                tracing::debug!(source = %name, "source started");
-                sp.register_source(addr.clone().recipient(), addr.recipient(), stop);
+                prepared.push((source, snapshot));
             }
+            Ok(Box::new(move |sp: &mut Spawner, info: &NodeInfo| {
+                let mut factory = take_port(&out_port);
+                let group = match strategy.max_drift {
+                    Some(drift) if info.parallelism > 1 => Some(Arc::new(AlignmentGroup::new(info.parallelism, drift))),
+                    _ => None,
+                };
+                for (i, (source, snapshot)) in prepared.into_iter().enumerate() {
+                    let metrics = sp.metrics(info, i);
+                    let out = Outlet::new(factory(i, &metrics), Arc::clone(&metrics));
+                    let dead = sp.dead_letters(info, i, &metrics);
+                    let stop = Arc::new(AtomicBool::new(false));
+                    let settings = SourceSettings {
+                        strategy,
+                        batch_size: sp.config.batch_size,
+                        stop: Arc::clone(&stop),
+                        participant: sp.participant(),
+                        gate: Arc::clone(&sp.gate),
+                        guard: sp.guard(&metrics.name),
+                        alignment: group.as_ref().map(|g| (Arc::clone(g), i)),
+                    };
+                    let ts = timestamps.clone();
+                    let addr = sp.start(i, move |_| {
+                        let mut actor = SourceActor::new(source, ts, out, dead, settings, metrics);
+                        if let Some(snap) = &snapshot {
+                            actor.restore_watermark(snap);
+                        }
+                        actor
+                    });
+                    sp.register_source(addr.clone().recipient(), addr.recipient(), stop);
+                }
+            }) as crate::runtime::spawner::StartFn)
         }));
         drop(g);
         Stream::from_port(self.graph.clone(), id, parallelism.max(1), port)
@@ -376,75 +409,69 @@ impl<T: Send + 'static> Stream<T> {
         M: FnMut(usize) -> O + Send + 'static,
     {
         let p = self.parallelism;
-        self.into_node(name, ActorKind::Operator, p, true, operator_spawner(make))
+        self.into_node(name, ActorKind::Operator, p, true, operator_prepare(make))
     }
 
-    /// Runs a plain actix actor as an operator, one instance per instance of
-    /// this stream. `make` builds the actor from its [`Outlet`], where it
-    /// writes its output; it receives [`Envelope<T>`] messages.
-    pub fn actor_operator<A, U, F>(self, name: &str, make: F) -> Stream<U>
+    /// Runs a custom actor operator: a [`Core`] that weir runs in its actor
+    /// shell (inputs, watermarks, barrier alignment, checkpoints, metrics
+    /// and backpressure handled for it), one instance per instance of this
+    /// stream, made by `make(info)`. Its output is the `Outlet` its hooks
+    /// write to.
+    pub fn actor_operator<C, U, F>(self, name: &str, mut make: F) -> Stream<U>
     where
         U: Send + 'static,
-        A: Actor<Context = Context<A>> + Handler<Envelope<T>>,
-        F: Fn(ActorOperatorInfo, Outlet<U>) -> A + Clone + Send + 'static,
+        C: Core<In = T, Outputs = Outlet<U>>,
+        F: FnMut(ActorOperatorInfo) -> C + Send + 'static,
     {
         let p = self.parallelism;
-        let graph = Arc::clone(&self.graph);
-        let out = self.into_node(name, ActorKind::Operator, p, true, actor_spawner(make));
-        // A plain actor's state is its own: it forwards barriers through its
-        // outlet but takes no part in snapshots.
-        if let Some(n) = lock(&graph).nodes.last_mut() {
-            n.info.acks = false;
-        }
-        out
+        self.into_node(name, ActorKind::Operator, p, true, move |r: &mut Restorer, info: &NodeInfo| {
+            let cores = (0..info.parallelism)
+                .map(|i| {
+                    let mut core = make(ActorOperatorInfo { instance: i, inputs: info.inputs });
+                    r.restore_core(&info.actor(i), &mut core).map(|()| core)
+                })
+                .collect::<Result<Vec<C>, JobError>>()?;
+            Ok(shell_starter(cores, |_sp, _metrics, out| out))
+        })
     }
 
     /// Delivers the records to `sink` (one sink actor).
     pub fn sink<S: Sink<T>>(self, name: &str, sink: S) {
-        let spawn = move |sp: &mut Spawner, info: &NodeInfo, _port: OutputFactory<()>| -> Vec<Target<T>> {
-            let metrics = sp.metrics(info, 0);
-            let (m, shared, inputs) = (Arc::clone(&metrics), Arc::clone(&sp.shared), info.inputs);
-            let mut actor = SinkActor::new(sink, inputs, m, shared);
-            if let Some(p) = sp.participant() {
-                let restored = sp.restored(&metrics.name);
-                let id = sp.restored_id();
-                if let Err(e) = actor.checkpointed(p, id.zip(restored.as_deref())) {
-                    return sp.fail_with(e);
-                }
-            }
-            let addr = sp.start(0, move |_| actor);
-            sp.register_sink(addr.clone().recipient());
-            vec![Target::new(addr.recipient(), &metrics.mailbox)]
+        let prepare = move |r: &mut Restorer, info: &NodeInfo| {
+            let mut core = SinkCore::new(sink);
+            // Sinks are prepared after every other node: their restore may
+            // cut output back, so it runs only once nothing can refuse.
+            r.restore_core(&info.actor(0), &mut core)?;
+            Ok(shell_starter(vec![core], |_sp, _metrics, _out: Outlet<()>| ()))
         };
-        let _: Stream<()> = self.into_node(name, ActorKind::Sink, 1, false, spawn);
+        let _: Stream<()> = self.into_node(name, ActorKind::Sink, 1, false, prepare);
     }
 
     /// Delivers each record's value to an actix actor as a message, waiting
-    /// while that actor's mailbox is full.
+    /// while that actor's mailbox is full (at least once across a restore:
+    /// a delivered message cannot be taken back).
     pub fn sink_to_recipient(self, name: &str, recipient: Recipient<T>)
     where
         T: actix::Message<Result = ()>,
     {
-        let spawn = move |sp: &mut Spawner, info: &NodeInfo, _port: OutputFactory<()>| -> Vec<Target<T>> {
-            let metrics = sp.metrics(info, 0);
-            let (m, shared, inputs) = (Arc::clone(&metrics), Arc::clone(&sp.shared), info.inputs);
-            let mut actor = RecipientSinkActor::new(recipient, inputs, m, shared);
-            actor.participant = sp.participant();
-            let addr = sp.start(0, move |_| actor);
-            vec![Target::new(addr.recipient(), &metrics.mailbox)]
+        let prepare = move |_r: &mut Restorer, _info: &NodeInfo| {
+            let core = RecipientSink::<T>::new();
+            Ok(shell_starter(vec![core], move |sp: &mut Spawner, metrics: &Arc<ActorMetrics>, _out: Outlet<()>| {
+                RecipientPort::new(recipient.clone(), Arc::clone(metrics), Arc::clone(&sp.lifecycle))
+            }))
         };
-        let _: Stream<()> = self.into_node(name, ActorKind::Sink, 1, false, spawn);
+        let _: Stream<()> = self.into_node(name, ActorKind::Sink, 1, false, prepare);
     }
 
     /// Adds node `name` fed by this stream (one to one when `forward`,
     /// otherwise every upstream instance to every downstream instance,
-    /// batches round-robin) and returns the node's output stream. `spawn`
-    /// starts the node's instances given its output factory and returns
-    /// their addresses.
-    pub(crate) fn into_node<U, S>(self, name: &str, kind: ActorKind, parallelism: usize, forward: bool, spawn: S) -> Stream<U>
+    /// batches round-robin) and returns the node's output stream.
+    /// `prepare` is the node's phase one; it returns the starter of its
+    /// instances.
+    pub(crate) fn into_node<U, P>(self, name: &str, kind: ActorKind, parallelism: usize, forward: bool, prepare: P) -> Stream<U>
     where
         U: Send + 'static,
-        S: FnOnce(&mut Spawner, &NodeInfo, OutputFactory<U>) -> Vec<Target<T>> + Send + 'static,
+        P: FnOnce(&mut Restorer, &NodeInfo) -> Result<Starter<T, U>, JobError> + Send + 'static,
     {
         let graph = Arc::clone(&self.graph);
         let mut g = lock(&graph);
@@ -465,78 +492,72 @@ impl<T: Send + 'static> Stream<T> {
             // downstream instance; one to one, each has exactly one.
             g.nodes[id].info.inputs = 1;
         }
-        let port = install_spawn(&mut g, id, inbox, spawn);
+        let port = install(&mut g, id, inbox, prepare);
         drop(g);
         Stream::from_port(graph, id, parallelism, port)
     }
 }
 
-/// Installs node `id`'s spawn function: `spawn` starts its instances given
-/// the output factory of the node's main port, and their addresses fill
-/// `inbox` for the upstream edges. Returns the main port.
-pub(crate) fn install_spawn<In, U, S>(g: &mut Graph, id: usize, inbox: Inbox<In>, spawn: S) -> Port<U>
+/// Installs node `id`'s prepare function; its starter's addresses fill
+/// `inbox` for the upstream edges. Returns the node's main port.
+pub(crate) fn install<In, U, P>(g: &mut Graph, id: usize, inbox: Inbox<In>, prepare: P) -> Port<U>
 where
     In: Send + 'static,
     U: Send + 'static,
-    S: FnOnce(&mut Spawner, &NodeInfo, OutputFactory<U>) -> Vec<Target<In>> + Send + 'static,
+    P: FnOnce(&mut Restorer, &NodeInfo) -> Result<Starter<In, U>, JobError> + Send + 'static,
 {
     let port: Port<U> = Arc::new(Mutex::new(None));
     let out_port = Arc::clone(&port);
-    g.nodes[id].spawn = Some(Box::new(move |sp: &mut Spawner, info: &NodeInfo| {
-        let targets = spawn(sp, info, take_port(&out_port));
-        if inbox.set(targets).is_err() {
-            unreachable!("a node is spawned once");
-        }
+    g.nodes[id].prepare = Some(Box::new(move |r: &mut Restorer, info: &NodeInfo| {
+        let start = prepare(r, info)?;
+        Ok(Box::new(move |sp: &mut Spawner, info: &NodeInfo| {
+            let targets = start(sp, info, take_port(&out_port));
+            if inbox.set(targets).is_err() {
+                unreachable!("a node is started once");
+            }
+        }) as crate::runtime::spawner::StartFn)
     }));
     port
 }
 
-/// Spawns [`OperatorActor`]s for `make`.
-pub(crate) fn operator_spawner<O, M>(mut make: M) -> impl FnOnce(&mut Spawner, &NodeInfo, OutputFactory<O::Out>) -> Vec<Target<O::In>> + Send + 'static
+/// The starter of shell actors running `cores` (instance `i` runs
+/// `cores[i]`), whose output ports `ports(spawner, metrics, outlet)` makes
+/// from the node's main outlet.
+pub(crate) fn shell_starter<C, U, F>(cores: Vec<C>, mut ports: F) -> Starter<C::In, U>
+where
+    C: Core,
+    U: Send + 'static,
+    F: FnMut(&mut Spawner, &Arc<ActorMetrics>, Outlet<U>) -> C::Outputs + Send + 'static,
+{
+    Box::new(move |sp: &mut Spawner, info: &NodeInfo, mut factory: OutputFactory<U>| {
+        cores
+            .into_iter()
+            .enumerate()
+            .map(|(i, core)| {
+                let metrics = sp.metrics(info, i);
+                let out = ports(sp, &metrics, Outlet::new(factory(i, &metrics), Arc::clone(&metrics)));
+                let pool = Arc::new(BatchPool::default());
+                let addr = sp.start_shell(i, core, out, info.inputs, &metrics, Arc::clone(&pool));
+                Target::with_pool(addr.recipient(), &metrics.mailbox, pool)
+            })
+            .collect()
+    })
+}
+
+/// Phase one of a custom [`Operator`] node: `make(i)` for each instance,
+/// restored.
+pub(crate) fn operator_prepare<O, M>(mut make: M) -> impl FnOnce(&mut Restorer, &NodeInfo) -> Result<Starter<O::In, O::Out>, JobError> + Send + 'static
 where
     O: Operator,
     M: FnMut(usize) -> O + Send + 'static,
 {
-    move |sp: &mut Spawner, info: &NodeInfo, mut factory: OutputFactory<O::Out>| {
-        (0..info.parallelism)
+    move |r: &mut Restorer, info: &NodeInfo| {
+        let cores = (0..info.parallelism)
             .map(|i| {
-                let metrics = sp.metrics(info, i);
-                let out = Outlet::new(factory(i, &metrics), Arc::clone(&metrics));
-                let (op, inputs, m) = (make(i), info.inputs, Arc::clone(&metrics));
-                let mut actor = OperatorActor::new(op, inputs, out, m);
-                if let Some(p) = sp.participant() {
-                    let restored = sp.restored(&metrics.name);
-                    if let Err(e) = actor.checkpointed(p, restored.as_deref()) {
-                        sp.fail(e);
-                    }
-                }
-                let addr = sp.start(i, move |_| actor);
-                Target::new(addr.recipient(), &metrics.mailbox)
+                let mut core = OperatorCore::new(make(i));
+                r.restore_core(&info.actor(i), &mut core).map(|()| core)
             })
-            .collect()
-    }
-}
-
-/// Spawns a user's plain actors made by `make`.
-pub(crate) fn actor_spawner<T, U, A, F>(make: F) -> impl FnOnce(&mut Spawner, &NodeInfo, OutputFactory<U>) -> Vec<Target<T>> + Send + 'static
-where
-    T: Send + 'static,
-    U: Send + 'static,
-    A: Actor<Context = Context<A>> + Handler<Envelope<T>>,
-    F: Fn(ActorOperatorInfo, Outlet<U>) -> A + Clone + Send + 'static,
-{
-    move |sp: &mut Spawner, info: &NodeInfo, mut factory: OutputFactory<U>| {
-        (0..info.parallelism)
-            .map(|i| {
-                let metrics = sp.metrics(info, i);
-                let out = Outlet::new(factory(i, &metrics), Arc::clone(&metrics));
-                let op_info = ActorOperatorInfo { instance: i, inputs: info.inputs };
-                let make = make.clone();
-                let addr = sp.start(i, move |_| make(op_info, out));
-                // The actor lowers the gauge through `Outlet::received`, if
-                // it calls it: a blocked sender cannot count on its signal.
-                Target::new(addr.recipient(), &metrics.mailbox).unsignalled()
-            })
-            .collect()
+            .collect::<Result<Vec<_>, JobError>>()?;
+        Ok(shell_starter(cores, |_sp, _metrics, out| out))
     }
 }
