@@ -66,14 +66,8 @@ impl DeadLetter {
 
     /// Shows `raw`, the whole input, lossily and cut to
     /// [`Self::SHOWN_BYTES`].
-    pub fn with_raw(self, raw: &[u8]) -> Self {
-        self.with_raw_prefix(raw, raw.len() as u64)
-    }
-
-    /// Shows an input of `len` bytes of which `prefix` is the start (a
-    /// line too long to be held whole).
-    pub(crate) fn with_raw_prefix(mut self, prefix: &[u8], len: u64) -> Self {
-        self.raw = shown(prefix, len, Self::SHOWN_BYTES);
+    pub fn with_raw(mut self, raw: &[u8]) -> Self {
+        self.raw = shown(raw, raw.len() as u64, Self::SHOWN_BYTES);
         self
     }
 }
@@ -232,5 +226,21 @@ pub trait Source: Send + 'static {
     fn seek(&mut self, position: &[u8]) -> Result<(), String> {
         let _ = position;
         Err("this source cannot seek".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letter_shows_its_input_lossily_and_bounded() {
+        let d = DeadLetter::new("in", 3, 40, "bad").with_raw(b"a\xffb");
+        assert_eq!((d.line, d.offset, d.error.as_str(), d.raw.as_str()), (3, 40, "bad", "a\u{FFFD}b"));
+
+        let long = "€".repeat(1_000); // 3,000 bytes; 1,024 is not a character boundary
+        let d = DeadLetter::new("in", 1, 0, long.clone()).with_raw(long.as_bytes());
+        assert_eq!(d.raw, format!("{}… (3000 bytes)", "€".repeat(341)));
+        assert_eq!(d.error, format!("{}…", "€".repeat(341)));
     }
 }

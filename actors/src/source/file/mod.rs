@@ -113,10 +113,10 @@ impl<T> fmt::Debug for FileSource<T> {
     }
 }
 
-impl<T> FileSource<T> {
-    /// The default of [`Self::max_line_bytes`]: 1 MiB.
-    pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+/// The default of [`FileSource::max_line_bytes`].
+const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
 
+impl<T> FileSource<T> {
     /// A file of JSON lines.
     pub fn json_lines(path: impl AsRef<Path>) -> Self {
         Self::new(path, FileFormat::JsonLines)
@@ -135,7 +135,7 @@ impl<T> FileSource<T> {
             origin: path.display().to_string(),
             path,
             format,
-            max_line_bytes: Self::DEFAULT_MAX_LINE_BYTES,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             state: State::Closed,
             start: LinePos::default(),
             _t: PhantomData,
@@ -145,9 +145,10 @@ impl<T> FileSource<T> {
     /// The longest line, in bytes without its line ending, that is read
     /// (and, for CSV, the longest record spanning several lines); a longer
     /// one becomes a dead letter and is skipped without being held in
-    /// memory. Default [`Self::DEFAULT_MAX_LINE_BYTES`]; at least 1 (0 is
-    /// taken as 1). It bounds the memory the source holds: about twice
-    /// this for CSV, once for JSON lines.
+    /// memory. Default 1 MiB; at least 1 (0 is taken as 1). It bounds
+    /// the memory the source holds for a line: about this much for JSON
+    /// lines, about three times this for CSV (the lines, the fields, the
+    /// record).
     pub fn max_line_bytes(mut self, n: usize) -> Self {
         self.max_line_bytes = n.max(1);
         self
