@@ -25,8 +25,9 @@
 //! that limit or at the end of the file) makes the record's *first line*
 //! a dead letter and reading resumes on the line after it: an unterminated
 //! quote costs one line, not the rest of the file. A `"` inside an
-//! unquoted field is an ordinary character. A UTF-8 byte order mark before
-//! the header is skipped.
+//! unquoted field is an ordinary character. Blank (whitespace-only) lines
+//! are skipped in both formats, and so is a UTF-8 byte order mark before a
+//! CSV header.
 //!
 //! **Position.** The source's checkpoint position is the byte offset and
 //! number of the next line to read; after any dead letter it is the line
