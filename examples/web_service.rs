@@ -106,7 +106,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A malformed line is rejected by number; the others are taken.
     let (status, report) = post(&client, &base, "{\"page\":\"home\",\"ts\":0}\n{\"page\":7}\n").await?;
     println!("  [client] a body with a malformed line 2: HTTP {status}, {}", report.error.as_deref().unwrap_or(""));
-    assert_eq!((status, report.accepted, report.rejected[0].line), (400, 1, 2));
+    assert_eq!((status, report.accepted, report.rejected_lines[0].line), (400, 1, 2));
 
     let (mut busy, mut i) = (0, 0);
     while i < VIEWS {

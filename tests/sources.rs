@@ -63,6 +63,33 @@ fn malformed_csv_line_goes_to_dead_letters_with_its_line_number() {
 }
 
 #[test]
+fn undecodable_and_over_long_lines_are_dead_letters_and_the_job_reads_on() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(b"{\"ts\": 1, \"sensor\": \"a\", \"value\": 1.5}\n").unwrap();
+    f.write_all(b"{\"ts\": 2, \"sensor\": \"\xff\", \"value\": 2.5}\n").unwrap();
+    f.write_all(format!("{{\"ts\": 3, \"sensor\": \"{}\", \"value\": 3.5}}\n", "x".repeat(200)).as_bytes()).unwrap();
+    f.write_all(b"{\"ts\": 4, \"sensor\": \"d\", \"value\": 4.5}\n").unwrap();
+    let (got, dead, report) = run_file(FileSource::json_lines(f.path()).max_line_bytes(100));
+    assert_eq!(got.iter().map(|r| r.sensor.as_str()).collect::<Vec<_>>(), ["a", "d"]);
+    assert_eq!(dead.iter().map(|d| (d.line, d.offset)).collect::<Vec<_>>(), [(2, 39), (3, 78)]);
+    assert!(dead[0].error.contains("not valid UTF-8"), "{}", dead[0].error);
+    assert!(dead[1].error.contains("more than the limit of 100 bytes"), "{}", dead[1].error);
+    assert_eq!(report.metrics.dead_letters(), 2);
+}
+
+#[test]
+fn unterminated_csv_quote_is_one_dead_letter_and_the_job_reads_on() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    writeln!(f, "ts,sensor,value").unwrap();
+    writeln!(f, "1,\"a,1.5").unwrap();
+    writeln!(f, "2,b,2.5").unwrap();
+    writeln!(f, "3,c,3.5").unwrap();
+    let (got, dead, _) = run_file(FileSource::csv(f.path()));
+    assert_eq!(got.iter().map(|r| r.ts).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(dead.iter().map(|d| (d.line, d.offset, d.raw.as_str())).collect::<Vec<_>>(), [(2, 16, "1,\"a,1.5")]);
+}
+
+#[test]
 fn missing_file_is_a_dead_letter_naming_it() {
     let (got, dead, _) = run_file(FileSource::json_lines("/nonexistent/weir-input.jsonl"));
     assert!(got.is_empty());

@@ -52,7 +52,8 @@ async fn malformed_line_is_answered_400_naming_it_and_the_other_lines_are_taken(
     assert_eq!(report.received, 4);
     assert_eq!(report.accepted, 3);
     assert_eq!(report.accepted_lines, vec![[1, 2], [5, 5]]);
-    assert_eq!(report.rejected, vec![weir::web::RejectedLine { line: 3, error: reason }]);
+    assert_eq!(report.rejected, 1);
+    assert_eq!(report.rejected_lines, vec![weir::web::RejectedLine { line: 3, error: reason }]);
     assert_eq!(report.retry_from_line, None);
     assert_eq!(
         report.error.as_deref(),
@@ -86,6 +87,66 @@ async fn malformed_line_is_answered_400_naming_it_and_the_other_lines_are_taken(
     assert_eq!(resp.status(), StatusCode::GONE);
     let report: IngestReport = test::read_body_json(resp).await;
     assert_eq!((report.received, report.accepted), (1, 0));
+    drop(push);
+}
+
+/// Posts `body` as JSON lines to a test service: (status, the raw answer).
+macro_rules! post_lines {
+    ($app:expr, $body:expr) => {{
+        let req = test::TestRequest::post()
+            .uri("/ingest")
+            .insert_header(("content-type", "application/x-ndjson"))
+            .set_payload($body)
+            .to_request();
+        let resp = test::call_service(&$app, req).await;
+        (resp.status(), test::read_body(resp).await)
+    }};
+}
+
+#[actix_web::test]
+async fn a_body_of_many_bad_lines_is_answered_in_a_few_kilobytes_with_the_first_lines_and_the_totals() {
+    let (job, push, got) = push_job("ingest", 1 << 16);
+    let handle = job.start().unwrap();
+    let app = test::init_service(App::new().service(Ingest::new(push.clone()).resource("/ingest"))).await;
+
+    // 1 MiB of malformed lines.
+    let bad = "{\"id\": \"not a number\", \"ts\": 1}\n";
+    let n = (1 << 20) / bad.len() as u64;
+    let (status, answer) = post_lines!(app, bad.repeat(n as usize));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(answer.len() <= 4096, "a {} byte answer to 1 MiB of bad lines", answer.len());
+    let mut sizes = vec![answer.len()];
+    let report: IngestReport = serde_json::from_slice(&answer).unwrap();
+    assert_eq!((report.received, report.accepted, report.rejected), (n, 0, n));
+    let listed: Vec<u64> = report.rejected_lines.iter().map(|r| r.line).collect();
+    assert_eq!(listed, (1..=IngestReport::MAX_LISTED as u64).collect::<Vec<_>>());
+    assert!(report.accepted_lines.is_empty());
+
+    // Good and bad lines alternating: every good line is taken, the
+    // answer still does not grow with the body.
+    let body: String = (1..=20_000u64)
+        .map(|l| if l % 2 == 1 { format!("{{\"id\":{l},\"ts\":{l}}}\n") } else { bad.to_string() })
+        .collect();
+    let (status, answer) = post_lines!(app, body);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(answer.len() <= 4096, "a {} byte answer to 20,000 alternating lines", answer.len());
+    sizes.push(answer.len());
+    let report: IngestReport = serde_json::from_slice(&answer).unwrap();
+    assert_eq!((report.received, report.accepted, report.rejected), (20_000, 10_000, 10_000));
+    assert_eq!(report.retry_from_line, None);
+    let listed: Vec<[u64; 2]> = (0..IngestReport::MAX_LISTED as u64).map(|i| [2 * i + 1, 2 * i + 1]).collect();
+    assert_eq!(report.accepted_lines, listed);
+
+    // One bad line whose reason would quote a 1 MiB string.
+    let (status, answer) = post_lines!(app, format!("{{\"id\": \"{}\", \"ts\": 1}}\n", "x".repeat(1 << 20)));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(answer.len() <= 4096, "a {} byte answer to one long bad line", answer.len());
+    sizes.push(answer.len());
+    eprintln!("answers of {sizes:?} bytes to 1 MiB of bad lines, 20,000 alternating lines, one 1 MiB bad line");
+
+    handle.stop();
+    handle.wait().await.unwrap();
+    assert_eq!(ids(&got), (1..=20_000).step_by(2).collect::<BTreeSet<u64>>());
     drop(push);
 }
 
@@ -328,7 +389,8 @@ async fn post_from(client: awc::Client, addr: std::net::SocketAddr, r: u64, firs
     let report: IngestReport = resp.json().await.expect("a JSON report");
     let sent = LINES - first + 1;
     assert_eq!(report.received, sent);
-    assert!(report.rejected.is_empty());
+    assert_eq!(report.rejected, 0);
+    assert!(report.lists_every_accepted_line());
     let lines: Vec<u64> = report.accepted_line_numbers().collect();
     assert_eq!(lines.len() as u64, report.accepted);
     match status {

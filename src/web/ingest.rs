@@ -13,10 +13,11 @@
 //! `Retry-After` header and `retry_from_line`, the first line not taken —
 //! the wait for that line is abandoned before the line enters the channel
 //! (tokio's `send` is cancel-safe), so nothing is half-taken. Malformed
-//! lines are answered with `400 Bad Request` naming each line and serde's
-//! reason, while the well-formed lines of the same body are taken. A job
-//! whose source has stopped answers `410 Gone`. Every answer carries an
-//! [`IngestReport`].
+//! lines are answered with `400 Bad Request` counting them and naming the
+//! first few with serde's reason, while the well-formed lines of the same
+//! body are taken. A job whose source has stopped answers `410 Gone`.
+//! Every answer carries an [`IngestReport`], whose size does not grow with
+//! the body's.
 
 use std::fmt;
 use std::time::Duration;
@@ -207,12 +208,12 @@ async fn ingest<T: DeserializeOwned + Send + 'static>(
             ));
             StatusCode::SERVICE_UNAVAILABLE
         }
-        None if !report.rejected.is_empty() => {
-            let (n, taken) = (report.rejected.len(), report.accepted);
+        None if report.rejected > 0 => {
+            let (n, taken) = (report.rejected, report.accepted);
+            let first = report.rejected_lines.first().map_or(0, |r| r.line);
             report.error = Some(format!(
-                "{n} malformed line{} rejected (first: line {}); {taken} well-formed record{} taken",
+                "{n} malformed line{} rejected (first: line {first}); {taken} well-formed record{} taken",
                 if n == 1 { "" } else { "s" },
-                report.rejected[0].line,
                 if taken == 1 { " was" } else { "s were" },
             ));
             StatusCode::BAD_REQUEST

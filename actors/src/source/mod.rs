@@ -30,17 +30,93 @@ pub use iter::IterSource;
 pub use push::{push_source, PushHandle, PushSource, TrySendError};
 pub use throttle::Throttled;
 
-/// A record that could not be read, with why and where.
+/// An input that could not be read, with why and where.
+///
+/// A dead letter is for a person to read and act on: `raw` shows the input
+/// lossily (bytes that are not UTF-8 become `\u{FFFD}`) and at most
+/// [`DeadLetter::SHOWN_BYTES`] of it, and `error` is cut to the same
+/// bound, so that a dead letter stays small whatever the input. `origin`,
+/// `line` and `offset` find the full input again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
     /// Where it came from (a file path, a source name).
     pub origin: String,
     /// 1-based line number (0 when not line-oriented).
     pub line: u64,
-    /// The parse error.
+    /// Byte offset of the start of the input in `origin` (of line `line`
+    /// in a file; 0 when not known).
+    #[serde(default)]
+    pub offset: u64,
+    /// Why it could not be read.
     pub error: String,
-    /// The raw input.
+    /// The input, shown lossily; a longer one is cut after
+    /// [`DeadLetter::SHOWN_BYTES`] bytes and ends with `… (N bytes)`.
     pub raw: String,
+}
+
+impl DeadLetter {
+    /// Most bytes of the input `raw` shows, and of `error`.
+    pub const SHOWN_BYTES: usize = 1024;
+
+    /// A dead letter at `line` and byte `offset` of `origin`, without its
+    /// input; `error` is cut to [`Self::SHOWN_BYTES`].
+    pub fn new(origin: impl Into<String>, line: u64, offset: u64, error: impl Into<String>) -> Self {
+        let mut error = error.into();
+        cut(&mut error, Self::SHOWN_BYTES);
+        DeadLetter { origin: origin.into(), line, offset, error, raw: String::new() }
+    }
+
+    /// Shows `raw`, the whole input, lossily and cut to
+    /// [`Self::SHOWN_BYTES`].
+    pub fn with_raw(mut self, raw: &[u8]) -> Self {
+        self.raw = shown(raw, raw.len() as u64, Self::SHOWN_BYTES);
+        self
+    }
+}
+
+/// The start of an input of `len` bytes, `prefix`, as text of at most
+/// about `max` bytes: lossily decoded, and cut, with a mark saying how
+/// long the input was, when it is longer than `max`.
+pub(crate) fn shown(prefix: &[u8], len: u64, max: usize) -> String {
+    if len <= max as u64 && prefix.len() as u64 == len {
+        return String::from_utf8_lossy(prefix).into_owned();
+    }
+    let head = without_split_char(prefix.get(..max).unwrap_or(prefix));
+    format!("{}… ({len} bytes)", String::from_utf8_lossy(head))
+}
+
+/// `head` without a UTF-8 character that its end splits (which would show
+/// as a replacement character though the input has none there).
+fn without_split_char(head: &[u8]) -> &[u8] {
+    for back in 1..=head.len().min(4) {
+        let i = head.len() - back;
+        let b = head[i];
+        if b & 0xC0 != 0x80 {
+            // `b` starts the last character (or is not UTF-8 at all).
+            let needs = match b {
+                0xC2..=0xDF => 2,
+                0xE0..=0xEF => 3,
+                0xF0..=0xF4 => 4,
+                _ => 1,
+            };
+            return if needs > back { &head[..i] } else { head };
+        }
+    }
+    head
+}
+
+/// Cuts `text` to at most `max` bytes (at a character boundary), marking
+/// the cut with `…`.
+pub(crate) fn cut(text: &mut String, max: usize) {
+    if text.len() <= max {
+        return;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push('…');
 }
 
 /// What a poll produced.
@@ -157,5 +233,21 @@ pub trait Source: Send + 'static {
             what: std::any::type_name::<Self>().to_string(),
             reason: "this source cannot seek, but the checkpoint recorded a position for it".into(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letter_shows_its_input_lossily_and_bounded() {
+        let d = DeadLetter::new("in", 3, 40, "bad").with_raw(b"a\xffb");
+        assert_eq!((d.line, d.offset, d.error.as_str(), d.raw.as_str()), (3, 40, "bad", "a\u{FFFD}b"));
+
+        let long = "€".repeat(1_000); // 3,000 bytes; 1,024 is not a character boundary
+        let d = DeadLetter::new("in", 1, 0, long.clone()).with_raw(long.as_bytes());
+        assert_eq!(d.raw, format!("{}… (3000 bytes)", "€".repeat(341)));
+        assert_eq!(d.error, format!("{}…", "€".repeat(341)));
     }
 }
