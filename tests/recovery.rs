@@ -89,3 +89,88 @@ fn wl3_killed_and_resumed_commits_every_row_exactly_once() {
     let want = Checksum { rows: 1_813_513, events: 3_000_000, total: 1_498_945_689, digest: 12_511_146_539_894_680_399 };
     crash_and_resume("wl3", "100000", "1000000", 0xC0FFEE, want);
 }
+
+/// Runs `weir` to its end; (exit code, last line of stdout, stderr).
+fn run_to_end(args: &[&str]) -> (i32, String, String) {
+    let output = weir(args).output().expect("weir runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).lines().last().unwrap_or_default().to_string();
+    (output.status.code().unwrap_or(-1), stdout, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn resuming_with_other_parameters_is_refused_and_leaves_the_output_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ckpt, out) = (dir.path().join("checkpoints"), dir.path().join("out.csv"));
+    let (ckpt, out) = (ckpt.to_str().unwrap(), out.to_str().unwrap());
+    let common = ["--events", "300000", "--throttle", "600000", "--checkpoint-dir", ckpt, "--checkpoint-interval-ms", "50"];
+    let first: Vec<&str> = ["run", "wl1", "--keys", "16", "--output", out].iter().chain(&common).copied().collect();
+    let (code, _, stderr) = run_to_end(&first);
+    assert_eq!(code, 0, "{stderr}");
+    let before = std::fs::read(out).unwrap();
+
+    // Another number of keys: refused, naming the setting; the output stays.
+    let other_keys: Vec<&str> = ["run", "wl1", "--keys", "100", "--output", out].iter().chain(&common).copied().collect();
+    let (code, _, stderr) = run_to_end(&other_keys);
+    assert_ne!(code, 0, "a resume with other keys must be refused");
+    assert!(stderr.contains("keys was 16, is now 100"), "{stderr}");
+    assert_eq!(std::fs::read(out).unwrap(), before, "the refused resume left the output byte for byte");
+
+    // Dropping --output: refused too (the file would silently miss rows).
+    let no_output: Vec<&str> = ["run", "wl1", "--keys", "16"].iter().chain(&common).copied().collect();
+    let (code, _, stderr) = run_to_end(&no_output);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("output was"), "{stderr}");
+    assert_eq!(std::fs::read(out).unwrap(), before);
+}
+
+#[test]
+fn absurd_flag_values_are_refused_before_the_job_starts() {
+    for (flag, value, says) in [
+        ("--throttle", "1e-300", "--throttle"),
+        ("--throttle", "NaN", "--throttle"),
+        ("--throttle", "inf", "--throttle"),
+        ("--disorder", "18446744073709551615", "--disorder"),
+        ("--bound", "9223372036854775808", "--bound"),
+        ("--events", "18446744073709551615", "--events"),
+        ("--slots", "100000", "--slots"),
+        ("--checkpoint-interval-ms", "0", "--checkpoint-interval-ms"),
+    ] {
+        let started = Instant::now();
+        let (code, _, stderr) = run_to_end(&["run", "wl3", "--events", "3000", flag, value]);
+        assert_eq!(code, 2, "{flag} {value}: {stderr}");
+        assert!(stderr.contains(says), "{flag} {value}: {stderr}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{flag} {value}: refused at once");
+    }
+}
+
+#[test]
+fn after_a_resume_the_late_count_covers_the_whole_job() {
+    // B < D: some events are late; which ones depends on how batches and
+    // watermarks interleave, but every event is either in a result or late.
+    let events = 3_000_000u64;
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("checkpoints");
+    let n = events.to_string();
+    let args = [
+        "run", "wl1", "--events", &n, "--bound", "1000", "--throttle", "1500000", "--checkpoint-dir", ckpt.to_str().unwrap(),
+        "--checkpoint-interval-ms", "100",
+    ];
+    // Killed once two checkpoints are complete.
+    let mut child = weir(&args).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let complete = |d: &Path| std::fs::read_dir(d).map(|e| e.flatten().filter(|e| e.path().join("_metadata").exists()).count()).unwrap_or(0);
+    while complete(&ckpt) < 2 {
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "no checkpoint before the end");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let output = weir(&args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("resumed from checkpoint"), "the throughput line says it covers this run: {stderr}");
+    let late: u64 = stdout.lines().find_map(|l| l.strip_prefix("late ")).expect("late events").parse().unwrap();
+    let counted: u64 = stdout.lines().last().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    assert_eq!(counted + late, events, "every event of the whole job is in a result or counted late ({stdout})");
+}

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,9 +43,6 @@ pub(crate) struct Lifecycle {
     started: Instant,
     finished: Mutex<Option<Instant>>,
     checkpoints: Mutex<CheckpointLog>,
-    /// Bumped on every checkpoint recorded (so that a reader can tell new
-    /// ones from ones it has seen).
-    checkpoint_count: AtomicU64,
     done: watch::Sender<bool>,
     error: Mutex<Option<JobError>>,
     /// Set by `cancel`: actors going away then is expected.
@@ -72,7 +69,6 @@ impl Lifecycle {
             started: Instant::now(),
             finished: Mutex::new(None),
             checkpoints: Mutex::new(CheckpointLog::default()),
-            checkpoint_count: AtomicU64::new(0),
             done,
             error: Mutex::new(None),
             cancelled: AtomicBool::new(false),
@@ -144,7 +140,6 @@ impl Lifecycle {
             }
             log.recent.push_back(stats);
         }
-        self.checkpoint_count.fetch_add(1, Ordering::Release);
     }
 
     /// The recent checkpoints (oldest first) and the totals.
@@ -166,5 +161,45 @@ impl Lifecycle {
     pub(crate) fn elapsed(&self) -> Duration {
         let end = self.finished.lock().ok().and_then(|f| *f).unwrap_or_else(Instant::now);
         end.duration_since(self.started)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(seq: u64, completed: bool) -> CheckpointStats {
+        CheckpointStats { seq, duration: Duration::ZERO, alignment: Duration::ZERO, bytes: 0, completed }
+    }
+
+    #[test]
+    fn the_checkpoint_history_keeps_the_newest_and_counts_them_all() {
+        let l = Lifecycle::new("job".into(), 1, JobGraph::default());
+        for seq in 1..=200 {
+            l.record_checkpoint(stats(seq, seq % 10 != 0));
+        }
+        let (recent, completed, aborted) = l.checkpoints();
+        assert_eq!(recent.len(), CHECKPOINT_HISTORY);
+        assert_eq!(recent.first().map(|c| c.seq), Some(200 - CHECKPOINT_HISTORY as u64 + 1));
+        assert_eq!(recent.last().map(|c| c.seq), Some(200));
+        assert_eq!((completed, aborted), (180, 20));
+    }
+
+    #[test]
+    fn the_first_failure_is_the_outcome_and_later_ones_are_ignored() {
+        let l = Lifecycle::new("job".into(), 1, JobGraph::default());
+        l.fail(JobError::Runtime("first".into()));
+        l.fail(JobError::Runtime("second".into()));
+        l.actor_gone("a#0");
+        assert!(l.is_finished());
+        assert!(matches!(l.error(), Some(JobError::Runtime(m)) if m == "first"));
+    }
+
+    #[test]
+    fn an_actor_gone_after_a_cancel_is_not_a_failure() {
+        let l = Lifecycle::new("job".into(), 1, JobGraph::default());
+        l.cancel();
+        l.actor_gone("a#0");
+        assert!(matches!(l.error(), Some(JobError::Cancelled)));
     }
 }

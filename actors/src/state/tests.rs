@@ -379,3 +379,46 @@ fn the_backend_is_send_and_usable_as_a_trait_object() {
     let boxed: Box<dyn StateBackend> = Box::new(f.backend);
     assert!(boxed.latest().expect("latest").is_none());
 }
+
+#[test]
+fn an_unreadable_metadata_file_falls_back_to_the_previous_checkpoint() {
+    let mut f = fixture(3);
+    f.checkpoint(1);
+    f.checkpoint(2);
+    // An I/O error, not a bad checksum: `_metadata` cannot be read as a file.
+    let meta = f.chk_dir(2).join("_metadata");
+    fs::remove_file(&meta).expect("remove");
+    fs::create_dir(&meta).expect("a directory in its place");
+    let restored = f.latest();
+    assert_eq!(restored.meta.id.seq, 1);
+    assert_eq!(restored.skipped.len(), 1);
+    assert!(restored.skipped[0].to_string().contains("_metadata"), "{}", restored.skipped[0]);
+}
+
+#[test]
+fn an_unreadable_snapshot_falls_back_to_the_previous_checkpoint() {
+    let mut f = fixture(3);
+    f.checkpoint(1);
+    f.checkpoint(2);
+    let snap = f.chk_dir(2).join("snap-window%230");
+    fs::remove_file(&snap).expect("remove");
+    fs::create_dir(&snap).expect("a directory in its place");
+    let restored = f.latest();
+    assert_eq!(restored.meta.id.seq, 1);
+    assert!(restored.skipped[0].to_string().contains("snap-window%230"), "{}", restored.skipped[0]);
+}
+
+#[test]
+fn retention_counts_only_checkpoints_that_can_be_restored() {
+    let mut f = fixture(2);
+    f.checkpoint(1);
+    f.checkpoint(2);
+    // A fresh backend (another run) finds checkpoint 2 corrupt.
+    flip_byte(&f.chk_dir(2).join("snap-source%230"), 0);
+    f.backend = LocalDirBackend::new(&f.dir, 2).expect("backend");
+    f.checkpoint(3);
+    // Keeping 3 and the corrupt 2 would leave nothing to fall back on.
+    assert_eq!(f.dirs(), vec!["chk-0000000001", "chk-0000000003"]);
+    flip_byte(&f.chk_dir(3).join("snap-source%230"), 0);
+    assert_eq!(f.latest().meta.id.seq, 1, "the retained older checkpoint restores");
+}
