@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weir::prelude::*;
-use weir::workload::{Event, Generator, StreamParams};
+use weir_harness::workload::{Event, Generator, StreamParams};
 use weir::{Placement, SinkError};
 
 /// Delivers at most `rate` records per second: each batch waits (blocking

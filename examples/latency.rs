@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use weir::dev::{Source, SourceBatch, SourceStatus};
 use weir::prelude::*;
-use weir::workload::{Event, Generator, StreamParams};
+use weir_harness::workload::{Event, Generator, StreamParams};
 use weir::SinkError;
 
 /// Watermark bound B, ms (= the stream's disorder D: no event is late).

@@ -33,15 +33,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! This crate re-exports the runtime, [`weir_actors`], and adds the
-//! reference workloads ([`workload`]), weir inside an actix-web service
-//! ([`web`]: HTTP ingest, result queries, a job API and dashboard,
-//! Prometheus metrics; cargo feature `web`, on by default) and the `weir`
-//! command-line tool.
+//! This crate re-exports the runtime, [`weir_actors`], and adds weir inside
+//! an actix-web service (`weir::web`: HTTP ingest, result queries, a job
+//! API and dashboard, Prometheus metrics; cargo feature `web`, on by
+//! default). The `weir` command line (cargo feature `cli`) runs the
+//! reference workloads, which live in the unpublished `weir-harness` crate
+//! beside it.
 
 pub use weir_actors::*;
-
-pub mod workload;
 
 #[cfg(feature = "web")]
 pub mod web;

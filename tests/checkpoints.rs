@@ -1,19 +1,15 @@
 //! Checkpoints: alignment, corrupt snapshots, topology mismatch, stop with
 //! a checkpoint and resume.
 
-use std::time::{Duration, Instant};
+mod support;
 
+use std::time::Duration;
+
+use support::wait_until;
 use weir::prelude::*;
-use weir::workload::{self, Checksum, StreamParams, Workload, WorkloadSpec};
+use weir_harness::workload::{self, Checksum, StreamParams, Workload, WorkloadSpec};
 use weir::{CheckpointConfig, JobError, LocalDirBackend, StateBackend};
 
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 fn on_demand(dir: &std::path::Path) -> CheckpointConfig {
     CheckpointConfig { interval: None, ..CheckpointConfig::new(dir, Duration::from_secs(1)) }
@@ -44,7 +40,7 @@ fn snapshot_holds_exactly_the_records_before_the_barrier() {
         a.blocking_send((i, (i % 7) as u32)).unwrap();
         b.blocking_send((i, (i % 5) as u32)).unwrap();
     }
-    wait_until("both sources to read their records", || job.metrics().source_records() == 2000);
+    wait_until("both sources to read their records", Duration::from_secs(20), || job.metrics().source_records() == 2000);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let stats = rt.block_on(job.checkpoint()).expect("the checkpoint completes");
     assert!(stats.completed && stats.bytes > 0, "{stats:?}");
@@ -53,7 +49,7 @@ fn snapshot_holds_exactly_the_records_before_the_barrier() {
         a.blocking_send((i, 1)).unwrap();
         b.blocking_send((i, 2)).unwrap();
     }
-    wait_until("the later records to be read", || job.metrics().source_records() == 3000);
+    wait_until("the later records to be read", Duration::from_secs(20), || job.metrics().source_records() == 3000);
     job.cancel();
     assert!(matches!(job.wait_blocking(), Err(JobError::Cancelled)));
     drop((a, b));
@@ -204,7 +200,7 @@ fn stop_with_checkpoint_returns_once_what_it_covers_is_visible() {
         push.blocking_send((i, 0)).unwrap();
     }
     // Windows [0, 100) .. [900, 1000) have fired into the sink.
-    wait_until("ten windows to reach the sink", || job.metrics().sink_records() == 10);
+    wait_until("ten windows to reach the sink", Duration::from_secs(20), || job.metrics().sink_records() == 10);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(job.stop_with_checkpoint()).expect("a final checkpoint");
     let lines = std::fs::read_to_string(&out).unwrap_or_default().lines().count();
@@ -224,7 +220,7 @@ fn the_first_periodic_checkpoint_reaches_every_source() {
         .aggregate(Count)
         .sink("out", sink);
     let handle = job.build().unwrap().spawn().unwrap();
-    wait_until("a first checkpoint", || handle.last_checkpoint().is_some());
+    wait_until("a first checkpoint", Duration::from_secs(20), || handle.last_checkpoint().is_some());
     let first = handle.checkpoints().into_iter().next().expect("a checkpoint");
     assert_eq!((first.seq, first.completed), (1, true), "checkpoint 1 was triggered before the sources registered: {first:?}");
     handle.cancel();

@@ -7,11 +7,14 @@
 //! (key, window) the last result plus the late records of that window equal
 //! what a brute-force count of the stream gives.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use support::wait_until;
 use weir::prelude::*;
-use weir::workload::{event, Event, StreamParams};
+use weir_harness::workload::{event, Event, StreamParams};
 use weir::{push_source, ActorKind};
 
 const N: u64 = 200_000;
@@ -173,14 +176,6 @@ fn many_keys_travel_as_records_and_stay_exact() {
     assert!(on.pre_aggregated < N / 4, "{} of {N} pre-aggregated", on.pre_aggregated);
 }
 
-/// Waits for `cond`, failing after `timeout`.
-fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + timeout;
-    while !cond() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 #[test]
 fn an_input_that_was_idle_sends_its_late_records_as_themselves() {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use weir::workload::Checksum;
+use weir_harness::workload::Checksum;
 
 /// A small deterministic generator (xorshift) for the kill moments.
 struct Rng(u64);

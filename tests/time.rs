@@ -1,18 +1,14 @@
 //! Watermarks across inputs: the minimum over active inputs; an idle input
 //! does not hold the watermark back.
 
-use std::time::{Duration, Instant};
+mod support;
 
+use std::time::Duration;
+
+use support::wait_until;
 use weir::prelude::*;
 use weir::PushHandle;
 
-fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 type Ev = (i64, u32);
 

@@ -1,7 +1,7 @@
 //! The WORKLOAD.md check values, through the public API, at p=1 and p=2,
 //! and late-event accounting.
 
-use weir::workload::{self, Checksum, StreamParams, Workload, WorkloadResult, WorkloadSpec};
+use weir_harness::workload::{self, Checksum, StreamParams, Workload, WorkloadResult, WorkloadSpec};
 
 fn run(workload: Workload, events: u64, keys: u64, parallelism: usize, batch_size: usize, bound: i64) -> WorkloadResult {
     let spec = WorkloadSpec {

@@ -24,27 +24,19 @@ use actix::{Actor, Context, Handler, Recipient};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use weir_actors::bench_support::{partition, KeyByBench, WindowBench};
 use weir_actors::{Count, Envelope, Record, StreamElement, Sum, Windows};
+use weir_harness::workload::{self, Event, StreamParams};
 
 /// Records per batch, as the runtime's default.
 const BATCH: usize = 1024;
 
 /// One event of the WORKLOAD.md stream.
-#[derive(Debug, Clone, Copy)]
-struct Ev {
-    ts: i64,
-    key: u64,
-    value: i64,
-}
+type Ev = Event;
 
-/// Event `i` of the WORKLOAD.md stream (R = 100,000, D = 2,000).
+/// Event `i` of the WORKLOAD.md stream (R = 100,000, D = 2,000), from the
+/// harness's generator.
 #[inline]
 fn event(i: u64, keys: u64) -> Ev {
-    let mut z = 0x5EED_u64.wrapping_add((i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    let jitter = ((z >> 40) % 2_000) as i64;
-    Ev { ts: ((i / 100) as i64 - jitter).max(0), key: z % keys, value: ((z >> 20) % 1000) as i64 }
+    workload::event(i, &StreamParams { events: u64::MAX, keys, rate: 100_000, disorder: 2_000 })
 }
 
 /// Feeds the stream batch by batch into a window core, timing only the

@@ -7,11 +7,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-#[path = "../bench/mod.rs"]
-mod harness;
-
-use harness::{child, parse_workload, Case, Engine};
-use weir::workload::Workload;
+use weir_harness::bench::{self as harness, parse_workload, Case, Engine};
+use weir_harness::workload::Workload;
 
 /// `weir bench`.
 #[derive(Args, Debug)]
@@ -79,15 +76,5 @@ pub(super) fn bench(args: BenchArgs) -> ExitCode {
 
 /// Runs one measurement and prints its line.
 pub(super) fn bench_one(args: BenchOneArgs) -> ExitCode {
-    let case = Case { workload: args.workload, keys: args.keys };
-    match child::measure(case, args.engine, args.events, args.gap) {
-        Ok(m) => {
-            println!("{}", m.to_line());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    harness::measure_one(Case { workload: args.workload, keys: args.keys }, args.engine, args.events, args.gap)
 }

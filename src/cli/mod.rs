@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use weir::workload::{self, StreamParams, Workload, WorkloadSpec};
+use weir_harness::workload::{self, StreamParams, Workload, WorkloadSpec};
 
 mod bench;
 

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use weir::workload::{Checksum, StreamParams};
+use crate::workload::{Checksum, StreamParams};
 
 use super::check::check_value;
 use super::child::Measurement;

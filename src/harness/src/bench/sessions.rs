@@ -15,7 +15,7 @@
 //! map and the wheel's lists keep their capacity: nothing is allocated per
 //! event in steady state.
 
-use weir::workload::Checksum;
+use crate::workload::Checksum;
 
 use super::hash::{fast_map, FastMap};
 

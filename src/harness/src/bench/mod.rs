@@ -24,13 +24,13 @@ mod sliding;
 mod suite;
 mod tumbling;
 
-pub(crate) use suite::{run, Plan};
+pub use suite::{run, Plan};
 
-use weir::workload::Workload;
+use crate::workload::Workload;
 
 /// What runs a case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum Engine {
+pub enum Engine {
     /// The hand-written loop.
     Baseline,
     /// weir with this many sources and window managers.
@@ -39,7 +39,7 @@ pub(crate) enum Engine {
 
 impl Engine {
     /// `baseline` or `weir-p<N>` (the form `bench-one --engine` takes).
-    pub(crate) fn name(self) -> String {
+    pub fn name(self) -> String {
         match self {
             Engine::Baseline => "baseline".into(),
             Engine::Weir(p) => format!("weir-p{p}"),
@@ -47,7 +47,7 @@ impl Engine {
     }
 
     /// Reads [`Engine::name`].
-    pub(crate) fn parse(s: &str) -> Result<Engine, String> {
+    pub fn parse(s: &str) -> Result<Engine, String> {
         if s == "baseline" {
             return Ok(Engine::Baseline);
         }
@@ -77,7 +77,7 @@ pub(crate) fn workload_name(w: Workload) -> &'static str {
 }
 
 /// Reads [`workload_name`].
-pub(crate) fn parse_workload(s: &str) -> Result<Workload, String> {
+pub fn parse_workload(s: &str) -> Result<Workload, String> {
     match s {
         "wl1" => Ok(Workload::Wl1),
         "wl2" => Ok(Workload::Wl2),
@@ -88,9 +88,24 @@ pub(crate) fn parse_workload(s: &str) -> Result<Workload, String> {
 
 /// One workload at one key count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Case {
+pub struct Case {
     /// The job.
-    pub(crate) workload: Workload,
+    pub workload: Workload,
     /// Distinct keys K.
-    pub(crate) keys: u64,
+    pub keys: u64,
+}
+
+/// Runs one measurement (what `weir bench-one` does in each child process)
+/// and prints its machine-readable line.
+pub fn measure_one(case: Case, engine: Engine, events: u64, gap: i64) -> std::process::ExitCode {
+    match child::measure(case, engine, events, gap) {
+        Ok(m) => {
+            println!("{}", m.to_line());
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

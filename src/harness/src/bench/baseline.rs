@@ -11,7 +11,7 @@
 //! mailboxes, partitioning, watermark propagation, threads — is what the
 //! bench measures.
 
-use weir::workload::{Checksum, EventFn, StreamParams, Workload};
+use crate::workload::{Checksum, EventFn, StreamParams, Workload};
 
 use super::sessions::Sessions;
 use super::sliding::Sliding;

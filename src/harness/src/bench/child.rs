@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use weir::workload::{self, Checksum, StreamParams, WorkloadSpec};
+use crate::workload::{self, Checksum, StreamParams, WorkloadSpec};
 
 use super::{baseline, parse_workload, workload_name, Case, Engine};
 
@@ -127,7 +127,7 @@ fn status_kb(field: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weir::workload::Workload;
+    use crate::workload::Workload;
 
     #[test]
     fn the_line_reads_back() {

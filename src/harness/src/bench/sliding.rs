@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 
-use weir::workload::Checksum;
+use crate::workload::Checksum;
 
 use super::hash::{fast_map, FastMap};
 

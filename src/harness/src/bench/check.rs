@@ -2,7 +2,7 @@
 //! produces for a few small runs (R = 100,000, D = B = 2,000, N =
 //! 3,000,000).
 
-use weir::workload::{Checksum, StreamParams, Workload};
+use crate::workload::{Checksum, StreamParams, Workload};
 
 /// `(workload, K, rows, events, total, digest)` at N = 3,000,000.
 const TABLE: [(Workload, u64, u64, u64, u64, u64); 4] = [

@@ -13,24 +13,24 @@ use super::{workload_name, Case, Engine};
 
 /// What to measure.
 #[derive(Debug, Clone)]
-pub(crate) struct Plan {
+pub struct Plan {
     /// Events per run, N.
-    pub(crate) events: u64,
+    pub events: u64,
     /// Runs per engine and case.
-    pub(crate) runs: usize,
+    pub runs: usize,
     /// The cases, in order.
-    pub(crate) cases: Vec<Case>,
+    pub cases: Vec<Case>,
     /// weir's parallelisms (the baseline always runs).
-    pub(crate) parallelism: Vec<usize>,
+    pub parallelism: Vec<usize>,
     /// Session gap (WL3).
-    pub(crate) gap: i64,
+    pub gap: i64,
     /// Also write the results as JSON here.
-    pub(crate) json: Option<PathBuf>,
+    pub json: Option<PathBuf>,
 }
 
 /// Runs `plan`, prints the table; fails if a child failed or a checksum
 /// disagrees.
-pub(crate) fn run(plan: &Plan) -> ExitCode {
+pub fn run(plan: &Plan) -> ExitCode {
     let mut engines = vec![Engine::Baseline];
     engines.extend(plan.parallelism.iter().map(|&p| Engine::Weir(p)));
     let total = plan.cases.len() * plan.runs * engines.len();
