@@ -92,7 +92,7 @@ impl<T: Send + 'static> Emit<T> for RoundRobin<T> {
 
 /// Per-destination batches of keyed records to `p` targets, with the
 /// watermarks held for them: what every key-partitioning edge shares
-/// ([`KeyBy`], and the combining edge in `output::combine`).
+/// ([`KeyBy`], and the combining edge in `window::partial::combine`).
 pub(crate) struct Partitioned<V: Send + 'static> {
     pub(crate) sender: Sender<V>,
     /// The batch being filled for each target.

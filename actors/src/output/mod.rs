@@ -22,7 +22,6 @@
 //! destination's next full batch ([`HeldWatermarks`]), so that a watermark
 //! after every source batch does not cut every batch short.
 
-pub(crate) mod combine;
 pub(crate) mod edge;
 pub(crate) mod mailbox;
 pub(crate) mod outlet;

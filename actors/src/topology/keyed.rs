@@ -9,13 +9,13 @@ use serde::Serialize;
 
 use crate::metrics::{ActorKind, ActorMetrics};
 use crate::operator::Operator;
-use crate::output::combine::Combine;
 use crate::output::edge::KeyBy;
 use crate::output::outlet::Outlet;
 use crate::output::pool::BatchPool;
 use crate::output::{Emit, Inbox, Target};
 use crate::topology::graph::{Graph, NodeInfo, SpawnFn, Spawner};
 use crate::topology::{install_spawn, lock, operator_spawner, take_port, BuildError, EdgeMaker, Port, Stream};
+use crate::window::partial::combine::Combine;
 use crate::window::partial::{combinable, Keyed};
 use crate::window::{Aggregate, Collect, Window, WindowOptions, WindowResult, Windows};
 use crate::window_manager::{WindowActor, WindowInput};

@@ -28,12 +28,15 @@
 
 use std::hash::Hash;
 
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::buckets::{key_map, KeyMap};
+use super::core::Fired;
+use super::kind::{emit, last_instant, WindowKind};
+use super::layout::Layout;
 use super::wakeups::Wakeups;
-use super::{emit, last_instant, Fired};
-use crate::message::{Timestamp, END_OF_TIME};
+use crate::message::{Record, Timestamp, END_OF_TIME};
 use crate::window::session::{Session, SessionSet};
 use crate::window::{Aggregate, Timing, Window};
 
@@ -100,50 +103,6 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
         }
     }
 
-    /// Adds a record to its key's sessions, merging as needed, unless the
-    /// session it would belong to is already discarded (then returns the key
-    /// back: late).
-    pub(super) fn add<T, A: Aggregate<T, Acc = Acc>>(
-        &mut self,
-        agg: &A,
-        wm: Timestamp,
-        key: K,
-        ts: Timestamp,
-        value: &T,
-        out: &mut Fired<K, A::Out>,
-    ) -> Option<K> {
-        let (gap, lateness, early_every) = (self.gap, self.lateness, self.early_every);
-        // Every kept session has `end + lateness >= wm` (later ones are
-        // discarded), so only a record that touches none can be late: when
-        // the session it would open ends too early.
-        let accept = |merged: Window| merged.end.saturating_add(lateness) >= wm;
-        if let Some(state) = self.keys.get_mut(&key) {
-            let before = state.sessions.len();
-            let Some(session) = state.sessions.insert_if(agg, ts, gap, value, accept) else {
-                return Some(key);
-            };
-            self.empty -= usize::from(before == 0);
-            let next = settle(session, agg, &key, wm, lateness, early_every, out);
-            self.open = self.open + state.sessions.len() - before;
-            // A key that had no session has no live wake-up (its `wake` is
-            // END_OF_TIME only as a marker): schedule it whatever `next` is.
-            if before == 0 || next < state.wake {
-                state.wake = next;
-                self.wakeups.push(next, key);
-            }
-            return None;
-        }
-        let mut sessions = SessionSet::new();
-        let Some(session) = sessions.insert_if(agg, ts, gap, value, accept) else {
-            return Some(key);
-        };
-        let next = settle(session, agg, &key, wm, lateness, early_every, out);
-        self.open += 1;
-        self.wakeups.push(next, key.clone());
-        self.keys.insert(key, KeySessions { sessions, wake: next });
-        None
-    }
-
     /// Brings the map slots of `keys` into the cache before they are used.
     ///
     /// With many keys each record's lookup is a cache miss, and the work
@@ -166,27 +125,6 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
                 state.sessions.as_slice().iter().fold(state.wake, |t, s| t ^ s.window.end)
             });
             std::hint::black_box(slot);
-        }
-    }
-
-    /// Fires the sessions the watermark passed, in ascending end, and
-    /// discards those whose lateness expired.
-    pub(super) fn on_watermark<T, A: Aggregate<T, Acc = Acc>>(
-        &mut self,
-        agg: &A,
-        wm: Timestamp,
-        out: &mut Fired<K, A::Out>,
-    ) {
-        while let Some((at, mut keys)) = self.wakeups.pop_due(wm) {
-            self.touch(keys.iter());
-            for key in keys.drain(..) {
-                self.wake(agg, at, key, out);
-            }
-            self.wakeups.recycle(keys);
-        }
-        if self.empty >= SWEEP_MIN && self.empty > self.keys.len() - self.empty {
-            self.keys.retain(|_, state| !state.sessions.is_empty());
-            self.empty = 0;
         }
     }
 
@@ -227,10 +165,100 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
             }
         }
     }
+}
+
+impl<K, T, A> WindowKind<K, T, A> for SessionWindows<K, A::Acc>
+where
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+    A: Aggregate<T>,
+{
+    const LAYOUT: Layout = Layout::Session;
+    type Snapshot = SessionSnapshot<K, A::Acc>;
+
+    /// Adds a record to its key's sessions, merging as needed, unless the
+    /// session it would belong to is already discarded (then returns the key
+    /// back: late).
+    fn add(
+        &mut self,
+        agg: &A,
+        wm: Timestamp,
+        key: K,
+        ts: Timestamp,
+        value: &T,
+        out: &mut Fired<K, A::Out>,
+    ) -> Option<K> {
+        let (gap, lateness, early_every) = (self.gap, self.lateness, self.early_every);
+        // Every kept session has `end + lateness >= wm` (later ones are
+        // discarded), so only a record that touches none can be late: when
+        // the session it would open ends too early.
+        let accept = |merged: Window| merged.end.saturating_add(lateness) >= wm;
+        if let Some(state) = self.keys.get_mut(&key) {
+            let before = state.sessions.len();
+            let Some(session) = state.sessions.insert_if(agg, ts, gap, value, accept) else {
+                return Some(key);
+            };
+            self.empty -= usize::from(before == 0);
+            let next = settle(session, agg, &key, wm, lateness, early_every, out);
+            self.open = self.open + state.sessions.len() - before;
+            // A key that had no session has no live wake-up (its `wake` is
+            // END_OF_TIME only as a marker): schedule it whatever `next` is.
+            if before == 0 || next < state.wake {
+                state.wake = next;
+                self.wakeups.push(next, key);
+            }
+            return None;
+        }
+        let mut sessions = SessionSet::new();
+        let Some(session) = sessions.insert_if(agg, ts, gap, value, accept) else {
+            return Some(key);
+        };
+        let next = settle(session, agg, &key, wm, lateness, early_every, out);
+        self.open += 1;
+        self.wakeups.push(next, key.clone());
+        self.keys.insert(key, KeySessions { sessions, wake: next });
+        None
+    }
+
+    /// Looks the batch's keys up ahead ([`SessionWindows::touch`]), then
+    /// adds its records one by one.
+    #[inline]
+    fn add_batch(
+        &mut self,
+        agg: &A,
+        wm: Timestamp,
+        batch: &mut Vec<Record<(K, T)>>,
+        out: &mut Fired<K, A::Out>,
+        late: &mut Vec<Record<(K, T)>>,
+    ) {
+        self.touch(batch.iter().map(|r| &r.value.0));
+        self.add_records(agg, wm, batch.drain(..), out, late);
+    }
+
+    /// Fires the sessions the watermark passed, in ascending end, and
+    /// discards those whose lateness expired.
+    fn on_watermark(
+        &mut self,
+        agg: &A,
+        _previous: Timestamp,
+        wm: Timestamp,
+        out: &mut Fired<K, A::Out>,
+    ) {
+        while let Some((at, mut keys)) = self.wakeups.pop_due(wm) {
+            self.touch(keys.iter());
+            for key in keys.drain(..) {
+                self.wake(agg, at, key, out);
+            }
+            self.wakeups.recycle(keys);
+        }
+        if self.empty >= SWEEP_MIN && self.empty > self.keys.len() - self.empty {
+            self.keys.retain(|_, state| !state.sessions.is_empty());
+            self.empty = 0;
+        }
+    }
 
     /// Fires early every session not fired on time that changed since it
     /// last fired.
-    pub(super) fn fire_early<T, A: Aggregate<T, Acc = Acc>>(&mut self, agg: &A, out: &mut Fired<K, A::Out>) {
+    fn fire_early(&mut self, agg: &A, _wm: Timestamp, out: &mut Fired<K, A::Out>) {
         for (key, state) in self.keys.iter_mut() {
             for s in state.sessions.iter_mut().filter(|s| s.dirty && !s.fired) {
                 fire(s, agg, key, Timing::Early, out);
@@ -239,7 +267,7 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
     }
 
     /// Number of (key, session) states held.
-    pub(super) fn open_windows(&self) -> usize {
+    fn open_windows(&self) -> usize {
         self.open
     }
 
@@ -248,11 +276,7 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
     /// the first live entry of each key in the group, which is the one that
     /// wakes it — so that keys waking at the same time wake in the same
     /// order after a restore.
-    pub(super) fn snapshot(&self) -> impl Serialize + '_
-    where
-        K: Serialize,
-        Acc: Serialize,
-    {
+    fn snapshot(&self) -> impl Serialize + '_ {
         let held = self.keys.len() - self.empty;
         let mut order = Vec::with_capacity(held);
         let mut seen: KeyMap<&K, ()> = key_map();
@@ -281,7 +305,7 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
 
     /// Sessions configured like these, holding the state of a snapshot; the
     /// wake-ups are scheduled again in the stored order.
-    pub(super) fn restored(&self, state: SessionSnapshot<K, Acc>) -> Result<Self, String> {
+    fn restored(&self, state: Self::Snapshot) -> Result<Self, String> {
         let mut me = SessionWindows::new(self.gap, self.lateness, self.early_every);
         me.keys.reserve(state.len());
         for (n, (key, wake, sessions)) in state.into_iter().enumerate() {
@@ -365,23 +389,23 @@ mod tests {
             assert!(w.add(&agg, i64::MIN, key, key as i64, &1, &mut out).is_none());
         }
         // Fire half of the one-off keys: they stay, without sessions.
-        w.on_watermark(&agg, 1_610, &mut out);
+        w.on_watermark(&agg, i64::MIN, 1_610, &mut out);
         assert_eq!(out.len(), 1_500);
-        assert_eq!((w.keys.len(), w.empty, w.open_windows()), (3_100, 1_500, 1_600));
+        assert_eq!((w.keys.len(), w.empty, w.open), (3_100, 1_500, 1_600));
         // A kept key that comes back is scheduled again and fires.
         assert!(w.add(&agg, 1_610, 100, 5_000, &7, &mut out).is_none());
         assert_eq!(w.empty, 1_499);
         // The rest fire: 3,000 empty keys outnumber the 100 others: swept.
-        w.on_watermark(&agg, 5_011, &mut out);
+        w.on_watermark(&agg, 1_610, 5_011, &mut out);
         assert_eq!(out.len(), 3_001);
-        assert_eq!((w.keys.len(), w.empty, w.open_windows()), (100, 0, 100));
+        assert_eq!((w.keys.len(), w.empty, w.open), (100, 0, 100));
         let last = out.last().expect("fired");
         assert_eq!((last.value.key, last.value.window.start, last.value.value), (100, 5_000, (1, 7)));
         // The snapshot holds the keys with sessions only.
-        let bytes = rmp_serde::to_vec(&w.snapshot()).expect("encodes");
+        let bytes = rmp_serde::to_vec(&WindowKind::<u64, i64, Agg>::snapshot(&w)).expect("encodes");
         let state: SessionSnapshot<u64, (u64, i64)> = rmp_serde::from_slice(&bytes).expect("decodes");
         assert_eq!(state.len(), 100);
-        w.on_watermark(&agg, END_OF_TIME, &mut out);
+        w.on_watermark(&agg, 5_011, END_OF_TIME, &mut out);
         assert_eq!(out.len(), 3_101);
     }
 }

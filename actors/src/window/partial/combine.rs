@@ -27,7 +27,7 @@ use crate::message::{Record, Timestamp};
 use crate::metrics::ActorMetrics;
 use crate::output::edge::{partition, Partitioned};
 use crate::output::{Blocked, Control, Emit, Target};
-use crate::window::core::span::RecentSpan;
+use crate::window::span::RecentSpan;
 use crate::window::partial::{Keyed, Partial};
 use crate::window::Aggregate;
 

@@ -9,7 +9,10 @@
 use std::time::{Duration, Instant};
 
 use super::snapshot_harness::{assert_resumes_identically, core, opts, run, timed, value, Agg, Core, Observed, Step};
-use super::*;
+use crate::message::Record;
+use crate::window::core::WindowCore;
+use crate::window::layout::Layout;
+use crate::window::{Timing, Window, WindowOptions, WindowResult, Windows};
 use crate::window::{Count, Sum};
 use Step::{Add, Wm};
 use Timing::{Early, Late, OnTime};
@@ -89,7 +92,7 @@ fn sliding_stream() -> (Vec<Step>, Vec<Step>) {
 fn sliding_windows_in_panes_resume_with_dirty_panes_and_lateness_state() {
     let (prefix, suffix) = sliding_stream();
     let windows = Windows::sliding(30, 10);
-    assert!(matches!(core(windows, timed(15, None), true).kind, Kind::PanesEarly(_)));
+    assert_eq!(core(windows, timed(15, None), true).layout(), Layout::PanesEarly);
     let seen = assert_resumes_identically(windows, timed(15, None), true, &prefix, &suffix, false);
     assert!(any(&seen, Early) && any(&seen, OnTime) && any(&seen, Late));
     assert_eq!(late_count(&seen), 1);
@@ -102,7 +105,7 @@ fn sliding_windows_one_state_per_window_resume_with_early_counts() {
     // Without panes by choice, and because early firing by count needs a
     // state per window.
     for (options, panes) in [(timed(15, None), false), (opts(15, Some(2)), false), (timed(15, Some(2)), true)] {
-        assert!(matches!(core(windows, options, panes).kind, Kind::TimeEarly(_)));
+        assert_eq!(core(windows, options, panes).layout(), Layout::TimeEarly);
         let seen = assert_resumes_identically(windows, options, panes, &prefix, &suffix, false);
         assert!(any(&seen, Early) && any(&seen, OnTime) && any(&seen, Late));
         assert_eq!(late_count(&seen), 1);
@@ -224,8 +227,8 @@ fn restore_rejects_another_size_layout_or_options() {
     assert_rejected(&mut stricter, &tumbling, &["allowed lateness of 5 ms", "0 ms"]);
     let mut early = core(Windows::tumbling(10), opts(5, Some(3)), true);
     assert_rejected(&mut early, &tumbling, &["early firing every None records", "Some(3)"]);
-    let mut ticking = core(Windows::tumbling(10), opts(5, None), true);
-    ticking.options.early_every_interval = Some(Duration::from_secs(1));
+    let ticking_options = WindowOptions { early_every_interval: Some(Duration::from_secs(1)), ..opts(5, None) };
+    let mut ticking = core(Windows::tumbling(10), ticking_options, true);
     assert_rejected(&mut ticking, &tumbling, &["early firing every None", "Some(1s)"]);
     // Same windows, other layout: panes and one state per window.
     let mut panes = core(Windows::sliding(30, 10), opts(0, None), true);

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
-use super::*;
-use crate::window::{Count, Sum};
+use crate::message::Record;
+use crate::window::core::WindowCore;
+use crate::window::{Aggregate, Count, Sum, Timing, Window, WindowOptions, Windows};
 
 /// One input to the core.
 #[derive(Debug, Clone)]
