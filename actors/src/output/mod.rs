@@ -349,6 +349,9 @@ impl HeldWatermarks {
     /// Holds `wm` for every destination; `true` when the limit is reached
     /// and the edge must release what it holds now.
     pub(crate) fn hold(&mut self, wm: Timestamp) -> bool {
+        // A watermark that goes back says nothing new: what is held stays
+        // (replacing it would let older records pass it).
+        let wm = self.latest.map_or(wm, |latest| latest.max(wm));
         for held in &mut self.per_target {
             *held = Some(wm);
         }

@@ -5,6 +5,7 @@
 //! tests against brute-force models (`proptests.rs`; the combining edge in
 //! `combining_edge.rs`).
 
+mod combining_edge;
 mod early_firing;
 mod hand_made;
 mod proptests;
