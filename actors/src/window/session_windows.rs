@@ -69,10 +69,9 @@ pub(super) struct SessionWindows<K, Acc> {
     /// Number of sessions held.
     open: usize,
     /// Keys in `keys` without a session. A key whose last session is
-    /// discarded stays in the map, because most keys come back soon: with
-    /// WL3's stream a third of the wake-ups empty a key, and removing and
-    /// re-inserting it cost two more hash-map probes and tombstones that
-    /// forced rehashes. Once empty keys outnumber the others (and at least
+    /// discarded stays in the map, because most keys come back soon:
+    /// removing and re-inserting it would cost two more hash-map probes and
+    /// leave tombstones that force rehashes. Once empty keys outnumber the others (and at least
     /// [`SWEEP_MIN`] of them), one pass drops them all: memory stays within
     /// about twice the keys that hold sessions, whatever the key space.
     empty: usize,
@@ -80,9 +79,8 @@ pub(super) struct SessionWindows<K, Acc> {
 
 /// Keys beyond which [`SessionWindows::touch`] looks keys up ahead: below
 /// it their slots stay in the processor's caches and the extra loop would
-/// only cost time. (The same trick made tumbling windows slower at
-/// K = 100,000: their per-record work is short enough for the processor to
-/// overlap the misses by itself.)
+/// only cost time. (Time windows do not look ahead: their per-record work
+/// is short enough for the processor to overlap the misses by itself.)
 const TOUCH_ABOVE: usize = 16_384;
 
 /// Empty keys kept before a sweep is considered (see
@@ -109,8 +107,7 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
     /// between two lookups is long enough that the processor cannot start
     /// the next record's miss while it waits for this one. A loop of bare
     /// lookups can: its misses overlap, and the loop that does the work
-    /// then finds every slot in the cache. WL3 K=100,000: see
-    /// docs/performance.md.
+    /// then finds every slot in the cache.
     #[inline]
     pub(super) fn touch<'k>(&self, keys: impl Iterator<Item = &'k K>)
     where

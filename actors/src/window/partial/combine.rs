@@ -174,8 +174,8 @@ where
         let mut next = records.next();
         // The intervals of the last run and of the one before it, with
         // their entries in `groups`: a run ends at a record of another
-        // interval, and disordered records alternate between two
-        // neighbours (WL2's panes are as long as its disorder).
+        // interval, and where the disorder is about an interval long,
+        // records alternate between two neighbours.
         let (mut last, mut before): (Option<Span>, Option<Span>) = (None, None);
         while let Some(first) = next.take() {
             if let Some((start, end, at)) = before.filter(|&(s, e, _)| first.ts >= s && first.ts < e) {
