@@ -13,6 +13,7 @@ use std::sync::atomic::AtomicI64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use actix::fut::ActorFutureExt;
 use actix::{Actor, AsyncContext, Context, Handler};
 
 use serde::de::DeserializeOwned;
@@ -129,6 +130,14 @@ where
     /// The core's watermark, published for the combining edges that feed
     /// this actor (`Target::watermark`).
     published: Arc<AtomicI64>,
+    /// A watermark whose windows are still to fire: a downstream mailbox
+    /// filled up on the way to it (see `advance`).
+    pending: Option<i64>,
+    /// End of input came: it goes out once no watermark is pending.
+    ending: bool,
+    /// Replaying held envelopes after a barrier: a watermark fires all its
+    /// windows at once (the envelopes after it cannot wait).
+    replaying: bool,
 }
 
 impl<K, T, A, I> WindowActor<K, T, A, I>
@@ -203,6 +212,9 @@ where
             metrics,
             pool,
             published: Arc::new(AtomicI64::new(i64::MIN)),
+            pending: None,
+            ending: false,
+            replaying: false,
         }
     }
 
@@ -218,16 +230,35 @@ where
     }
 
     fn on_watermark(&mut self, wm: i64) {
-        // Window end by window end, each one's results sent before the next
-        // fires, so that a jump over many windows does not gather them all.
+        if self.advance(wm) {
+            self.reached(wm);
+        } else {
+            self.pending = Some(wm);
+        }
+    }
+
+    /// Fires window end by window end towards `wm`, each one's results sent
+    /// before the next fires, so that a jump over many windows (end of
+    /// input) does not gather them all. Returns `false` if it stopped
+    /// because a downstream mailbox is full: the rest fires once it has
+    /// room (`resume`), after the receiver (on this thread, often) has taken
+    /// what this window sent.
+    fn advance(&mut self, wm: i64) -> bool {
         loop {
             let step = self.core.next_step(wm);
             self.core.on_watermark(step, &mut self.fired);
             self.emit();
             if step >= wm {
-                break;
+                return true;
+            }
+            if !self.replaying && (self.out.is_blocked() || self.late_out.is_blocked()) {
+                return false;
             }
         }
+    }
+
+    /// Every window up to `wm` has fired: publishes and forwards it.
+    fn reached(&mut self, wm: i64) {
         self.published.store(self.core.watermark(), Relaxed);
         self.metrics.open_windows.store(self.core.open_windows() as u64, Relaxed);
         self.metrics.set_watermark(wm);
@@ -240,7 +271,33 @@ where
 
     fn block_if_full(&mut self, ctx: &mut Context<WindowActor<K, T, A, I>>) {
         let blocked = join_blocked([self.out.take_blocked(), self.late_out.take_blocked()]);
-        wait_blocked(blocked, &self.metrics, ctx);
+        match (blocked, self.pending.is_some()) {
+            // Nothing else is handled until the watermark is reached.
+            (Some(blocked), true) => {
+                let metrics = Arc::clone(&self.metrics);
+                metrics.block_started();
+                ctx.wait(actix::fut::wrap_future::<_, WindowActor<K, T, A, I>>(blocked).map(move |_, act, ctx| {
+                    metrics.block_ended();
+                    act.0.resume(ctx);
+                }));
+            }
+            // Delivered already (the receiver was quick): go on now.
+            (None, true) => self.resume(ctx),
+            (blocked, false) => wait_blocked(blocked, &self.metrics, ctx),
+        }
+    }
+
+    /// Goes on towards the pending watermark (and end of input after it)
+    /// once the mailbox that was full has taken what it refused.
+    fn resume(&mut self, ctx: &mut Context<WindowActor<K, T, A, I>>) {
+        if let Some(wm) = self.pending.take() {
+            self.on_watermark(wm);
+            if self.pending.is_none() && self.ending {
+                self.finish();
+            }
+        }
+        self.flush_if_idle();
+        self.block_if_full(ctx);
     }
 }
 
@@ -267,12 +324,16 @@ where
     fn handle(&mut self, env: Envelope<I>, ctx: &mut Context<WindowActor<K, T, A, I>>) {
         self.metrics.mailbox.taken();
         self.dispatch(env);
-        // No more input queued: send partial batches now rather than later.
+        self.flush_if_idle();
+        self.block_if_full(ctx);
+    }
+
+    /// No more input queued: send partial batches now rather than later.
+    fn flush_if_idle(&mut self) {
         if self.metrics.mailbox.len() == 0 {
             self.out.flush();
             self.late_out.flush();
         }
-        self.block_if_full(ctx);
     }
 
     /// Handles one message, or holds it back while its input is aligned.
@@ -303,18 +364,26 @@ where
                     }
                     InputEvent::Barrier(id) => self.on_barrier(id),
                     InputEvent::End => {
+                        self.ending = true;
                         self.on_watermark(i64::MAX);
-                        self.out.end();
-                        self.late_out.end();
-                        let late = self.core.late_records();
-                        if late > 0 && !self.late_connected {
-                            tracing::warn!(actor = %self.metrics.name, late, "late records were counted but not delivered: the job has no late-data sink (WindowedStream::late_data)");
+                        if self.pending.is_none() {
+                            self.finish();
                         }
-                        tracing::debug!(actor = %self.metrics.name, late, "window manager finished");
                     }
                 }
             }
         }
+    }
+
+    /// Sends end of input, after every window has fired.
+    fn finish(&mut self) {
+        self.out.end();
+        self.late_out.end();
+        let late = self.core.late_records();
+        if late > 0 && !self.late_connected {
+            tracing::warn!(actor = %self.metrics.name, late, "late records were counted but not delivered: the job has no late-data sink (WindowedStream::late_data)");
+        }
+        tracing::debug!(actor = %self.metrics.name, late, "window manager finished");
     }
 
     /// Every input delivered barrier `id`: the state now holds exactly the
@@ -327,9 +396,11 @@ where
         }
         self.out.barrier(id);
         self.late_out.barrier(id);
+        self.replaying = true;
         for env in held {
             self.dispatch(env);
         }
+        self.replaying = false;
     }
 }
 

@@ -59,8 +59,10 @@ impl<T: Send + 'static> Emit<T> for RoundRobin<T> {
         if !self.held.may_pass(batch) {
             self.release();
         }
-        if self.buf.is_empty() && batch.len() >= self.batch_size {
+        if self.buf.is_empty() && batch.len() >= self.batch_size && batch.len() < 2 * self.batch_size {
             // A full batch travels as it is; the caller gets a fresh buffer.
+            // A larger one is cut into batches below, so that a full
+            // mailbox holds back batches of ordinary size.
             self.buf = std::mem::replace(batch, Vec::with_capacity(self.batch_size));
             self.send_buf();
             return;
@@ -87,6 +89,9 @@ impl<T: Send + 'static> Emit<T> for RoundRobin<T> {
     }
     fn take_blocked(&mut self) -> Option<Blocked> {
         self.sender.take_blocked()
+    }
+    fn is_blocked(&self) -> bool {
+        self.sender.is_blocked()
     }
 }
 
@@ -236,6 +241,9 @@ where
     }
     fn take_blocked(&mut self) -> Option<Blocked> {
         self.out.sender.take_blocked()
+    }
+    fn is_blocked(&self) -> bool {
+        self.out.sender.is_blocked()
     }
 }
 

@@ -76,6 +76,12 @@ pub(crate) trait Emit<T>: Send + 'static {
     /// Messages refused with `Full`, to be delivered before anything else;
     /// `None` when nothing is held.
     fn take_blocked(&mut self) -> Option<Blocked>;
+    /// Whether it holds messages a full mailbox refused (what
+    /// [`Emit::take_blocked`] would hand over); an edge that never holds
+    /// any keeps the default.
+    fn is_blocked(&self) -> bool {
+        false
+    }
     /// Whether records given to it go anywhere.
     fn is_connected(&self) -> bool {
         true
@@ -227,6 +233,11 @@ impl<T: Send + 'static> Sender<T> {
         for t in 0..self.targets.len() {
             self.send(t, ctl.into_message());
         }
+    }
+
+    /// Whether messages refused by a full mailbox are held.
+    pub(crate) fn is_blocked(&self) -> bool {
+        self.any_held
     }
 
     pub(crate) fn take_blocked(&mut self) -> Option<Blocked> {

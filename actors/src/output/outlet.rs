@@ -143,4 +143,9 @@ impl<T: Send + 'static> Outlet<T> {
         self.emit.take_blocked()
     }
 
+    /// Whether a full mailbox refused something not yet delivered.
+    pub(crate) fn is_blocked(&self) -> bool {
+        self.emit.is_blocked()
+    }
+
 }

@@ -291,4 +291,7 @@ where
     fn take_blocked(&mut self) -> Option<Blocked> {
         self.out.sender.take_blocked()
     }
+    fn is_blocked(&self) -> bool {
+        self.out.sender.is_blocked()
+    }
 }
