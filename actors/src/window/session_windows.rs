@@ -137,14 +137,15 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
             return; // stale: the key was rescheduled earlier, or has no sessions
         }
         // `at <=` every next event: no unfired session ends before `at`.
-        let fired = state.sessions.ending_at(at).filter(|s| !s.fired).map(|s| {
+        let mut fired = None;
+        let (discarded, next) = state.sessions.wake(at, self.lateness, |s| {
             s.fired = true;
             s.since_fire = 0;
             s.dirty = false;
-            (s.window, agg.result(&s.acc))
+            fired = Some((s.window, agg.result(&s.acc)));
         });
-        self.open -= state.sessions.discard_expired(self.lateness, at);
-        match state.sessions.next_event(self.lateness) {
+        self.open -= discarded;
+        match next {
             Some(next) => {
                 state.wake = next;
                 if let Some((window, value)) = fired {
@@ -329,6 +330,7 @@ where
 /// Decides what a session that just took a record fires now, and returns its
 /// next event. A session whose end the watermark already passed cannot wait
 /// for a watermark: it fires at once, as an update (`Late`).
+#[inline]
 fn settle<K: Clone, T, A: Aggregate<T>>(
     session: &mut Session<A::Acc>,
     agg: &A,
