@@ -37,9 +37,9 @@ pub(super) trait WindowKind<K, T, A: Aggregate<T>>: Sized + Send + 'static {
     /// a snapshot restores only into a core of the same layout.
     const LAYOUT: Layout;
 
-    /// Whether combined partials of a combining edge can be folded in
-    /// ([`WindowKind::merge`]). Kinds that cannot take batches of plain
-    /// records only (the core gathers the records of such a batch first).
+    /// Whether the kind folds in the combined partials of a combining edge
+    /// ([`WindowKind::merge`]). The other kinds get the records of such a
+    /// batch as a batch of plain records, gathered first.
     const MERGES: bool = false;
 
     /// The state part of a snapshot, decoded.

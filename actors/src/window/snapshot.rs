@@ -1,5 +1,7 @@
-//! Checkpoints of the window core: [`WindowCore::snapshot`] and
-//! [`WindowCore::restore`].
+//! Checkpoints of the window core:
+//! [`WindowCore::snapshot`](super::core::WindowCore::snapshot) and
+//! [`WindowCore::restore`](super::core::WindowCore::restore), for a core
+//! of any window kind ([`KindCore`]).
 //!
 //! A snapshot is one rmp-serde (MessagePack) value, an array of
 //! `[header, watermark, late records, state]`:

@@ -1,6 +1,6 @@
 //! Exact window contents on small hand-made streams, for every window kind:
 //! what fires when, with which timing, and what goes to the late output.
-//! Early firings are specified in `early_firing_tests.rs`, with the harness
+//! Early firings are specified in `early_firing.rs`, with the harness
 //! defined here.
 
 use crate::message::Record;

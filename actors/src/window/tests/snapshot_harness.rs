@@ -1,4 +1,4 @@
-//! The harness of the checkpoint tests (`snapshot_tests.rs`,
+//! The harness of the checkpoint tests (`snapshots.rs`,
 //! `snapshot_proptests.rs`): a counting and summing core, streams of steps,
 //! what each step emits, and the check that a core restored from a
 //! snapshot resumes exactly like the original.
