@@ -11,6 +11,8 @@ use std::hash::Hash;
 use std::sync::Arc;
 
 use actix::{Actor, Context, Handler};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::message::{Envelope, StreamElement, Record, Timestamp};
 use crate::metrics::{ActorKind, ActorMetrics};
@@ -31,7 +33,8 @@ pub struct WindowBench<K, T, A: Aggregate<T>> {
 
 impl<K, T, A> WindowBench<K, T, A>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+    T: 'static,
     A: Aggregate<T>,
 {
     /// A core for `windows` (default options: no lateness, no early firing).

@@ -110,6 +110,9 @@ where
     /// The core's watermark, published for the combining edges that feed
     /// this actor (`Target::watermark`).
     published: Arc<AtomicI64>,
+    /// A watermark whose windows are still to fire: a downstream mailbox
+    /// filled up on the way to it (see `advance`).
+    pending: Option<Timestamp>,
     _input: std::marker::PhantomData<fn(I)>,
 }
 
@@ -132,6 +135,7 @@ where
             options,
             late_connected,
             published: Arc::new(AtomicI64::new(i64::MIN)),
+            pending: None,
             _input: std::marker::PhantomData,
         }
     }
@@ -139,6 +143,27 @@ where
     /// Where this actor publishes its watermark (`Target::with_watermark`).
     pub(crate) fn published_watermark(&self) -> Arc<AtomicI64> {
         Arc::clone(&self.published)
+    }
+
+    /// Fires window end by window end towards `wm`, each one's results sent
+    /// before the next fires, so that a jump over many windows (end of
+    /// input) does not gather them all. Returns `false` if it stopped
+    /// because a downstream mailbox is full: the rest fires once it has room
+    /// (`Core::resume`), after the receiver — often on this thread — has
+    /// taken what this window sent. So at most one window's results wait
+    /// in memory for a full mailbox.
+    fn advance(&mut self, wm: Timestamp, cx: &mut Cx<'_, Self>) -> bool {
+        loop {
+            let step = self.core.next_step(wm);
+            self.core.on_watermark(step, &mut self.fired);
+            self.emit(cx);
+            if step >= wm {
+                return true;
+            }
+            if cx.may_pause() && (cx.out().0.is_blocked() || cx.out().1.is_blocked()) {
+                return false;
+            }
+        }
     }
 
     /// Sends what the core produced.
@@ -179,19 +204,24 @@ where
     }
 
     fn on_watermark(&mut self, wm: Timestamp, cx: &mut Cx<'_, Self>) -> Result<(), OperatorError> {
-        // Window end by window end, each one's results sent before the next
-        // fires, so that a jump over many windows does not gather them all.
-        loop {
-            let step = self.core.next_step(wm);
-            self.core.on_watermark(step, &mut self.fired);
-            self.emit(cx);
-            if step >= wm {
-                break;
-            }
+        if self.advance(wm, cx) {
+            self.published.store(self.core.watermark(), Relaxed);
+            cx.metrics().open_windows.store(self.core.open_windows() as u64, Relaxed);
+        } else {
+            self.pending = Some(wm);
         }
-        self.published.store(self.core.watermark(), Relaxed);
-        cx.metrics().open_windows.store(self.core.open_windows() as u64, Relaxed);
         Ok(())
+    }
+
+    fn pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    fn resume(&mut self, cx: &mut Cx<'_, Self>) -> Result<(), OperatorError> {
+        match self.pending.take() {
+            Some(wm) => self.on_watermark(wm, cx),
+            None => Ok(()),
+        }
     }
 
     fn on_end(&mut self, cx: &mut Cx<'_, Self>) -> Result<(), OperatorError> {

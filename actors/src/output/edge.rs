@@ -59,8 +59,10 @@ impl<T: Send + 'static> Emit<T> for RoundRobin<T> {
         if !self.held.may_pass(batch) {
             self.release();
         }
-        if self.buf.is_empty() && batch.len() >= self.batch_size {
+        if self.buf.is_empty() && batch.len() >= self.batch_size && batch.len() < 2 * self.batch_size {
             // A full batch travels as it is; the caller gets a fresh buffer.
+            // A larger one is cut into batches below, so that a full
+            // mailbox holds back batches of ordinary size.
             self.buf = std::mem::replace(batch, Vec::with_capacity(self.batch_size));
             self.send_buf();
             return;
@@ -88,11 +90,14 @@ impl<T: Send + 'static> Emit<T> for RoundRobin<T> {
     fn take_blocked(&mut self) -> Option<Blocked> {
         self.sender.take_blocked()
     }
+    fn is_blocked(&self) -> bool {
+        self.sender.is_blocked()
+    }
 }
 
 /// Per-destination batches of keyed records to `p` targets, with the
 /// watermarks held for them: what every key-partitioning edge shares
-/// ([`KeyBy`], and the combining edge in `output::combine`).
+/// ([`KeyBy`], and the combining edge in `window::partial::combine`).
 pub(crate) struct Partitioned<V: Send + 'static> {
     pub(crate) sender: Sender<V>,
     /// The batch being filled for each target.
@@ -236,6 +241,9 @@ where
     }
     fn take_blocked(&mut self) -> Option<Blocked> {
         self.out.sender.take_blocked()
+    }
+    fn is_blocked(&self) -> bool {
+        self.out.sender.is_blocked()
     }
 }
 

@@ -22,7 +22,6 @@
 //! destination's next full batch ([`HeldWatermarks`]), so that a watermark
 //! after every source batch does not cut every batch short.
 
-pub(crate) mod combine;
 pub(crate) mod edge;
 pub(crate) mod mailbox;
 pub(crate) mod outlet;
@@ -77,6 +76,12 @@ pub(crate) trait Emit<T>: Send + 'static {
     /// Messages refused with `Full`, to be delivered before anything else;
     /// `None` when nothing is held.
     fn take_blocked(&mut self) -> Option<Blocked>;
+    /// Whether it holds messages a full mailbox refused (what
+    /// [`Emit::take_blocked`] would hand over); an edge that never holds
+    /// any keeps the default.
+    fn is_blocked(&self) -> bool {
+        false
+    }
 }
 
 /// One downstream actor instance.
@@ -219,6 +224,11 @@ impl<T: Send + 'static> Sender<T> {
         }
     }
 
+    /// Whether messages refused by a full mailbox are held.
+    pub(crate) fn is_blocked(&self) -> bool {
+        self.any_held
+    }
+
     pub(crate) fn take_blocked(&mut self) -> Option<Blocked> {
         if !self.any_held {
             return None;
@@ -328,6 +338,9 @@ impl HeldWatermarks {
     /// Holds `wm` for every destination; `true` when the limit is reached
     /// and the edge must release what it holds now.
     pub(crate) fn hold(&mut self, wm: Timestamp) -> bool {
+        // A watermark that goes back says nothing new: what is held stays
+        // (replacing it would let older records pass it).
+        let wm = self.latest.map_or(wm, |latest| latest.max(wm));
         for held in &mut self.per_target {
             *held = Some(wm);
         }

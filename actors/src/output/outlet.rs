@@ -137,4 +137,11 @@ impl<T: Send + 'static> Outlet<T> {
         self.emit.take_blocked()
     }
 
+    /// Whether a full mailbox refused something not yet delivered.
+    /// Whether a downstream mailbox refused what this outlet sent and it
+    /// still holds it (the actor waits for room after the current hook).
+    pub fn is_blocked(&self) -> bool {
+        self.emit.is_blocked()
+    }
+
 }

@@ -6,6 +6,11 @@
 use crate::message::Record;
 use crate::output::{Blocked, Control, Emit};
 
+/// Records a stage hands on at once: a large input (all the results of a
+/// window with many keys) leaves as batches of ordinary size, so that what
+/// a full mailbox holds back stays bounded by its capacity in batches.
+const CHUNK: usize = 1024;
+
 macro_rules! forward_control {
     () => {
         fn control(&mut self, ctl: Control) {
@@ -16,6 +21,9 @@ macro_rules! forward_control {
         }
         fn take_blocked(&mut self) -> Option<Blocked> {
             self.inner.take_blocked()
+        }
+        fn is_blocked(&self) -> bool {
+            self.inner.is_blocked()
         }
     };
 }
@@ -40,9 +48,11 @@ where
     F: FnMut(T) -> U + Send + 'static,
 {
     fn data(&mut self, batch: &mut Vec<Record<T>>) {
-        self.buf.reserve(batch.len());
-        self.buf.extend(batch.drain(..).map(|r| Record { ts: r.ts, value: (self.f)(r.value) }));
-        self.inner.data(&mut self.buf);
+        let mut rest = batch.drain(..);
+        while rest.len() > 0 {
+            self.buf.extend(rest.by_ref().take(CHUNK).map(|r| Record { ts: r.ts, value: (self.f)(r.value) }));
+            self.inner.data(&mut self.buf);
+        }
     }
     forward_control!();
 }

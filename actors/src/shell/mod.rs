@@ -23,6 +23,15 @@
 //! - every input ended: [`Core::on_watermark`]`(i64::MAX)` if that
 //!   watermark had not come yet, [`Core::on_end`], then the final watermark
 //!   and end of input on every output.
+//!
+//! A hook whose work is long and whose output fills mailboxes (a window
+//! manager firing many windows on one watermark) may stop part-way when an
+//! output is blocked, leaving [`Core::pending`] true: the shell then waits
+//! until the receivers have room and calls [`Core::resume`] until nothing
+//! is pending, handling nothing else meanwhile; the watermark (or end of
+//! input) goes out only after that. While it replays what it held back
+//! during an alignment, the shell does not let a hook pause
+//! ([`Cx::may_pause`]).
 
 mod guard;
 pub(crate) mod outputs;
@@ -104,6 +113,19 @@ pub trait Core: Send + Sized + 'static {
         Ok(())
     }
 
+    /// Whether the last hook left work to do once the outputs have room
+    /// (see the module docs). Default: never.
+    fn pending(&self) -> bool {
+        false
+    }
+
+    /// Goes on with the work [`Core::pending`] reported, now that the
+    /// outputs have room. Default: nothing.
+    fn resume(&mut self, cx: &mut Cx<'_, Self>) -> Result<(), OperatorError> {
+        let _ = cx;
+        Ok(())
+    }
+
     /// How often [`Core::on_tick`] runs (processing time); `None`, the
     /// default: never.
     fn tick_interval(&self) -> Option<Duration> {
@@ -139,6 +161,7 @@ pub struct Cx<'a, C: Core> {
     input: usize,
     watermark: Timestamp,
     metrics: &'a ActorMetrics,
+    may_pause: bool,
 }
 
 impl<C: Core> fmt::Debug for Cx<'_, C> {
@@ -167,6 +190,12 @@ impl<C: Core> Cx<'_, C> {
     /// The actor's name, `<node>#<instance>`.
     pub fn actor(&self) -> &str {
         &self.metrics.name
+    }
+
+    /// Whether the hook may stop part-way with [`Core::pending`] (`false`
+    /// while the shell replays what it held back during an alignment).
+    pub fn may_pause(&self) -> bool {
+        self.may_pause
     }
 
     /// Counts `n` records as late (metrics `late_records`).
@@ -205,6 +234,20 @@ struct ShellState<C: Core> {
     failed: bool,
     /// A terminal actor reported that it finished.
     finished: bool,
+    /// What waits for the core's pending work (a watermark to forward,
+    /// end of input).
+    deferred: Option<Deferred>,
+    /// Replaying held messages after a barrier: hooks may not pause.
+    replaying: bool,
+}
+
+/// What the shell completes once a core has no pending work left.
+#[derive(Debug, Clone, Copy)]
+enum Deferred {
+    /// Forward this watermark.
+    Watermark(Timestamp),
+    /// The final watermark was pending: then end the output.
+    End,
 }
 
 impl<C: Core> Shell<C> {
@@ -222,6 +265,8 @@ impl<C: Core> Shell<C> {
             watermark: i64::MIN,
             failed: false,
             finished: false,
+            deferred: None,
+            replaying: false,
         }))
     }
 }
@@ -236,7 +281,8 @@ pub(crate) struct ShellWiring {
 
 impl<C: Core> ShellState<C> {
     fn cx(&mut self, input: usize) -> (&mut C, Cx<'_, C>) {
-        let cx = Cx { out: &mut self.out, input, watermark: self.watermark, metrics: &self.metrics };
+        let may_pause = !self.replaying;
+        let cx = Cx { out: &mut self.out, input, watermark: self.watermark, metrics: &self.metrics, may_pause };
         (&mut self.core, cx)
     }
 
@@ -264,10 +310,11 @@ impl<C: Core> ShellState<C> {
                     if self.watermark != END_OF_TIME {
                         self.advance(END_OF_TIME, env.input)?;
                     }
-                    let (core, mut cx) = self.cx(env.input);
-                    core.on_end(&mut cx)?;
-                    self.out.end();
-                    self.metrics.set_watermark(END_OF_TIME);
+                    match self.deferred {
+                        // The final watermark's work is pending: end after it.
+                        Some(_) => self.deferred = Some(Deferred::End),
+                        None => self.end()?,
+                    }
                 }
             },
         }
@@ -278,12 +325,50 @@ impl<C: Core> ShellState<C> {
     fn advance(&mut self, wm: Timestamp, input: usize) -> Result<(), OperatorError> {
         let (core, mut cx) = self.cx(input);
         core.on_watermark(wm, &mut cx)?;
+        if self.core.pending() {
+            self.deferred = Some(Deferred::Watermark(wm));
+            return Ok(());
+        }
+        self.reached(wm);
+        Ok(())
+    }
+
+    /// The core has done everything up to watermark `wm`: it goes out.
+    fn reached(&mut self, wm: Timestamp) {
         self.watermark = wm;
         self.metrics.set_watermark(wm);
         // The final watermark goes out with `End`, after what `on_end`
         // emits, so that nothing follows it.
         if wm != END_OF_TIME {
             self.out.watermark(wm);
+        }
+    }
+
+    /// Every input ended and the final watermark is done: `on_end`, then
+    /// end of input on every output.
+    fn end(&mut self) -> Result<(), OperatorError> {
+        let (core, mut cx) = self.cx(0);
+        core.on_end(&mut cx)?;
+        self.out.end();
+        self.metrics.set_watermark(END_OF_TIME);
+        Ok(())
+    }
+
+    /// The outputs have room: the core goes on with its pending work; once
+    /// none is left, what waited for it completes.
+    fn resume(&mut self) -> Result<(), OperatorError> {
+        let (core, mut cx) = self.cx(0);
+        core.resume(&mut cx)?;
+        if self.core.pending() {
+            return Ok(());
+        }
+        match self.deferred.take() {
+            Some(Deferred::Watermark(wm)) => self.reached(wm),
+            Some(Deferred::End) => {
+                self.reached(END_OF_TIME);
+                self.end()?;
+            }
+            None => {}
         }
         Ok(())
     }
@@ -299,10 +384,11 @@ impl<C: Core> ShellState<C> {
             p.ack(Ack { id, actor: self.metrics.name.clone(), state: state.into_bytes(), alignment });
         }
         self.out.barrier(id);
-        for env in held {
-            self.dispatch(env)?;
-        }
-        Ok(())
+        // What was held cannot wait behind a paused hook: replay it whole.
+        self.replaying = true;
+        let replayed = held.into_iter().try_for_each(|env| self.dispatch(env));
+        self.replaying = false;
+        replayed
     }
 
     /// A hook failed: the job fails, naming this actor; nothing more is
@@ -318,28 +404,68 @@ impl<C: Core> ShellState<C> {
     }
 
     /// After every message: flush when nothing more is queued, and wait
-    /// while a downstream mailbox is full.
+    /// while a downstream mailbox is full — then go on with pending work.
     fn after_message(&mut self, ctx: &mut Context<Shell<C>>) {
-        if self.metrics.mailbox.len() == 0 {
-            self.out.flush();
+        loop {
+            if self.metrics.mailbox.len() == 0 {
+                self.out.flush();
+            }
+            let blocked = self.out.take_blocked();
+            if self.deferred.is_some() {
+                let Some(fut) = blocked else {
+                    // Delivered already: go on now.
+                    if !self.guarded_resume(ctx) {
+                        return;
+                    }
+                    continue;
+                };
+                let m = Arc::clone(&self.metrics);
+                m.block_started();
+                // Nothing else is handled until the pending work is done.
+                ctx.wait(actix::fut::wrap_future::<_, Shell<C>>(fut).map(move |_, act, ctx| {
+                    m.block_ended();
+                    if act.0.guarded_resume(ctx) {
+                        act.0.after_message(ctx);
+                    }
+                }));
+                return;
+            }
+            let ended = !self.finished && self.inputs.all_ended() && self.core.is_terminal();
+            self.finished |= ended;
+            if let Some(fut) = blocked {
+                let m = Arc::clone(&self.metrics);
+                m.block_started();
+                let lifecycle = Arc::clone(self.guard.lifecycle());
+                ctx.wait(actix::fut::wrap_future::<_, Shell<C>>(fut).map(move |_, _, _| {
+                    m.block_ended();
+                    // A terminal actor counts as finished once what it
+                    // delivered has been taken.
+                    if ended {
+                        lifecycle.sink_done();
+                    }
+                }));
+            } else if ended {
+                self.guard.lifecycle().sink_done();
+            }
+            return;
         }
-        let blocked = self.out.take_blocked();
-        let ended = !self.finished && self.inputs.all_ended() && self.core.is_terminal();
-        self.finished |= ended;
-        if let Some(fut) = blocked {
-            let m = Arc::clone(&self.metrics);
-            m.block_started();
-            let lifecycle = Arc::clone(self.guard.lifecycle());
-            ctx.wait(actix::fut::wrap_future::<_, Shell<C>>(fut).map(move |_, _, _| {
-                m.block_ended();
-                // A terminal actor counts as finished once what it
-                // delivered has been taken.
-                if ended {
-                    lifecycle.sink_done();
-                }
-            }));
-        } else if ended {
-            self.guard.lifecycle().sink_done();
+    }
+
+    /// [`Self::resume`] under the panic guard; `false` if the job failed.
+    fn guarded_resume(&mut self, ctx: &mut Context<Shell<C>>) -> bool {
+        let (actor, lifecycle) = (self.metrics.name.clone(), Arc::clone(self.guard.lifecycle()));
+        match guarded(&lifecycle, &actor, "resuming its pending work", || self.resume()) {
+            Some(Ok(())) => true,
+            Some(Err(e)) => {
+                self.fail(e);
+                ctx.stop();
+                false
+            }
+            None => {
+                self.failed = true;
+                ctx.stop();
+                false
+            }
         }
     }
 

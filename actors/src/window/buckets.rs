@@ -57,9 +57,9 @@ pub(super) struct Buckets<K, S> {
     free: Vec<usize>,
     /// The bucket used last.
     cached: Option<(Timestamp, usize)>,
-    /// The bucket used before it: disordered records alternate between two
-    /// neighbouring buckets (WL2's panes are as long as its disorder), and
-    /// a second entry spares them the index lookup.
+    /// The bucket used before it: where the disorder is about a bucket
+    /// long, records alternate between two neighbouring buckets, and a
+    /// second entry spares them the index lookup.
     previous: Option<(Timestamp, usize)>,
     /// Number of states held.
     entries: usize,

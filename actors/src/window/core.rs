@@ -2,11 +2,12 @@
 //! watermarks, allowed lateness, early firings, late-data routing.
 //!
 //! [`WindowCore`] is a plain struct — no actor, no lock, no clock — that the
-//! window-manager actor feeds with records ([`WindowCore::add`]), watermarks
-//! ([`WindowCore::on_watermark`]) and processing-time ticks
-//! ([`WindowCore::fire_early`]). It keeps one accumulator per (key, window)
-//! and writes what fires, as [`WindowResult`] records, into a buffer the
-//! caller owns and reuses.
+//! window-manager actor feeds with batches of records
+//! ([`WindowCore::add_batch`]), watermarks ([`WindowCore::on_watermark`])
+//! and processing-time ticks ([`WindowCore::fire_early`]). It keeps one
+//! accumulator per (key, window) — or per (key, pane), or per session — and
+//! writes what fires, as [`WindowResult`](crate::window::WindowResult)
+//! records, into a buffer the caller owns and reuses.
 //!
 //! Invariants, for every window kind:
 //! - a watermark `t` promises no more records with timestamp `< t`; a time
@@ -16,75 +17,31 @@
 //! - one watermark fires its windows in ascending window end;
 //! - a window is kept `allowed_lateness` after its end, so that a record
 //!   behind the watermark can still update it (and fire it again at once,
-//!   [`Timing::Late`]); a record whose windows are all gone for good goes to
-//!   the late-data output and is counted — never dropped silently;
-//! - early firings ([`Timing::Early`]) only ever concern windows that have
-//!   not fired on time.
+//!   [`Timing::Late`](crate::window::Timing::Late)); a record whose windows
+//!   are all gone for good goes to the late-data output and is counted —
+//!   never dropped silently;
+//! - early firings only ever concern windows that have not fired on time.
 //!
-//! Each kind keeps its state in the layout that makes its firing cheap:
-//! tumbling and sliding windows in buckets by window end
-//! ([`time_windows`], over [`buckets`]); sliding windows whose size is a
-//! multiple of the slide in slide-sized panes merged when a window fires
-//! ([`pane_windows`]); sessions per key with an ordered index of wake-up
-//! times ([`session_windows`], merging in [`crate::window::session`]); count
-//! windows per key ([`count_windows`]).
-//!
-//! For checkpoints, [`WindowCore::snapshot`] encodes all of that state (and
-//! the watermark and late-record counter) as rmp-serde bytes, headed by the
-//! window configuration, and [`WindowCore::restore`] puts it back into a
-//! core built with the same configuration ([`snapshot`]).
+//! Inside, the core is a [`KindCore`] generic over one window kind
+//! ([`WindowKind`]), chosen once when the core is built
+//! ([`Layout`]), behind a box: a call per batch or watermark goes through
+//! one indirection, and the per-record loops are compiled for their kind.
+//! For checkpoints, [`WindowCore::snapshot`] encodes the state as rmp-serde
+//! bytes headed by the configuration, and [`WindowCore::restore`] puts it
+//! back into a core built with the same configuration
+//! ([`super::snapshot`]).
 
-// One file per window kind, beside this one in `window/`: they are the
-// core's submodules, since the core is their only user.
-#[path = "buckets.rs"]
-mod buckets;
-#[path = "count_windows.rs"]
-mod count_windows;
-#[path = "marks.rs"]
-mod marks;
-#[path = "pane_windows.rs"]
-mod pane_windows;
-#[path = "session_windows.rs"]
-mod session_windows;
-#[path = "snapshot.rs"]
-mod snapshot;
-#[path = "span.rs"]
-pub(crate) mod span;
-#[path = "time_windows.rs"]
-mod time_windows;
-#[path = "wakeups.rs"]
-mod wakeups;
-
-#[cfg(test)]
-#[path = "early_firing_tests.rs"]
-mod early_firing_tests;
-#[cfg(test)]
-#[path = "proptests.rs"]
-mod proptests;
-#[cfg(test)]
-#[path = "snapshot_harness.rs"]
-mod snapshot_harness;
-#[cfg(test)]
-#[path = "snapshot_proptests.rs"]
-mod snapshot_proptests;
-#[cfg(test)]
-#[path = "snapshot_tests.rs"]
-mod snapshot_tests;
-#[cfg(test)]
-#[path = "tests.rs"]
-mod tests;
-
+use std::hash::Hash;
 use std::marker::PhantomData;
 
-use crate::message::{Record, Timestamp};
-use crate::window::partial::{Keyed, Partial};
-use crate::window::{Aggregate, Timing, Window, WindowOptions, WindowResult, Windows};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
-use count_windows::CountWindows;
-use marks::{Dirty, Early, NoMarks};
-use pane_windows::PaneWindows;
-use session_windows::SessionWindows;
-use time_windows::TimeWindows;
+use super::kind::WindowKind;
+use super::layout::Layout;
+use super::partial::{Keyed, Partial};
+use crate::message::{Record, Timestamp};
+use crate::window::{Aggregate, WindowOptions, WindowResult, Windows};
 
 /// Where a firing's results go: output records whose timestamp is the
 /// window's `end - 1` (for count windows: the largest record timestamp in the
@@ -93,91 +50,30 @@ pub(crate) type Fired<K, R> = Vec<Record<WindowResult<K, R>>>;
 
 /// Keyed window state for one window-manager instance.
 pub(crate) struct WindowCore<K, T, A: Aggregate<T>> {
-    /// The user's aggregate: creates, updates, merges and reads accumulators.
-    agg: A,
-    /// The configured window kind (checked when a snapshot is restored).
-    windows: Windows,
-    /// The configured options (checked when a snapshot is restored).
-    options: WindowOptions,
-    /// The state of the configured window kind.
-    kind: Kind<K, A::Acc>,
-    /// The current event-time watermark (`i64::MIN` before the first).
-    watermark: Timestamp,
-    /// Records sent to the late-data output so far.
-    late_records: u64,
-    /// The core consumes `T`s without storing them (only accumulators).
-    _values: PhantomData<fn(T)>,
-}
-
-/// The state of one window kind.
-enum Kind<K, Acc> {
-    /// Tumbling windows, and sliding windows that cannot use panes, without
-    /// early firing.
-    Time(TimeWindows<K, Acc, NoMarks>),
-    /// The same with early firing (by count or processing time): each
-    /// state counts its records and knows whether it changed.
-    TimeEarly(TimeWindows<K, Acc, Early>),
-    /// Sliding windows whose size is a multiple of the slide, without early
-    /// firing.
-    Panes(PaneWindows<K, Acc, NoMarks>),
-    /// The same with early firing by processing time: each pane knows
-    /// whether it changed.
-    PanesEarly(PaneWindows<K, Acc, Dirty>),
-    /// Per-key merging sessions.
-    Session(SessionWindows<K, Acc>),
-    /// Per-key windows of a fixed number of records.
-    Count(CountWindows<K, Acc>),
+    /// The core of the configured window kind.
+    core: Box<dyn Core<K, T, A> + Send>,
 }
 
 impl<K, T, A> WindowCore<K, T, A>
 where
-    K: std::hash::Hash + Eq + Clone + Send + 'static,
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+    T: 'static,
     A: Aggregate<T>,
 {
     /// `windows` has been validated. The initial watermark is `i64::MIN`.
     pub(crate) fn new(windows: Windows, options: WindowOptions, agg: A) -> Self {
-        Self::with_layout(windows, options, agg, true)
+        WindowCore { core: Layout::of(windows, &options, true).core(windows, options, agg) }
     }
 
     /// Like [`WindowCore::new`]; `panes: false` keeps sliding windows one
     /// state per window even where panes would apply (tests compare the two).
+    #[cfg(test)]
     pub(crate) fn with_layout(windows: Windows, options: WindowOptions, agg: A, panes: bool) -> Self {
-        // Validation is the builder's job; the clamps only keep an unvalidated
-        // configuration from dividing by zero.
-        let lateness = options.allowed_lateness.max(0);
-        let early = options.early_every_count.filter(|&n| n > 0);
-        // States keep early-firing marks only where early firing is set.
-        let timed = options.early_every_interval.is_some();
-        let time = |size, slide| {
-            if early.is_some() || timed {
-                Kind::TimeEarly(TimeWindows::new(size, slide, lateness, early))
-            } else {
-                Kind::Time(TimeWindows::new(size, slide, lateness, None))
-            }
-        };
-        let kind = match windows {
-            Windows::Tumbling { size } => time(size.max(1), size.max(1)),
-            Windows::Sliding { size, slide } => {
-                let slide = slide.max(1);
-                let size = size.max(slide);
-                // Panes keep no per-window record counter, so early firing by
-                // count (exact per window) needs one state per window.
-                if panes && size % slide == 0 && size > slide && early.is_none() {
-                    if timed {
-                        Kind::PanesEarly(PaneWindows::new(size, slide, lateness))
-                    } else {
-                        Kind::Panes(PaneWindows::new(size, slide, lateness))
-                    }
-                } else {
-                    time(size, slide)
-                }
-            }
-            Windows::Session { gap } => Kind::Session(SessionWindows::new(gap.max(1), lateness, early)),
-            Windows::Count { size } => Kind::Count(CountWindows::new(size.max(1), early)),
-        };
-        WindowCore { agg, windows, options, kind, watermark: Timestamp::MIN, late_records: 0, _values: PhantomData }
+        WindowCore { core: Layout::of(windows, &options, panes).core(windows, options, agg) }
     }
+}
 
+impl<K, T, A: Aggregate<T>> WindowCore<K, T, A> {
     /// Adds one record. Records whose windows have all closed for good go to
     /// `late` (with their key and timestamp) and are counted; a late record
     /// within the allowed lateness updates its window(s) and, where a window
@@ -185,66 +81,19 @@ where
     /// firings by count are emitted into `out` as they happen. (The actor
     /// feeds whole batches, [`WindowCore::add_batch`]; tests one record.)
     #[cfg(test)]
-    pub(crate) fn add(
-        &mut self,
-        key: K,
-        ts: Timestamp,
-        value: T,
-        out: &mut Fired<K, A::Out>,
-        late: &mut Vec<Record<(K, T)>>,
-    ) {
-        let wm = self.watermark;
-        let agg = &self.agg;
-        let rejected = match &mut self.kind {
-            Kind::Time(w) => w.add(agg, wm, key, ts, &value, out),
-            Kind::TimeEarly(w) => w.add(agg, wm, key, ts, &value, out),
-            Kind::Panes(w) => w.add(agg, wm, key, ts, &value, out),
-            Kind::PanesEarly(w) => w.add(agg, wm, key, ts, &value, out),
-            Kind::Session(w) => w.add(agg, wm, key, ts, &value, out),
-            Kind::Count(w) => {
-                w.add(agg, key, ts, &value, out);
-                None
-            }
-        };
-        if let Some(key) = rejected {
-            self.late_records += 1;
-            late.push(Record { ts, value: (key, value) });
-        }
+    pub(crate) fn add(&mut self, key: K, ts: Timestamp, value: T, out: &mut Fired<K, A::Out>, late: &mut Vec<Record<(K, T)>>) {
+        self.core.add(key, ts, value, out, late)
     }
 
     /// Adds every record of `batch` (leaving it empty, its allocation
-    /// kept), as [`WindowCore::add`] does one by one. The window kind is
-    /// chosen once per batch, so the per-record loop is monomorphic.
+    /// kept), as [`WindowCore::add`] does one by one.
     pub(crate) fn add_batch(
         &mut self,
         batch: &mut Vec<Record<(K, T)>>,
         out: &mut Fired<K, A::Out>,
         late: &mut Vec<Record<(K, T)>>,
     ) {
-        let late_before = late.len();
-        self.add_uncounted(batch, out, late);
-        self.late_records += (late.len() - late_before) as u64;
-    }
-
-    /// [`WindowCore::add_batch`] without counting the late records (the
-    /// caller does).
-    fn add_uncounted(&mut self, batch: &mut Vec<Record<(K, T)>>, out: &mut Fired<K, A::Out>, late: &mut Vec<Record<(K, T)>>) {
-        let wm = self.watermark;
-        let agg = &self.agg;
-        match &mut self.kind {
-            Kind::Time(w) => w.add_batch(agg, wm, batch.drain(..), out, late),
-            Kind::TimeEarly(w) => w.add_batch(agg, wm, batch.drain(..), out, late),
-            Kind::Panes(w) => w.add_batch(agg, wm, batch.drain(..), out, late),
-            Kind::PanesEarly(w) => w.add_batch(agg, wm, batch.drain(..), out, late),
-            Kind::Session(w) => {
-                w.touch(batch.iter().map(|r| &r.value.0));
-                add_each(batch, late, |key, ts, value| w.add(agg, wm, key, ts, value, out))
-            }
-            Kind::Count(w) => add_each(batch, late, |key, ts, value| {
-                w.add(agg, key, ts, value, out);
-                None
-            }),
-        }
+        self.core.add_batch(batch, out, late)
     }
 
     /// Adds a batch from a combining edge (see [`super::partial`]): the
@@ -268,7 +117,159 @@ where
         out: &mut Fired<K, A::Out>,
         late: &mut Vec<Record<(K, T)>>,
     ) -> u64 {
-        let wm = self.watermark;
+        self.core.add_partials(batch, records, out, late)
+    }
+
+    /// Advances event time to `wm` (ignored if not greater than the current
+    /// watermark): fires every window the watermark has reached (session
+    /// windows: passed), in ascending window end, and discards state whose
+    /// allowed lateness has expired. `wm == i64::MAX` fires everything left,
+    /// including partly filled count windows.
+    pub(crate) fn on_watermark(&mut self, wm: Timestamp, out: &mut Fired<K, A::Out>) {
+        self.core.on_watermark(wm, out)
+    }
+
+    /// Where to advance the watermark to on the way to `wm`: the first
+    /// window end before `wm` that fires (time and pane windows), else `wm`
+    /// itself. Advancing step by step fires exactly what one jump would, in
+    /// the same order, but lets the caller send each window's results
+    /// before the next fires: a jump over many windows (end of input) would
+    /// otherwise gather all their results at once.
+    pub(crate) fn next_step(&self, wm: Timestamp) -> Timestamp {
+        self.core.next_step(wm)
+    }
+
+    /// Processing-time early firing: every open, not yet on-time-fired window
+    /// that changed since its last firing fires with `Timing::Early`. Only a
+    /// core configured with [`WindowOptions::early_every_interval`] keeps
+    /// track of what changed; on any other this does nothing (the window
+    /// manager only calls it on that interval).
+    pub(crate) fn fire_early(&mut self, out: &mut Fired<K, A::Out>) {
+        self.core.fire_early(out)
+    }
+
+    /// The current watermark.
+    pub(crate) fn watermark(&self) -> Timestamp {
+        self.core.watermark()
+    }
+
+    /// Number of (key, window) states held. For pane-based sliding windows:
+    /// (key, pane) states.
+    pub(crate) fn open_windows(&self) -> usize {
+        self.core.open_windows()
+    }
+
+    /// Records sent to `late` so far.
+    pub(crate) fn late_records(&self) -> u64 {
+        self.core.late_records()
+    }
+
+    /// Everything needed to resume exactly: open windows, panes, sessions
+    /// and count windows with their accumulators; their fired, dirty and
+    /// early-count state; the state kept for allowed lateness; the firing
+    /// schedule; the current watermark and the late-record counter. As
+    /// rmp-serde bytes, headed by the configuration ([`super::snapshot`]).
+    pub(crate) fn snapshot(&self) -> Vec<u8> {
+        self.core.snapshot()
+    }
+
+    /// Replaces this core's state with a snapshot taken by a core built with
+    /// the same [`Windows`] and [`WindowOptions`] (and the same layout). The
+    /// error names what is wrong: bytes that do not decode (or do not end
+    /// where the snapshot does), a snapshot of another window kind, layout
+    /// or options, or state that breaks an invariant. On error the core is
+    /// unchanged.
+    pub(crate) fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.core.restore(bytes)
+    }
+
+    /// The layout this core chose for its configuration.
+    #[cfg(test)]
+    pub(crate) fn layout(&self) -> Layout {
+        self.core.layout()
+    }
+}
+
+/// What [`WindowCore`] asks of the core of its window kind: the same
+/// operations, called once per batch, watermark or tick.
+pub(super) trait Core<K, T, A: Aggregate<T>> {
+    #[cfg(test)]
+    fn add(&mut self, key: K, ts: Timestamp, value: T, out: &mut Fired<K, A::Out>, late: &mut Vec<Record<(K, T)>>);
+    fn add_batch(&mut self, batch: &mut Vec<Record<(K, T)>>, out: &mut Fired<K, A::Out>, late: &mut Vec<Record<(K, T)>>);
+    fn add_partials(
+        &mut self,
+        batch: &mut Vec<Record<Keyed<K, T, A::Acc>>>,
+        records: &mut Vec<Record<(K, T)>>,
+        out: &mut Fired<K, A::Out>,
+        late: &mut Vec<Record<(K, T)>>,
+    ) -> u64;
+    fn on_watermark(&mut self, wm: Timestamp, out: &mut Fired<K, A::Out>);
+    fn next_step(&self, wm: Timestamp) -> Timestamp;
+    fn fire_early(&mut self, out: &mut Fired<K, A::Out>);
+    fn watermark(&self) -> Timestamp;
+    fn open_windows(&self) -> usize;
+    fn late_records(&self) -> u64;
+    fn snapshot(&self) -> Vec<u8>;
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String>;
+    #[cfg(test)]
+    fn layout(&self) -> Layout;
+}
+
+/// The core of one window kind `W`: the kind's state, and what every kind
+/// shares — the aggregate, the configuration, the watermark and the
+/// late-record counter.
+pub(super) struct KindCore<K, T, A: Aggregate<T>, W> {
+    /// The user's aggregate: creates, updates, merges and reads accumulators.
+    pub(super) agg: A,
+    /// The configured window kind (checked when a snapshot is restored).
+    pub(super) windows: Windows,
+    /// The configured options (checked when a snapshot is restored).
+    pub(super) options: WindowOptions,
+    /// The state of every key.
+    pub(super) kind: W,
+    /// The current event-time watermark (`i64::MIN` before the first).
+    pub(super) watermark: Timestamp,
+    /// Records sent to the late-data output so far.
+    pub(super) late_records: u64,
+    /// The core consumes `T`s without storing them (only accumulators).
+    _values: PhantomData<fn(T) -> K>,
+}
+
+impl<K, T, A: Aggregate<T>, W: WindowKind<K, T, A>> KindCore<K, T, A, W> {
+    /// A core over `kind`, empty, before the first watermark.
+    pub(super) fn new(windows: Windows, options: WindowOptions, agg: A, kind: W) -> Self {
+        KindCore { agg, windows, options, kind, watermark: Timestamp::MIN, late_records: 0, _values: PhantomData }
+    }
+}
+
+impl<K, T, A, W> Core<K, T, A> for KindCore<K, T, A, W>
+where
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+    A: Aggregate<T>,
+    W: WindowKind<K, T, A>,
+{
+    #[cfg(test)]
+    fn add(&mut self, key: K, ts: Timestamp, value: T, out: &mut Fired<K, A::Out>, late: &mut Vec<Record<(K, T)>>) {
+        if let Some(key) = self.kind.add(&self.agg, self.watermark, key, ts, &value, out) {
+            self.late_records += 1;
+            late.push(Record { ts, value: (key, value) });
+        }
+    }
+
+    fn add_batch(&mut self, batch: &mut Vec<Record<(K, T)>>, out: &mut Fired<K, A::Out>, late: &mut Vec<Record<(K, T)>>) {
+        let late_before = late.len();
+        self.kind.add_batch(&self.agg, self.watermark, batch, out, late);
+        self.late_records += (late.len() - late_before) as u64;
+    }
+
+    fn add_partials(
+        &mut self,
+        batch: &mut Vec<Record<Keyed<K, T, A::Acc>>>,
+        records: &mut Vec<Record<(K, T)>>,
+        out: &mut Fired<K, A::Out>,
+        late: &mut Vec<Record<(K, T)>>,
+    ) -> u64 {
+        let (agg, wm) = (&self.agg, self.watermark);
         let mut lost = 0u64;
         let late_before = late.len();
         let mut partials = batch.drain(..);
@@ -276,27 +277,14 @@ where
             // The records up to the next combined partial (or the end).
             let mut stop = None;
             let run = RecordsUntilCombined { partials: &mut partials, stop: &mut stop, done: false };
-            let agg = &self.agg;
-            match &mut self.kind {
-                Kind::Time(w) => w.add_batch(agg, wm, run, out, late),
-                Kind::TimeEarly(w) => w.add_batch(agg, wm, run, out, late),
-                Kind::Panes(w) => w.add_batch(agg, wm, run, out, late),
-                Kind::PanesEarly(w) => w.add_batch(agg, wm, run, out, late),
-                Kind::Session(_) | Kind::Count(_) => {
-                    records.extend(run);
-                    self.add_uncounted(records, out, late);
-                }
+            if W::MERGES {
+                self.kind.add_records(agg, wm, run, out, late);
+            } else {
+                records.extend(run);
+                self.kind.add_batch(agg, wm, records, out, late);
             }
             let Some((key, end, acc, n)) = stop else { break };
-            let agg = &self.agg;
-            let merged = match &mut self.kind {
-                Kind::Time(w) => w.merge(agg, wm, &key, end, acc, out),
-                Kind::TimeEarly(w) => w.merge(agg, wm, &key, end, acc, out),
-                Kind::Panes(w) => w.merge(agg, wm, &key, end, acc, out),
-                Kind::PanesEarly(w) => w.merge(agg, wm, &key, end, acc, out),
-                Kind::Session(_) | Kind::Count(_) => false,
-            };
-            if !merged {
+            if !(W::MERGES && self.kind.merge(agg, wm, &key, end, acc, out)) {
                 lost += u64::from(n);
             }
         }
@@ -308,104 +296,51 @@ where
         lost
     }
 
-    /// Advances event time to `wm` (ignored if not greater than the current
-    /// watermark): fires every window the watermark has reached (session
-    /// windows: passed), in ascending window end, and discards state whose
-    /// allowed lateness has expired. `wm == i64::MAX` fires everything left,
-    /// including partly filled count windows.
-    pub(crate) fn on_watermark(&mut self, wm: Timestamp, out: &mut Fired<K, A::Out>) {
+    fn on_watermark(&mut self, wm: Timestamp, out: &mut Fired<K, A::Out>) {
         if wm <= self.watermark {
             return;
         }
         let previous = std::mem::replace(&mut self.watermark, wm);
-        let agg = &self.agg;
-        match &mut self.kind {
-            Kind::Time(w) => w.on_watermark(agg, previous, wm, out),
-            Kind::TimeEarly(w) => w.on_watermark(agg, previous, wm, out),
-            Kind::Panes(w) => w.on_watermark(agg, previous, wm, out),
-            Kind::PanesEarly(w) => w.on_watermark(agg, previous, wm, out),
-            Kind::Session(w) => w.on_watermark(agg, wm, out),
-            Kind::Count(w) => w.on_watermark(agg, wm, out),
-        }
+        self.kind.on_watermark(&self.agg, previous, wm, out);
     }
 
-    /// Where to advance the watermark to on the way to `wm`: the first
-    /// window end before `wm` that fires (time and pane windows), else `wm`
-    /// itself. Advancing step by step fires exactly what one jump would, in
-    /// the same order, but lets the caller send each window's results
-    /// before the next fires: a jump over many windows (end of input) would
-    /// otherwise gather all their results at once — 1 M results, 58 MB, for
-    /// WL2's 100,000 keys at end of input.
-    pub(crate) fn next_step(&self, wm: Timestamp) -> Timestamp {
-        let previous = self.watermark;
-        if wm <= previous {
+    fn next_step(&self, wm: Timestamp) -> Timestamp {
+        if wm <= self.watermark {
             return wm;
         }
-        let next = match &self.kind {
-            Kind::Time(w) => w.next_end(previous, wm),
-            Kind::TimeEarly(w) => w.next_end(previous, wm),
-            Kind::Panes(w) => w.next_end(previous, wm),
-            Kind::PanesEarly(w) => w.next_end(previous, wm),
-            Kind::Session(_) | Kind::Count(_) => None,
-        };
-        next.unwrap_or(wm)
+        self.kind.next_end(self.watermark, wm).unwrap_or(wm)
     }
 
-    /// Processing-time early firing: every open, not yet on-time-fired window
-    /// that changed since its last firing fires with `Timing::Early`. Only a
-    /// core configured with [`WindowOptions::early_every_interval`] keeps
-    /// track of what changed; on any other this does nothing (the window
-    /// manager only calls it on that interval).
-    pub(crate) fn fire_early(&mut self, out: &mut Fired<K, A::Out>) {
-        if self.options.early_every_interval.is_none() {
-            return;
-        }
-        let wm = self.watermark;
-        let agg = &self.agg;
-        match &mut self.kind {
-            // Chosen only without early firing, returned above.
-            Kind::Time(_) | Kind::Panes(_) => {}
-            Kind::TimeEarly(w) => w.fire_early(agg, wm, out),
-            Kind::PanesEarly(w) => w.fire_early(agg, wm, out),
-            Kind::Session(w) => w.fire_early(agg, out),
-            Kind::Count(w) => w.fire_early(agg, out),
+    fn fire_early(&mut self, out: &mut Fired<K, A::Out>) {
+        // Only a core with this option keeps track of what changed.
+        if self.options.early_every_interval.is_some() {
+            self.kind.fire_early(&self.agg, self.watermark, out);
         }
     }
 
-    /// The current watermark.
-    pub(crate) fn watermark(&self) -> Timestamp {
+    fn watermark(&self) -> Timestamp {
         self.watermark
     }
 
-    /// Number of (key, window) states held. For pane-based sliding windows:
-    /// (key, pane) states.
-    pub(crate) fn open_windows(&self) -> usize {
-        match &self.kind {
-            Kind::Time(w) => w.open_windows(),
-            Kind::TimeEarly(w) => w.open_windows(),
-            Kind::Panes(w) => w.open_panes(),
-            Kind::PanesEarly(w) => w.open_panes(),
-            Kind::Session(w) => w.open_windows(),
-            Kind::Count(w) => w.open_windows(),
-        }
+    fn open_windows(&self) -> usize {
+        self.kind.open_windows()
     }
 
-    /// Records sent to `late` so far.
-    pub(crate) fn late_records(&self) -> u64 {
+    fn late_records(&self) -> u64 {
         self.late_records
     }
-}
 
-/// Feeds every record of `batch` to `add`, which returns the key back when
-/// the record is late; late records go to `late`.
-#[inline(always)]
-fn add_each<K, T>(
-    batch: &mut Vec<Record<(K, T)>>,
-    late: &mut Vec<Record<(K, T)>>,
-    mut add: impl FnMut(K, Timestamp, &T) -> Option<K>,
-) {
-    for r in batch.drain(..) {
-        add_one(r, late, &mut add);
+    fn snapshot(&self) -> Vec<u8> {
+        KindCore::snapshot(self)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        KindCore::restore(self, bytes)
+    }
+
+    #[cfg(test)]
+    fn layout(&self) -> Layout {
+        W::LAYOUT
     }
 }
 
@@ -441,24 +376,4 @@ where
             }
         }
     }
-}
-
-/// Feeds `r` to `add`, which returns the key back when the record is late;
-/// a late record goes to `late`.
-#[inline(always)]
-fn add_one<K, T>(r: Record<(K, T)>, late: &mut Vec<Record<(K, T)>>, add: impl FnOnce(K, Timestamp, &T) -> Option<K>) {
-    let (key, value) = r.value;
-    if let Some(key) = add(key, r.ts, &value) {
-        late.push(Record { ts: r.ts, value: (key, value) });
-    }
-}
-
-/// Appends one firing of `window` of `key` to `out`, with timestamp `ts`.
-fn emit<K, R>(out: &mut Fired<K, R>, ts: Timestamp, key: K, window: Window, value: R, timing: Timing) {
-    out.push(Record { ts, value: WindowResult { key, window, value, timing } });
-}
-
-/// The output timestamp of a time window's result: its last instant.
-fn last_instant(window: Window) -> Timestamp {
-    window.end.saturating_sub(1)
 }

@@ -13,10 +13,13 @@
 
 use std::hash::Hash;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::buckets::{key_map, KeyMap, MapEntries};
-use super::{emit, Fired};
+use super::core::Fired;
+use super::kind::{emit, WindowKind};
+use super::layout::Layout;
 use crate::message::{Timestamp, END_OF_TIME};
 use crate::window::{Aggregate, Timing, Window};
 
@@ -81,19 +84,30 @@ impl<K: Hash + Eq + Clone, Acc> CountWindows<K, Acc> {
     pub(super) fn new(size: u64, early_every: Option<u64>) -> Self {
         CountWindows { size, early_every, keys: key_map(), open: 0 }
     }
+}
 
-    /// Adds a record to its key's window, which fires if now full.
-    pub(super) fn add<T, A: Aggregate<T, Acc = Acc>>(
+impl<K, T, A> WindowKind<K, T, A> for CountWindows<K, A::Acc>
+where
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+    A: Aggregate<T>,
+{
+    const LAYOUT: Layout = Layout::Count;
+    type Snapshot = CountSnapshot<K, A::Acc>;
+
+    /// Adds a record to its key's window, which fires if now full (never
+    /// late: event time plays no part).
+    fn add(
         &mut self,
         agg: &A,
+        _wm: Timestamp,
         key: K,
         ts: Timestamp,
         value: &T,
         out: &mut Fired<K, A::Out>,
-    ) {
+    ) -> Option<K> {
         let (size, early_every) = (self.size, self.early_every);
         let open = &mut self.open;
-        let mut take = |filling: &mut Filling<Acc>, key: K| {
+        let mut take = |filling: &mut Filling<A::Acc>, key: K| {
             if filling.len == 0 {
                 *open += 1;
             }
@@ -127,13 +141,15 @@ impl<K: Hash + Eq + Clone, Acc> CountWindows<K, Acc> {
             });
             take(filling, key);
         }
+        None
     }
 
     /// At end of input, fires every partly filled window (by ascending
     /// window end) and forgets every key; other watermarks change nothing.
-    pub(super) fn on_watermark<T, A: Aggregate<T, Acc = Acc>>(
+    fn on_watermark(
         &mut self,
         agg: &A,
+        _previous: Timestamp,
         wm: Timestamp,
         out: &mut Fired<K, A::Out>,
     ) {
@@ -141,7 +157,7 @@ impl<K: Hash + Eq + Clone, Acc> CountWindows<K, Acc> {
             return;
         }
         let size = self.size;
-        let mut partial: Vec<(K, Filling<Acc>)> = self.keys.drain().filter(|(_, f)| f.len > 0).collect();
+        let mut partial: Vec<(K, Filling<A::Acc>)> = self.keys.drain().filter(|(_, f)| f.len > 0).collect();
         // Stable: keys with equal window ends stay in (deterministic) map order.
         partial.sort_by_key(|(_, f)| f.start);
         for (key, mut filling) in partial {
@@ -152,7 +168,7 @@ impl<K: Hash + Eq + Clone, Acc> CountWindows<K, Acc> {
 
     /// Fires early every partly filled window that changed since it last
     /// fired.
-    pub(super) fn fire_early<T, A: Aggregate<T, Acc = Acc>>(&mut self, agg: &A, out: &mut Fired<K, A::Out>) {
+    fn fire_early(&mut self, agg: &A, _wm: Timestamp, out: &mut Fired<K, A::Out>) {
         let size = self.size;
         for (key, filling) in self.keys.iter_mut().filter(|(_, f)| f.dirty && f.len > 0) {
             filling.fire(agg, key.clone(), size, Timing::Early, out);
@@ -160,22 +176,18 @@ impl<K: Hash + Eq + Clone, Acc> CountWindows<K, Acc> {
     }
 
     /// Number of keys with a partly filled window.
-    pub(super) fn open_windows(&self) -> usize {
+    fn open_windows(&self) -> usize {
         self.open
     }
 
     /// The windows being filled, for a checkpoint (serializes as a
     /// [`CountSnapshot`]).
-    pub(super) fn snapshot(&self) -> impl Serialize + '_
-    where
-        K: Serialize,
-        Acc: Serialize,
-    {
+    fn snapshot(&self) -> impl Serialize + '_ {
         MapEntries(&self.keys)
     }
 
     /// Windows configured like these, holding the state of a snapshot.
-    pub(super) fn restored(&self, state: CountSnapshot<K, Acc>) -> Result<Self, String> {
+    fn restored(&self, state: Self::Snapshot) -> Result<Self, String> {
         let mut me = CountWindows::new(self.size, self.early_every);
         me.keys.reserve(state.len());
         for (n, (key, filling)) in state.into_iter().enumerate() {

@@ -5,9 +5,8 @@
 //! fired, and early firing by processing time a dirty flag (changed since
 //! it last fired). A core configured with neither keeps neither
 //! ([`NoMarks`], zero bytes): a (key, (Count, Sum)) state is then 24 bytes
-//! instead of 32, so a bucket of 100,000 keys is a quarter smaller and a
-//! firing, which reads the whole bucket, reads a quarter less memory
-//! (wl2 K=100,000 p=1: about 15 % faster end to end, docs/performance.md).
+//! instead of 32, so a bucket is a quarter smaller and a firing, which
+//! reads the whole bucket, reads a quarter less memory.
 //!
 //! Invariant: [`NoMarks`] is only used where neither early firing is
 //! configured, so nothing ever asks it for a count or a dirty flag that it

@@ -19,10 +19,42 @@
 //! The functional core that does this (`WindowCore`, in `core.rs`) is a plain
 //! struct, tested without actix; the window-manager actor only feeds it.
 
+// The files of this folder:
+// - `core.rs`: the core the window manager owns, generic inside over one
+//   window kind; `kind.rs`: what a window kind provides to it;
+//   `layout.rs`: which kind a configuration gets; `snapshot.rs`: its
+//   checkpoints;
+// - the kinds: `time_windows.rs` (a state per window), `pane_windows.rs`
+//   (sliding windows from panes), `session_windows.rs` (with `session.rs`,
+//   one key's sessions, and `wakeups.rs`, when to look at which key),
+//   `count_windows.rs`;
+// - what they share: `buckets.rs` (per-key state grouped by an instant),
+//   `span.rs` (the interval of the previous record), `marks.rs`
+//   (early-firing bookkeeping);
+// - `partial/`: pre-aggregation before the shuffle, the partials and the
+//   combining edge that builds them;
+// - `aggregate.rs`: the `Aggregate` trait and the built-in aggregates;
+// - `tests/`: the core's tests (hand-made streams, early firing,
+//   checkpoints, property tests against brute-force models).
+
 pub mod aggregate;
+mod buckets;
 pub(crate) mod core;
+mod count_windows;
+mod kind;
+mod layout;
+mod marks;
+mod pane_windows;
 pub(crate) mod partial;
 mod session;
+mod session_windows;
+mod snapshot;
+mod span;
+mod time_windows;
+mod wakeups;
+
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 

@@ -24,12 +24,15 @@
 
 use std::hash::Hash;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::buckets::{key_map, BucketEntries, Buckets, KeyMap};
+use super::core::Fired;
+use super::kind::{add_one, emit, last_instant, WindowKind};
+use super::layout::Layout;
 use super::marks::Marks;
 use super::span::RecentSpan;
-use super::{add_one, emit, last_instant, Fired};
 use crate::message::{Record, Timestamp};
 use crate::window::{Aggregate, Timing, Window};
 
@@ -88,96 +91,6 @@ impl<K: Hash + Eq + Clone, Acc: Clone, M: Marks> PaneWindows<K, Acc, M> {
     /// The first window end (a multiple of the slide) after `t`.
     fn first_end_after(&self, t: Timestamp) -> Timestamp {
         t.div_euclid(self.slide).saturating_add(1).saturating_mul(self.slide)
-    }
-
-    /// Adds every record `records` yields as [`PaneWindows::add`] does, late
-    /// records to `late`: runs of records into panes after the watermark
-    /// (which no window that fired holds) through [`Buckets::add_runs`],
-    /// every other record through `add`. Stops at the first `None`.
-    pub(super) fn add_batch<T, A: Aggregate<T, Acc = Acc>>(
-        &mut self,
-        agg: &A,
-        wm: Timestamp,
-        mut records: impl Iterator<Item = Record<(K, T)>>,
-        out: &mut Fired<K, A::Out>,
-        late: &mut Vec<Record<(K, T)>>,
-    ) {
-        while let Some(r) = self.panes.add_runs(
-            &mut records,
-            &mut self.recent,
-            self.slide,
-            |_, pane_end| (pane_end > wm).then_some(pane_end),
-            || Pane::new(agg.create()),
-            |pane, value| {
-                agg.add(&mut pane.acc, value);
-                pane.marks.touch(1);
-            },
-        ) {
-            add_one(r, late, |key, ts, value| self.add(agg, wm, key, ts, value, out));
-        }
-    }
-
-    /// Adds a record to its pane unless every window holding it is gone
-    /// (then returns the key back: late). Windows holding it that already
-    /// fired on time fire again at once with the update.
-    #[inline]
-    pub(super) fn add<T, A: Aggregate<T, Acc = Acc>>(
-        &mut self,
-        agg: &A,
-        wm: Timestamp,
-        key: K,
-        ts: Timestamp,
-        value: &T,
-        out: &mut Fired<K, A::Out>,
-    ) -> Option<K> {
-        let (pane_start, pane_end) = self.recent.locate(ts, self.slide);
-        // The windows holding `ts` end in `pane_end ..= last_end`.
-        let last_end = pane_start.saturating_add(self.size);
-        if last_end.saturating_add(self.lateness) <= wm {
-            return Some(key);
-        }
-        self.panes.update(
-            pane_end,
-            &key,
-            || Pane::new(agg.create()),
-            |pane| {
-                agg.add(&mut pane.acc, value);
-                pane.marks.touch(1);
-            },
-        );
-        self.refire(agg, wm, &key, pane_end, last_end, out);
-        None
-    }
-
-    /// Folds `acc`, the aggregate of records of `key` in the pane ending at
-    /// `pane_end`, into that pane (see `window::partial`); windows holding
-    /// it that already fired (a broken edge invariant, never by
-    /// construction) fire again. `false` if every window holding the pane
-    /// is gone for good.
-    pub(super) fn merge<T, A: Aggregate<T, Acc = Acc>>(
-        &mut self,
-        agg: &A,
-        wm: Timestamp,
-        key: &K,
-        pane_end: Timestamp,
-        acc: Acc,
-        out: &mut Fired<K, A::Out>,
-    ) -> bool {
-        let last_end = pane_end.saturating_sub(self.slide).saturating_add(self.size);
-        if last_end.saturating_add(self.lateness) <= wm {
-            return false;
-        }
-        self.panes.update(
-            pane_end,
-            key,
-            || Pane::new(agg.create()),
-            |pane| {
-                agg.merge(&mut pane.acc, acc);
-                pane.marks.touch(1);
-            },
-        );
-        self.refire(agg, wm, key, pane_end, last_end, out);
-        true
     }
 
     /// Fires again, as updates, the windows ending in `pane_end ..=
@@ -280,10 +193,110 @@ impl<K: Hash + Eq + Clone, Acc: Clone, M: Marks> PaneWindows<K, Acc, M> {
             end = next;
         }
     }
+}
+
+impl<K, T, A, M> WindowKind<K, T, A> for PaneWindows<K, A::Acc, M>
+where
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+    A: Aggregate<T>,
+    M: Marks + Send + 'static,
+{
+    const LAYOUT: Layout = if M::TRACKED { Layout::PanesEarly } else { Layout::Panes };
+    const MERGES: bool = true;
+    type Snapshot = PaneSnapshot<K, A::Acc, M>;
+
+    /// Adds a record to its pane unless every window holding it is gone
+    /// (then returns the key back: late). Windows holding it that already
+    /// fired on time fire again at once with the update.
+    #[inline]
+    fn add(
+        &mut self,
+        agg: &A,
+        wm: Timestamp,
+        key: K,
+        ts: Timestamp,
+        value: &T,
+        out: &mut Fired<K, A::Out>,
+    ) -> Option<K> {
+        let (pane_start, pane_end) = self.recent.locate(ts, self.slide);
+        // The windows holding `ts` end in `pane_end ..= last_end`.
+        let last_end = pane_start.saturating_add(self.size);
+        if last_end.saturating_add(self.lateness) <= wm {
+            return Some(key);
+        }
+        self.panes.update(
+            pane_end,
+            &key,
+            || Pane::new(agg.create()),
+            |pane| {
+                agg.add(&mut pane.acc, value);
+                pane.marks.touch(1);
+            },
+        );
+        self.refire(agg, wm, &key, pane_end, last_end, out);
+        None
+    }
+
+    /// Runs of records into panes after the watermark (which no window
+    /// that fired holds) go through [`Buckets::add_runs`], every other
+    /// record through `add`.
+    fn add_records(
+        &mut self,
+        agg: &A,
+        wm: Timestamp,
+        mut records: impl Iterator<Item = Record<(K, T)>>,
+        out: &mut Fired<K, A::Out>,
+        late: &mut Vec<Record<(K, T)>>,
+    ) {
+        while let Some(r) = self.panes.add_runs(
+            &mut records,
+            &mut self.recent,
+            self.slide,
+            |_, pane_end| (pane_end > wm).then_some(pane_end),
+            || Pane::new(agg.create()),
+            |pane, value| {
+                agg.add(&mut pane.acc, value);
+                pane.marks.touch(1);
+            },
+        ) {
+            add_one(r, late, |key, ts, value| self.add(agg, wm, key, ts, value, out));
+        }
+    }
+
+    /// Folds `acc`, the aggregate of records of `key` in the pane ending at
+    /// `pane_end`, into that pane (see `window::partial`); windows holding
+    /// it that already fired (a broken edge invariant, never by
+    /// construction) fire again. `false` if every window holding the pane
+    /// is gone for good.
+    fn merge(
+        &mut self,
+        agg: &A,
+        wm: Timestamp,
+        key: &K,
+        pane_end: Timestamp,
+        acc: A::Acc,
+        out: &mut Fired<K, A::Out>,
+    ) -> bool {
+        let last_end = pane_end.saturating_sub(self.slide).saturating_add(self.size);
+        if last_end.saturating_add(self.lateness) <= wm {
+            return false;
+        }
+        self.panes.update(
+            pane_end,
+            key,
+            || Pane::new(agg.create()),
+            |pane| {
+                agg.merge(&mut pane.acc, acc);
+                pane.marks.touch(1);
+            },
+        );
+        self.refire(agg, wm, key, pane_end, last_end, out);
+        true
+    }
 
     /// Fires the windows with end in `(previous, wm]` in ascending end, then
     /// drops the panes no kept window needs.
-    pub(super) fn on_watermark<T, A: Aggregate<T, Acc = Acc>>(
+    fn on_watermark(
         &mut self,
         agg: &A,
         previous: Timestamp,
@@ -297,8 +310,8 @@ impl<K: Hash + Eq + Clone, Acc: Clone, M: Marks> PaneWindows<K, Acc, M> {
     }
 
     /// The first window end in `(previous, wm)` at which a window holding a
-    /// pane fires, if any (see `WindowCore::next_step`).
-    pub(super) fn next_end(&self, previous: Timestamp, wm: Timestamp) -> Option<Timestamp> {
+    /// pane fires, if any.
+    fn next_end(&self, previous: Timestamp, wm: Timestamp) -> Option<Timestamp> {
         let from = self.first_end_after(previous);
         let (pane_end, _) = self.panes.next_after(from.saturating_sub(self.size), Timestamp::MAX)?;
         let end = from.max(pane_end);
@@ -307,7 +320,7 @@ impl<K: Hash + Eq + Clone, Acc: Clone, M: Marks> PaneWindows<K, Acc, M> {
 
     /// Fires early every window after the watermark that changed since it
     /// last fired, then marks every pane clean.
-    pub(super) fn fire_early<T, A: Aggregate<T, Acc = Acc>>(
+    fn fire_early(
         &mut self,
         agg: &A,
         wm: Timestamp,
@@ -320,21 +333,17 @@ impl<K: Hash + Eq + Clone, Acc: Clone, M: Marks> PaneWindows<K, Acc, M> {
     }
 
     /// Number of (key, pane) states held.
-    pub(super) fn open_panes(&self) -> usize {
+    fn open_windows(&self) -> usize {
         self.panes.len()
     }
 
     /// The panes for a checkpoint (serializes as a [`PaneSnapshot`]).
-    pub(super) fn snapshot(&self) -> impl Serialize + '_
-    where
-        K: Serialize,
-        Acc: Serialize,
-    {
+    fn snapshot(&self) -> impl Serialize + '_ {
         self.panes.snapshot()
     }
 
     /// Windows configured like these, holding the panes of a snapshot.
-    pub(super) fn restored(&self, state: PaneSnapshot<K, Acc, M>) -> Result<Self, String> {
+    fn restored(&self, state: Self::Snapshot) -> Result<Self, String> {
         let (size, slide, lateness) = (self.size, self.slide, self.lateness);
         Ok(PaneWindows {
             size,

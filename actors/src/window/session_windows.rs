@@ -28,12 +28,15 @@
 
 use std::hash::Hash;
 
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::buckets::{key_map, KeyMap};
+use super::core::Fired;
+use super::kind::{emit, last_instant, WindowKind};
+use super::layout::Layout;
 use super::wakeups::Wakeups;
-use super::{emit, last_instant, Fired};
-use crate::message::{Timestamp, END_OF_TIME};
+use crate::message::{Record, Timestamp, END_OF_TIME};
 use crate::window::session::{Session, SessionSet};
 use crate::window::{Aggregate, Timing, Window};
 
@@ -66,10 +69,9 @@ pub(super) struct SessionWindows<K, Acc> {
     /// Number of sessions held.
     open: usize,
     /// Keys in `keys` without a session. A key whose last session is
-    /// discarded stays in the map, because most keys come back soon: with
-    /// WL3's stream a third of the wake-ups empty a key, and removing and
-    /// re-inserting it cost two more hash-map probes and tombstones that
-    /// forced rehashes. Once empty keys outnumber the others (and at least
+    /// discarded stays in the map, because most keys come back soon:
+    /// removing and re-inserting it would cost two more hash-map probes and
+    /// leave tombstones that force rehashes. Once empty keys outnumber the others (and at least
     /// [`SWEEP_MIN`] of them), one pass drops them all: memory stays within
     /// about twice the keys that hold sessions, whatever the key space.
     empty: usize,
@@ -77,9 +79,8 @@ pub(super) struct SessionWindows<K, Acc> {
 
 /// Keys beyond which [`SessionWindows::touch`] looks keys up ahead: below
 /// it their slots stay in the processor's caches and the extra loop would
-/// only cost time. (The same trick made tumbling windows slower at
-/// K = 100,000: their per-record work is short enough for the processor to
-/// overlap the misses by itself.)
+/// only cost time. (Time windows do not look ahead: their per-record work
+/// is short enough for the processor to overlap the misses by itself.)
 const TOUCH_ABOVE: usize = 16_384;
 
 /// Empty keys kept before a sweep is considered (see
@@ -100,10 +101,82 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
         }
     }
 
+    /// Brings the map slots of `keys` into the cache before they are used.
+    ///
+    /// With many keys each record's lookup is a cache miss, and the work
+    /// between two lookups is long enough that the processor cannot start
+    /// the next record's miss while it waits for this one. A loop of bare
+    /// lookups can: its misses overlap, and the loop that does the work
+    /// then finds every slot in the cache.
+    #[inline]
+    pub(super) fn touch<'k>(&self, keys: impl Iterator<Item = &'k K>)
+    where
+        K: 'k,
+    {
+        if self.keys.len() <= TOUCH_ABOVE {
+            return; // few keys: their slots stay in the cache anyway
+        }
+        for key in keys {
+            // Every line of the slot: the key, the wake-up, each session.
+            let slot = self.keys.get(key).map(|state| {
+                state.sessions.as_slice().iter().fold(state.wake, |t, s| t ^ s.window.end)
+            });
+            std::hint::black_box(slot);
+        }
+    }
+
+    /// Looks at `key`, woken at `at` (before the watermark): fires its
+    /// session ending at `at`, discards its expired sessions and schedules
+    /// its next wake-up — strictly after `at`, possibly still before the
+    /// watermark, so that sessions of all keys fire in ascending end.
+    fn wake<T, A: Aggregate<T, Acc = Acc>>(&mut self, agg: &A, at: Timestamp, key: K, out: &mut Fired<K, A::Out>) {
+        let Some(state) = self.keys.get_mut(&key) else {
+            return; // stale: the key's sessions were all gone and it was swept
+        };
+        if state.wake != at || state.sessions.is_empty() {
+            return; // stale: the key was rescheduled earlier, or has no sessions
+        }
+        // `at <=` every next event: no unfired session ends before `at`.
+        let mut fired = None;
+        let (discarded, next) = state.sessions.wake(at, self.lateness, |s| {
+            s.fired = true;
+            s.since_fire = 0;
+            s.dirty = false;
+            fired = Some((s.window, agg.result(&s.acc)));
+        });
+        self.open -= discarded;
+        match next {
+            Some(next) => {
+                state.wake = next;
+                if let Some((window, value)) = fired {
+                    emit(out, last_instant(window), key.clone(), window, value, Timing::OnTime);
+                }
+                self.wakeups.push(next, key);
+            }
+            None => {
+                // Kept, without sessions, until a sweep (`empty`).
+                state.wake = END_OF_TIME;
+                self.empty += 1;
+                if let Some((window, value)) = fired {
+                    emit(out, last_instant(window), key, window, value, Timing::OnTime);
+                }
+            }
+        }
+    }
+}
+
+impl<K, T, A> WindowKind<K, T, A> for SessionWindows<K, A::Acc>
+where
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+    A: Aggregate<T>,
+{
+    const LAYOUT: Layout = Layout::Session;
+    type Snapshot = SessionSnapshot<K, A::Acc>;
+
     /// Adds a record to its key's sessions, merging as needed, unless the
     /// session it would belong to is already discarded (then returns the key
     /// back: late).
-    pub(super) fn add<T, A: Aggregate<T, Acc = Acc>>(
+    fn add(
         &mut self,
         agg: &A,
         wm: Timestamp,
@@ -144,36 +217,27 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
         None
     }
 
-    /// Brings the map slots of `keys` into the cache before they are used.
-    ///
-    /// With many keys each record's lookup is a cache miss, and the work
-    /// between two lookups is long enough that the processor cannot start
-    /// the next record's miss while it waits for this one. A loop of bare
-    /// lookups can: its misses overlap, and the loop that does the work
-    /// then finds every slot in the cache. WL3 K=100,000: see
-    /// docs/performance.md.
+    /// Looks the batch's keys up ahead ([`SessionWindows::touch`]), then
+    /// adds its records one by one.
     #[inline]
-    pub(super) fn touch<'k>(&self, keys: impl Iterator<Item = &'k K>)
-    where
-        K: 'k,
-    {
-        if self.keys.len() <= TOUCH_ABOVE {
-            return; // few keys: their slots stay in the cache anyway
-        }
-        for key in keys {
-            // Every line of the slot: the key, the wake-up, each session.
-            let slot = self.keys.get(key).map(|state| {
-                state.sessions.as_slice().iter().fold(state.wake, |t, s| t ^ s.window.end)
-            });
-            std::hint::black_box(slot);
-        }
+    fn add_batch(
+        &mut self,
+        agg: &A,
+        wm: Timestamp,
+        batch: &mut Vec<Record<(K, T)>>,
+        out: &mut Fired<K, A::Out>,
+        late: &mut Vec<Record<(K, T)>>,
+    ) {
+        self.touch(batch.iter().map(|r| &r.value.0));
+        self.add_records(agg, wm, batch.drain(..), out, late);
     }
 
     /// Fires the sessions the watermark passed, in ascending end, and
     /// discards those whose lateness expired.
-    pub(super) fn on_watermark<T, A: Aggregate<T, Acc = Acc>>(
+    fn on_watermark(
         &mut self,
         agg: &A,
+        _previous: Timestamp,
         wm: Timestamp,
         out: &mut Fired<K, A::Out>,
     ) {
@@ -190,47 +254,9 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
         }
     }
 
-    /// Looks at `key`, woken at `at` (before the watermark): fires its
-    /// session ending at `at`, discards its expired sessions and schedules
-    /// its next wake-up — strictly after `at`, possibly still before the
-    /// watermark, so that sessions of all keys fire in ascending end.
-    fn wake<T, A: Aggregate<T, Acc = Acc>>(&mut self, agg: &A, at: Timestamp, key: K, out: &mut Fired<K, A::Out>) {
-        let Some(state) = self.keys.get_mut(&key) else {
-            return; // stale: the key's sessions were all gone and it was swept
-        };
-        if state.wake != at || state.sessions.is_empty() {
-            return; // stale: the key was rescheduled earlier, or has no sessions
-        }
-        // `at <=` every next event: no unfired session ends before `at`.
-        let fired = state.sessions.ending_at(at).filter(|s| !s.fired).map(|s| {
-            s.fired = true;
-            s.since_fire = 0;
-            s.dirty = false;
-            (s.window, agg.result(&s.acc))
-        });
-        self.open -= state.sessions.discard_expired(self.lateness, at);
-        match state.sessions.next_event(self.lateness) {
-            Some(next) => {
-                state.wake = next;
-                if let Some((window, value)) = fired {
-                    emit(out, last_instant(window), key.clone(), window, value, Timing::OnTime);
-                }
-                self.wakeups.push(next, key);
-            }
-            None => {
-                // Kept, without sessions, until a sweep (`empty`).
-                state.wake = END_OF_TIME;
-                self.empty += 1;
-                if let Some((window, value)) = fired {
-                    emit(out, last_instant(window), key, window, value, Timing::OnTime);
-                }
-            }
-        }
-    }
-
     /// Fires early every session not fired on time that changed since it
     /// last fired.
-    pub(super) fn fire_early<T, A: Aggregate<T, Acc = Acc>>(&mut self, agg: &A, out: &mut Fired<K, A::Out>) {
+    fn fire_early(&mut self, agg: &A, _wm: Timestamp, out: &mut Fired<K, A::Out>) {
         for (key, state) in self.keys.iter_mut() {
             for s in state.sessions.iter_mut().filter(|s| s.dirty && !s.fired) {
                 fire(s, agg, key, Timing::Early, out);
@@ -239,7 +265,7 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
     }
 
     /// Number of (key, session) states held.
-    pub(super) fn open_windows(&self) -> usize {
+    fn open_windows(&self) -> usize {
         self.open
     }
 
@@ -248,11 +274,7 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
     /// the first live entry of each key in the group, which is the one that
     /// wakes it — so that keys waking at the same time wake in the same
     /// order after a restore.
-    pub(super) fn snapshot(&self) -> impl Serialize + '_
-    where
-        K: Serialize,
-        Acc: Serialize,
-    {
+    fn snapshot(&self) -> impl Serialize + '_ {
         let held = self.keys.len() - self.empty;
         let mut order = Vec::with_capacity(held);
         let mut seen: KeyMap<&K, ()> = key_map();
@@ -281,7 +303,7 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
 
     /// Sessions configured like these, holding the state of a snapshot; the
     /// wake-ups are scheduled again in the stored order.
-    pub(super) fn restored(&self, state: SessionSnapshot<K, Acc>) -> Result<Self, String> {
+    fn restored(&self, state: Self::Snapshot) -> Result<Self, String> {
         let mut me = SessionWindows::new(self.gap, self.lateness, self.early_every);
         me.keys.reserve(state.len());
         for (n, (key, wake, sessions)) in state.into_iter().enumerate() {
@@ -308,6 +330,7 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
 /// Decides what a session that just took a record fires now, and returns its
 /// next event. A session whose end the watermark already passed cannot wait
 /// for a watermark: it fires at once, as an update (`Late`).
+#[inline]
 fn settle<K: Clone, T, A: Aggregate<T>>(
     session: &mut Session<A::Acc>,
     agg: &A,
@@ -365,23 +388,23 @@ mod tests {
             assert!(w.add(&agg, i64::MIN, key, key as i64, &1, &mut out).is_none());
         }
         // Fire half of the one-off keys: they stay, without sessions.
-        w.on_watermark(&agg, 1_610, &mut out);
+        w.on_watermark(&agg, i64::MIN, 1_610, &mut out);
         assert_eq!(out.len(), 1_500);
-        assert_eq!((w.keys.len(), w.empty, w.open_windows()), (3_100, 1_500, 1_600));
+        assert_eq!((w.keys.len(), w.empty, w.open), (3_100, 1_500, 1_600));
         // A kept key that comes back is scheduled again and fires.
         assert!(w.add(&agg, 1_610, 100, 5_000, &7, &mut out).is_none());
         assert_eq!(w.empty, 1_499);
         // The rest fire: 3,000 empty keys outnumber the 100 others: swept.
-        w.on_watermark(&agg, 5_011, &mut out);
+        w.on_watermark(&agg, 1_610, 5_011, &mut out);
         assert_eq!(out.len(), 3_001);
-        assert_eq!((w.keys.len(), w.empty, w.open_windows()), (100, 0, 100));
+        assert_eq!((w.keys.len(), w.empty, w.open), (100, 0, 100));
         let last = out.last().expect("fired");
         assert_eq!((last.value.key, last.value.window.start, last.value.value), (100, 5_000, (1, 7)));
         // The snapshot holds the keys with sessions only.
-        let bytes = rmp_serde::to_vec(&w.snapshot()).expect("encodes");
+        let bytes = rmp_serde::to_vec(&WindowKind::<u64, i64, Agg>::snapshot(&w)).expect("encodes");
         let state: SessionSnapshot<u64, (u64, i64)> = rmp_serde::from_slice(&bytes).expect("decodes");
         assert_eq!(state.len(), 100);
-        w.on_watermark(&agg, END_OF_TIME, &mut out);
+        w.on_watermark(&agg, 5_011, END_OF_TIME, &mut out);
         assert_eq!(out.len(), 3_101);
     }
 }

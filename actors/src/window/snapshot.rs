@@ -1,5 +1,7 @@
-//! Checkpoints of the window core: [`WindowCore::snapshot`] and
-//! [`WindowCore::restore`].
+//! Checkpoints of the window core:
+//! [`WindowCore::snapshot`](super::core::WindowCore::snapshot) and
+//! [`WindowCore::restore`](super::core::WindowCore::restore), for a core
+//! of any window kind ([`KindCore`]).
 //!
 //! A snapshot is one rmp-serde (MessagePack) value, an array of
 //! `[header, watermark, late records, state]`:
@@ -34,12 +36,9 @@ use std::time::Duration;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::count_windows::CountSnapshot;
-use super::marks::{Dirty, Early, NoMarks};
-use super::pane_windows::PaneSnapshot;
-use super::session_windows::SessionSnapshot;
-use super::time_windows::TimeSnapshot;
-use super::{Kind, WindowCore};
+use super::core::KindCore;
+use super::kind::WindowKind;
+use super::layout::Layout;
 use crate::message::Timestamp;
 use crate::window::{Aggregate, Windows};
 
@@ -52,25 +51,6 @@ const MAGIC: &str = "weir-window-core";
 /// each time-window state and pane only where early firing is configured,
 /// as a nested value.
 const FORMAT: u32 = 2;
-
-/// How a core keeps its state, which follows from the configuration (a
-/// sliding window uses panes unless early firing by count needs one state
-/// per window, or the core was built without them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-enum Layout {
-    /// One state per (key, window), by window end.
-    Time,
-    /// The same, each with its early-firing marks.
-    TimeEarly,
-    /// One state per (key, pane), by pane end.
-    Panes,
-    /// The same, each with its dirty flag.
-    PanesEarly,
-    /// Merging sessions per key.
-    Session,
-    /// One window being filled per key.
-    Count,
-}
 
 /// What a snapshot was taken of; a core restores only an equal one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,63 +117,31 @@ impl Header {
     }
 }
 
-/// The state part of a snapshot, decoded, in the layout of its header.
-enum KindState<K, Acc> {
-    /// [`Layout::Time`].
-    Time(TimeSnapshot<K, Acc, NoMarks>),
-    /// [`Layout::TimeEarly`].
-    TimeEarly(TimeSnapshot<K, Acc, Early>),
-    /// [`Layout::Panes`].
-    Panes(PaneSnapshot<K, Acc, NoMarks>),
-    /// [`Layout::PanesEarly`].
-    PanesEarly(PaneSnapshot<K, Acc, Dirty>),
-    /// [`Layout::Session`].
-    Session(SessionSnapshot<K, Acc>),
-    /// [`Layout::Count`].
-    Count(CountSnapshot<K, Acc>),
-}
-
 /// A decoded snapshot: watermark, late records and state; or, when its
 /// header does not match the core, why.
-type Decoded<K, Acc> = Result<(Timestamp, u64, KindState<K, Acc>), String>;
+type Decoded<S> = Result<(Timestamp, u64, S), String>;
 
-impl<K, T, A> WindowCore<K, T, A>
+impl<K, T, A, W> KindCore<K, T, A, W>
 where
     K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     A: Aggregate<T>,
+    W: WindowKind<K, T, A>,
 {
-    /// Everything needed to resume exactly: open windows, panes, sessions
-    /// and count windows with their accumulators; their fired, dirty and
-    /// early-count state; the state kept for allowed lateness; the firing
-    /// schedule; the current watermark and the late-record counter. As
-    /// rmp-serde bytes, headed by the configuration (see the module doc).
-    pub(crate) fn snapshot(&self) -> Vec<u8> {
-        let header = self.header();
-        let (wm, late) = (self.watermark, self.late_records);
-        let bytes = match &self.kind {
-            Kind::Time(w) => rmp_serde::to_vec(&(header, wm, late, w.snapshot())),
-            Kind::TimeEarly(w) => rmp_serde::to_vec(&(header, wm, late, w.snapshot())),
-            Kind::Panes(w) => rmp_serde::to_vec(&(header, wm, late, w.snapshot())),
-            Kind::PanesEarly(w) => rmp_serde::to_vec(&(header, wm, late, w.snapshot())),
-            Kind::Session(w) => rmp_serde::to_vec(&(header, wm, late, w.snapshot())),
-            Kind::Count(w) => rmp_serde::to_vec(&(header, wm, late, w.snapshot())),
-        };
+    /// The core's state as rmp-serde bytes (see `WindowCore::snapshot`).
+    pub(super) fn snapshot(&self) -> Vec<u8> {
+        let bytes = rmp_serde::to_vec(&(self.header(), self.watermark, self.late_records, self.kind.snapshot()));
         // Writing into a `Vec` cannot fail, and every sequence has a known
         // length; only a key or accumulator type whose own `Serialize`
         // fails could, and that is a bug in that type.
         bytes.expect("window state serializes: keys and accumulators must not fail to serialize")
     }
 
-    /// Replaces this core's state with a snapshot taken by a core built with
-    /// the same [`Windows`] and [`crate::window::WindowOptions`] (and the
-    /// same layout). The error names what is wrong: bytes that do not decode
-    /// (or do not end where the snapshot does), a snapshot of another window
-    /// kind, layout or options, or state that breaks an invariant. On error
-    /// the core is unchanged.
-    pub(crate) fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+    /// Replaces the state with a snapshot's (see `WindowCore::restore`); on
+    /// error the core is unchanged.
+    pub(super) fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
         let expected = self.header();
         let mut de = rmp_serde::Deserializer::new(Cursor::new(bytes));
-        let seed = SnapshotSeed { expected: &expected, _types: PhantomData };
+        let seed = SnapshotSeed::<W::Snapshot> { expected: &expected, _state: PhantomData };
         let decoded = seed.deserialize(&mut de).map_err(|e| format!("window snapshot does not decode: {e}"))?;
         let (watermark, late_records, state) =
             decoded.map_err(|e| format!("window snapshot does not fit this window manager: {e}"))?;
@@ -205,17 +153,7 @@ where
             ));
         }
         // The header matched, so the state is in this core's layout.
-        let kind = match (&self.kind, state) {
-            (Kind::Time(w), KindState::Time(s)) => w.restored(s).map(Kind::Time),
-            (Kind::TimeEarly(w), KindState::TimeEarly(s)) => w.restored(s).map(Kind::TimeEarly),
-            (Kind::Panes(w), KindState::Panes(s)) => w.restored(s).map(Kind::Panes),
-            (Kind::PanesEarly(w), KindState::PanesEarly(s)) => w.restored(s).map(Kind::PanesEarly),
-            (Kind::Session(w), KindState::Session(s)) => w.restored(s).map(Kind::Session),
-            (Kind::Count(w), KindState::Count(s)) => w.restored(s).map(Kind::Count),
-            _ => Err("its state is not in the layout its header names".to_owned()),
-        }
-        .map_err(|e| format!("window snapshot is inconsistent: {e}"))?;
-        self.kind = kind;
+        self.kind = self.kind.restored(state).map_err(|e| format!("window snapshot is inconsistent: {e}"))?;
         self.watermark = watermark;
         self.late_records = late_records;
         Ok(())
@@ -223,19 +161,11 @@ where
 
     /// This core's configuration, as a snapshot header.
     fn header(&self) -> Header {
-        let layout = match self.kind {
-            Kind::Time(_) => Layout::Time,
-            Kind::TimeEarly(_) => Layout::TimeEarly,
-            Kind::Panes(_) => Layout::Panes,
-            Kind::PanesEarly(_) => Layout::PanesEarly,
-            Kind::Session(_) => Layout::Session,
-            Kind::Count(_) => Layout::Count,
-        };
         Header {
             magic: MAGIC.to_owned(),
             format: FORMAT,
             windows: self.windows,
-            layout,
+            layout: W::LAYOUT,
             allowed_lateness: self.options.allowed_lateness,
             early_every_count: self.options.early_every_count,
             early_every_interval: self.options.early_every_interval,
@@ -246,23 +176,23 @@ where
 /// Decodes a snapshot for a core whose header is `expected`: reads the
 /// header first, and the state only in the layout it names and only if it
 /// matches (otherwise skips the rest and says why).
-struct SnapshotSeed<'a, K, Acc> {
+struct SnapshotSeed<'a, S> {
     /// The restoring core's header.
     expected: &'a Header,
-    /// The key and accumulator types decoded.
-    _types: PhantomData<fn() -> (K, Acc)>,
+    /// The state part decoded (the layout's own).
+    _state: PhantomData<fn() -> S>,
 }
 
-impl<'de, K: DeserializeOwned, Acc: DeserializeOwned> DeserializeSeed<'de> for SnapshotSeed<'_, K, Acc> {
-    type Value = Decoded<K, Acc>;
+impl<'de, St: DeserializeOwned> DeserializeSeed<'de> for SnapshotSeed<'_, St> {
+    type Value = Decoded<St>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_tuple(4, self)
     }
 }
 
-impl<'de, K: DeserializeOwned, Acc: DeserializeOwned> Visitor<'de> for SnapshotSeed<'_, K, Acc> {
-    type Value = Decoded<K, Acc>;
+impl<'de, St: DeserializeOwned> Visitor<'de> for SnapshotSeed<'_, St> {
+    type Value = Decoded<St>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a window-core snapshot: [header, watermark, late records, state]")
@@ -277,14 +207,8 @@ impl<'de, K: DeserializeOwned, Acc: DeserializeOwned> Visitor<'de> for SnapshotS
         }
         let watermark: Timestamp = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(1, &self))?;
         let late_records: u64 = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(2, &self))?;
-        let state = match header.layout {
-            Layout::Time => seq.next_element()?.map(KindState::Time),
-            Layout::TimeEarly => seq.next_element()?.map(KindState::TimeEarly),
-            Layout::Panes => seq.next_element()?.map(KindState::Panes),
-            Layout::PanesEarly => seq.next_element()?.map(KindState::PanesEarly),
-            Layout::Session => seq.next_element()?.map(KindState::Session),
-            Layout::Count => seq.next_element()?.map(KindState::Count),
-        };
+        // The header matched: the state is in the expected layout.
+        let state: Option<St> = seq.next_element()?;
         let state = state.ok_or_else(|| de::Error::invalid_length(3, &self))?;
         if seq.next_element::<IgnoredAny>()?.is_some() {
             return Err(de::Error::invalid_length(5, &self));

@@ -19,12 +19,15 @@
 
 use std::hash::Hash;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::buckets::{BucketEntries, Buckets};
+use super::core::Fired;
+use super::kind::{add_one, emit, last_instant, WindowKind};
+use super::layout::Layout;
 use super::marks::Marks;
 use super::span::RecentSpan;
-use super::{add_one, emit, last_instant, Fired};
 use crate::message::{Record, Timestamp};
 use crate::window::{Aggregate, Timing, Window};
 
@@ -89,73 +92,58 @@ impl<K: Hash + Eq + Clone, Acc, M: Marks> TimeWindows<K, Acc, M> {
         TimeWindows { size, slide, lateness, early_every, windows: Buckets::new(), recent: RecentSpan::new() }
     }
 
-    /// Adds every record `records` yields as [`TimeWindows::add`] does, late
-    /// records to `late`. Tumbling windows without early firing take runs
-    /// of records into windows after the watermark through
-    /// [`Buckets::add_runs`]; every other record goes through `add`. Stops
-    /// at the first `None` (the iterator need not be fused).
-    pub(super) fn add_batch<T, A: Aggregate<T, Acc = Acc>>(
-        &mut self,
-        agg: &A,
-        wm: Timestamp,
-        mut records: impl Iterator<Item = Record<(K, T)>>,
-        out: &mut Fired<K, A::Out>,
-        late: &mut Vec<Record<(K, T)>>,
-    ) {
-        if self.size == self.slide && self.early_every.is_none() {
-            // A window after the watermark only adds the record: no firing.
-            while let Some(r) = self.windows.add_runs(
-                &mut records,
-                &mut self.recent,
-                self.size,
-                |_, end| (end > wm).then_some(end),
-                || Slot::new(agg.create()),
-                |slot, value| {
-                    agg.add(&mut slot.acc, value);
-                    slot.marks.touch(1);
-                },
-            ) {
-                add_one(r, late, |key, ts, value| self.add(agg, wm, key, ts, value, out));
-            }
-        } else {
-            for r in records {
-                add_one(r, late, |key, ts, value| self.add(agg, wm, key, ts, value, out));
-            }
-        }
-    }
-
-    /// Folds `acc`, the aggregate of records of `key` in the tumbling
-    /// window ending at `end`, into that window's state (see
-    /// `window::partial`; never with early firing by count, so the
-    /// per-window record counter is left alone). Behind the watermark but within the lateness (a
-    /// broken edge invariant, never by construction) the window fires again
-    /// as an update; `false` if the window is gone for good.
-    pub(super) fn merge<T, A: Aggregate<T, Acc = Acc>>(
+    /// Folds into `window` of `key`, which is still kept, with `fold` (a
+    /// record added, or a partial merged; it returns how many records it
+    /// adds to the early-firing count): fires the window at once if it has
+    /// fired on time already (a late update), or early when it reached the
+    /// count of an early firing.
+    #[inline(always)]
+    fn update<T, A: Aggregate<T, Acc = Acc>>(
         &mut self,
         agg: &A,
         wm: Timestamp,
         key: &K,
-        end: Timestamp,
-        acc: Acc,
+        window: Window,
+        fold: impl FnOnce(&mut Acc) -> u32,
         out: &mut Fired<K, A::Out>,
-    ) -> bool {
-        debug_assert_eq!(self.size, self.slide, "combined partials are built for tumbling windows only");
-        if end.saturating_add(self.lateness) <= wm {
-            return false;
-        }
-        let window = Window::new(end.saturating_sub(self.size), end);
-        // Counted as no record: early firing by count is never combined.
-        self.update(agg, wm, key, window, |slot_acc| {
-            agg.merge(slot_acc, acc);
-            0
-        }, out);
-        true
+    ) {
+        let early_every = self.early_every;
+        let fired_on_time = window.end <= wm;
+        self.windows.update(
+            window.end,
+            key,
+            || Slot::new(agg.create()),
+            |slot| {
+                let records = fold(&mut slot.acc);
+                if fired_on_time {
+                    // Behind the watermark but within the lateness: the
+                    // result is updated now, no watermark will come for it.
+                    slot.fire(agg, key, window, Timing::Late, out);
+                } else {
+                    slot.marks.touch(records);
+                    if early_every.is_some_and(|n| u64::from(slot.marks.since_fire()) >= n) {
+                        slot.fire(agg, key, window, Timing::Early, out);
+                    }
+                }
+            },
+        );
     }
+}
+
+impl<K, T, A, M> WindowKind<K, T, A> for TimeWindows<K, A::Acc, M>
+where
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+    A: Aggregate<T>,
+    M: Marks + Send + 'static,
+{
+    const LAYOUT: Layout = if M::TRACKED { Layout::TimeEarly } else { Layout::Time };
+    const MERGES: bool = true;
+    type Snapshot = TimeSnapshot<K, A::Acc, M>;
 
     /// Adds a record to each of its windows that is still kept, in ascending
     /// window order; returns the key back if there is none (late record).
     #[inline]
-    pub(super) fn add<T, A: Aggregate<T, Acc = Acc>>(
+    fn add(
         &mut self,
         agg: &A,
         wm: Timestamp,
@@ -202,53 +190,70 @@ impl<K: Hash + Eq + Clone, Acc, M: Marks> TimeWindows<K, Acc, M> {
         }
     }
 
-    /// Folds into `window` of `key`, which is still kept, with `fold` (a
-    /// record added, or a partial merged; it returns how many records it
-    /// adds to the early-firing count): fires the window at once if it has
-    /// fired on time already (a late update), or early when it reached the
-    /// count of an early firing.
-    #[inline(always)]
-    fn update<T, A: Aggregate<T, Acc = Acc>>(
+    /// Tumbling windows without early firing take runs of records into
+    /// windows after the watermark through [`Buckets::add_runs`]; every
+    /// other record goes through `add`.
+    fn add_records(
+        &mut self,
+        agg: &A,
+        wm: Timestamp,
+        mut records: impl Iterator<Item = Record<(K, T)>>,
+        out: &mut Fired<K, A::Out>,
+        late: &mut Vec<Record<(K, T)>>,
+    ) {
+        if self.size == self.slide && self.early_every.is_none() {
+            // A window after the watermark only adds the record: no firing.
+            while let Some(r) = self.windows.add_runs(
+                &mut records,
+                &mut self.recent,
+                self.size,
+                |_, end| (end > wm).then_some(end),
+                || Slot::new(agg.create()),
+                |slot, value| {
+                    agg.add(&mut slot.acc, value);
+                    slot.marks.touch(1);
+                },
+            ) {
+                add_one(r, late, |key, ts, value| self.add(agg, wm, key, ts, value, out));
+            }
+        } else {
+            for r in records {
+                add_one(r, late, |key, ts, value| self.add(agg, wm, key, ts, value, out));
+            }
+        }
+    }
+
+    /// Folds `acc`, the aggregate of records of `key` in the tumbling
+    /// window ending at `end`, into that window's state (see
+    /// `window::partial`; never with early firing by count, so the
+    /// per-window record counter is left alone). Behind the watermark but within the lateness (a
+    /// broken edge invariant, never by construction) the window fires again
+    /// as an update; `false` if the window is gone for good.
+    fn merge(
         &mut self,
         agg: &A,
         wm: Timestamp,
         key: &K,
-        window: Window,
-        fold: impl FnOnce(&mut Acc) -> u32,
+        end: Timestamp,
+        acc: A::Acc,
         out: &mut Fired<K, A::Out>,
-    ) {
-        let early_every = self.early_every;
-        let fired_on_time = window.end <= wm;
-        self.windows.update(
-            window.end,
-            key,
-            || Slot::new(agg.create()),
-            |slot| {
-                let records = fold(&mut slot.acc);
-                if fired_on_time {
-                    // Behind the watermark but within the lateness: the
-                    // result is updated now, no watermark will come for it.
-                    slot.fire(agg, key, window, Timing::Late, out);
-                } else {
-                    slot.marks.touch(records);
-                    if early_every.is_some_and(|n| u64::from(slot.marks.since_fire()) >= n) {
-                        slot.fire(agg, key, window, Timing::Early, out);
-                    }
-                }
-            },
-        );
+    ) -> bool {
+        debug_assert_eq!(self.size, self.slide, "combined partials are built for tumbling windows only");
+        if end.saturating_add(self.lateness) <= wm {
+            return false;
+        }
+        let window = Window::new(end.saturating_sub(self.size), end);
+        // Counted as no record: early firing by count is never combined.
+        self.update(agg, wm, key, window, |slot_acc| {
+            agg.merge(slot_acc, acc);
+            0
+        }, out);
+        true
     }
 
     /// Fires the windows with end in `(previous, wm]` in ascending end and
     /// drops those whose lateness expired.
-    /// The first window end in `(previous, wm)`, if any (see
-    /// `WindowCore::next_step`).
-    pub(super) fn next_end(&self, previous: Timestamp, wm: Timestamp) -> Option<Timestamp> {
-        let (end, _) = self.windows.next_after(previous, wm)?;
-        (end < wm).then_some(end)
-    }
-
-    pub(super) fn on_watermark<T, A: Aggregate<T, Acc = Acc>>(
+    fn on_watermark(
         &mut self,
         agg: &A,
         previous: Timestamp,
@@ -278,9 +283,15 @@ impl<K: Hash + Eq + Clone, Acc, M: Marks> TimeWindows<K, Acc, M> {
         }
     }
 
+    /// The first window end in `(previous, wm)`, if any.
+    fn next_end(&self, previous: Timestamp, wm: Timestamp) -> Option<Timestamp> {
+        let (end, _) = self.windows.next_after(previous, wm)?;
+        (end < wm).then_some(end)
+    }
+
     /// Fires early every window after the watermark that changed since it
     /// last fired.
-    pub(super) fn fire_early<T, A: Aggregate<T, Acc = Acc>>(
+    fn fire_early(
         &mut self,
         agg: &A,
         wm: Timestamp,
@@ -301,21 +312,17 @@ impl<K: Hash + Eq + Clone, Acc, M: Marks> TimeWindows<K, Acc, M> {
     }
 
     /// Number of (key, window) states held.
-    pub(super) fn open_windows(&self) -> usize {
+    fn open_windows(&self) -> usize {
         self.windows.len()
     }
 
     /// The states for a checkpoint (serializes as a [`TimeSnapshot`]).
-    pub(super) fn snapshot(&self) -> impl Serialize + '_
-    where
-        K: Serialize,
-        Acc: Serialize,
-    {
+    fn snapshot(&self) -> impl Serialize + '_ {
         self.windows.snapshot()
     }
 
     /// Windows configured like these, holding the states of a snapshot.
-    pub(super) fn restored(&self, state: TimeSnapshot<K, Acc, M>) -> Result<Self, String> {
+    fn restored(&self, state: Self::Snapshot) -> Result<Self, String> {
         Ok(TimeWindows { windows: Buckets::from_snapshot(state)?, ..*self })
     }
 }

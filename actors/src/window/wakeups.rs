@@ -18,8 +18,8 @@
 //! time popped (session windows only schedule at or after the watermark, or
 //! after the time being processed).
 //!
-//! Replaces a `BTreeMap` over every pending time, whose search per push and
-//! per pop was a fifth of WL3's window time (docs/performance.md).
+//! A push and a pop cost a slot index, not a search of an ordered map of
+//! every pending time.
 
 use std::collections::BTreeMap;
 

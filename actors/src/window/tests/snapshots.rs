@@ -9,7 +9,10 @@
 use std::time::{Duration, Instant};
 
 use super::snapshot_harness::{assert_resumes_identically, core, opts, run, timed, value, Agg, Core, Observed, Step};
-use super::*;
+use crate::message::Record;
+use crate::window::core::WindowCore;
+use crate::window::layout::Layout;
+use crate::window::{Timing, Window, WindowOptions, WindowResult, Windows};
 use crate::window::{Count, Sum};
 use Step::{Add, Wm};
 use Timing::{Early, Late, OnTime};
@@ -89,7 +92,7 @@ fn sliding_stream() -> (Vec<Step>, Vec<Step>) {
 fn sliding_windows_in_panes_resume_with_dirty_panes_and_lateness_state() {
     let (prefix, suffix) = sliding_stream();
     let windows = Windows::sliding(30, 10);
-    assert!(matches!(core(windows, timed(15, None), true).kind, Kind::PanesEarly(_)));
+    assert_eq!(core(windows, timed(15, None), true).layout(), Layout::PanesEarly);
     let seen = assert_resumes_identically(windows, timed(15, None), true, &prefix, &suffix, false);
     assert!(any(&seen, Early) && any(&seen, OnTime) && any(&seen, Late));
     assert_eq!(late_count(&seen), 1);
@@ -102,7 +105,7 @@ fn sliding_windows_one_state_per_window_resume_with_early_counts() {
     // Without panes by choice, and because early firing by count needs a
     // state per window.
     for (options, panes) in [(timed(15, None), false), (opts(15, Some(2)), false), (timed(15, Some(2)), true)] {
-        assert!(matches!(core(windows, options, panes).kind, Kind::TimeEarly(_)));
+        assert_eq!(core(windows, options, panes).layout(), Layout::TimeEarly);
         let seen = assert_resumes_identically(windows, options, panes, &prefix, &suffix, false);
         assert!(any(&seen, Early) && any(&seen, OnTime) && any(&seen, Late));
         assert_eq!(late_count(&seen), 1);
@@ -224,8 +227,8 @@ fn restore_rejects_another_size_layout_or_options() {
     assert_rejected(&mut stricter, &tumbling, &["allowed lateness of 5 ms", "0 ms"]);
     let mut early = core(Windows::tumbling(10), opts(5, Some(3)), true);
     assert_rejected(&mut early, &tumbling, &["early firing every None records", "Some(3)"]);
-    let mut ticking = core(Windows::tumbling(10), opts(5, None), true);
-    ticking.options.early_every_interval = Some(Duration::from_secs(1));
+    let ticking_options = WindowOptions { early_every_interval: Some(Duration::from_secs(1)), ..opts(5, None) };
+    let mut ticking = core(Windows::tumbling(10), ticking_options, true);
     assert_rejected(&mut ticking, &tumbling, &["early firing every None", "Some(1s)"]);
     // Same windows, other layout: panes and one state per window.
     let mut panes = core(Windows::sliding(30, 10), opts(0, None), true);
@@ -290,4 +293,53 @@ fn snapshot_of_100k_keys_of_tumbling_count_and_sum() {
         v
     };
     assert_eq!(sorted(a), sorted(b));
+}
+
+/// One core of every layout, fed the same short stream of three keys: what
+/// [`snapshot_bytes_of_format_2_are_stable`] encodes.
+fn one_of_each_layout() -> Vec<(&'static str, Core)> {
+    let stream = [Add(1, 1, 1), Add(2, 3, 2), Add(1, 12, 4), Step::Early, Add(3, 14, 8), Wm(10), Add(1, 9, 16), Add(2, 25, 32)];
+    let mut cores: Vec<_> = ["Time", "TimeEarly", "Panes", "PanesEarly", "Session", "Count"].map(|name| (name, fresh_like(name))).into();
+    for (_, c) in &mut cores {
+        run(c, &stream);
+    }
+    cores
+}
+
+/// An empty core of the layout `name`.
+fn fresh_like(name: &str) -> Core {
+    match name {
+        "Time" => core(Windows::tumbling(10), opts(5, None), true),
+        "TimeEarly" => core(Windows::sliding(20, 10), timed(5, Some(2)), true),
+        "Panes" => core(Windows::sliding(20, 10), opts(5, None), true),
+        "PanesEarly" => core(Windows::sliding(20, 10), timed(5, None), true),
+        "Session" => core(Windows::session(4), timed(5, Some(2)), true),
+        _ => core(Windows::count(3), timed(0, Some(2)), true),
+    }
+}
+
+/// What [`one_of_each_layout`] encodes, in hex: written by the build that
+/// introduced format 2 (and kept by every build since that reads it).
+const FORMAT_2_FIXTURES: [(&str, &str); 6] = [
+    ("Time", "9497b0776569722d77696e646f772d636f72650281a854756d626c696e67910aa454696d6505c0c00a0093920a9292029292010290920192920211909214929201929201049092039292010890921e9192029292012090"),
+    ("TimeEarly", "9497b0776569722d77696e646f772d636f72650281a7536c6964696e6792140aa954696d654561726c7905029201000a0094920a929202929201029200c29201929202119200c29214939202929201029200c29201929203159201c39203929201089201c3921e939202929201209201c39201929201049200c29203929201089201c39228919202929201209201c3"),
+    ("Panes", "9497b0776569722d77696e646f772d636f72650281a7536c6964696e6792140aa550616e657305c0c00a0093920a9292029292010290920192920211909214929201929201049092039292010890921e9192029292012090"),
+    ("PanesEarly", "9497b0776569722d77696e646f772d636f72650281a7536c6964696e6792140aaa50616e65734561726c7905c09201000a0093920a92920292920102c2920192920211c3921492920192920104c2920392920108c3921e91920292920120c3"),
+    ("Session", "9497b0776569722d77696e646f772d636f72650281a753657373696f6e9104a753657373696f6e05029201000a009393010a929592010592010100c2c39592091092021401c3c293020c929592030792010200c2c39592191d92012001c3c29303129195920e1292010801c3c2"),
+    ("Count", "9497b0776569722d77696e646f772d636f72650281a5436f756e749103a5436f756e7400029201000a009392029692022200021901c39201969200000300d3800000000000000000c292039692010800010e01c3"),
+];
+
+#[test]
+fn snapshot_bytes_of_format_2_are_stable() {
+    let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+    for ((name, c), (fixture_name, fixture)) in one_of_each_layout().into_iter().zip(FORMAT_2_FIXTURES) {
+        assert_eq!(name, fixture_name);
+        assert_eq!(hex(&c.snapshot()), fixture, "{name}: the encoding changed; bump FORMAT and say so in docs/checkpoints.md");
+        // A fresh core of the configuration restores the fixture and
+        // writes it back unchanged.
+        let bytes: Vec<u8> = (0..fixture.len()).step_by(2).map(|i| u8::from_str_radix(&fixture[i..i + 2], 16).expect("hex")).collect();
+        let mut restored = fresh_like(name);
+        restored.restore(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(hex(&restored.snapshot()), fixture, "{name}: restored and written again");
+    }
 }

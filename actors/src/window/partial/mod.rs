@@ -3,7 +3,7 @@
 //! With few keys, most of what a `key_by` edge to `p > 1` window managers
 //! costs is moving records between cores: every record is copied into a
 //! batch that another core then reads. A combining edge
-//! (`output::combine`) instead folds, within each batch it is given, the
+//! ([`combine::Combine`]) instead folds, within each batch it is given, the
 //! records of one key and one window interval into one accumulator with
 //! [`Aggregate::add`], and sends that ([`Partial::Combined`]); the window
 //! manager folds it into the window's state with [`Aggregate::merge`]. This
@@ -22,6 +22,9 @@
 //! that has not yet forwarded a watermark does not start (after a restore
 //! the receiver's watermark comes from the checkpoint).
 
+pub(crate) mod combine;
+
+use super::layout::Layout;
 use crate::message::Timestamp;
 use crate::window::{WindowOptions, Windows};
 
@@ -60,19 +63,14 @@ pub(crate) type Keyed<K, T, Acc> = (K, Partial<T, Acc>);
 /// The length of the interval records can be combined over for `windows`
 /// with `options`, or `None` where combining would change results:
 /// tumbling windows (the window itself) and sliding windows kept in panes
-/// (the pane), without early firing by count (which counts records one by
-/// one). Session and count windows are not combined.
+/// (the pane), as the window core lays them out ([`Layout`]), without early
+/// firing by count (which counts records one by one). Session and count
+/// windows are not combined.
 pub(crate) fn combinable(windows: Windows, options: &WindowOptions) -> Option<i64> {
-    if options.early_every_count.is_some() {
+    if options.early_every_count.is_some() || windows.validate().is_err() {
         return None;
     }
-    match windows {
-        Windows::Tumbling { size } if size > 0 => Some(size),
-        // As `WindowCore` lays them out: one state per window when the
-        // slide equals the size, panes when the size is a multiple of it.
-        Windows::Sliding { size, slide } if slide > 0 && size >= slide && size % slide == 0 => Some(slide),
-        _ => None,
-    }
+    Layout::of(windows, options, true).combined_interval(windows)
 }
 
 #[cfg(test)]

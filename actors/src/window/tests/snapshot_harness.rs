@@ -1,10 +1,10 @@
-//! The harness of the checkpoint tests (`snapshot_tests.rs`,
+//! The harness of the checkpoint tests (`snapshots.rs`,
 //! `snapshot_proptests.rs`): a counting and summing core, streams of steps,
 //! what each step emits, and the check that a core restored from a
 //! snapshot resumes exactly like the original.
 
-use super::*;
-use crate::window::{Count, Sum};
+use crate::window::core::WindowCore;
+use crate::window::{Count, Sum, Timing, Window, WindowOptions, Windows};
 
 /// Counts and sums the values (a nameable aggregate type, so that cores can
 /// be built in helpers).
@@ -24,7 +24,7 @@ pub(super) fn core(windows: Windows, options: WindowOptions, panes: bool) -> Cor
     WindowCore::with_layout(windows, options, agg, panes)
 }
 
-pub(super) use super::tests::{opts, timed};
+pub(super) use super::hand_made::{opts, timed};
 
 /// One input to a core.
 #[derive(Debug, Clone, Copy)]

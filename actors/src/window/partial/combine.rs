@@ -27,7 +27,7 @@ use crate::message::{Record, Timestamp};
 use crate::metrics::ActorMetrics;
 use crate::output::edge::{partition, Partitioned};
 use crate::output::{Blocked, Control, Emit, Target};
-use crate::window::core::span::RecentSpan;
+use crate::window::span::RecentSpan;
 use crate::window::partial::{Keyed, Partial};
 use crate::window::Aggregate;
 
@@ -174,8 +174,8 @@ where
         let mut next = records.next();
         // The intervals of the last run and of the one before it, with
         // their entries in `groups`: a run ends at a record of another
-        // interval, and disordered records alternate between two
-        // neighbours (WL2's panes are as long as its disorder).
+        // interval, and where the disorder is about an interval long,
+        // records alternate between two neighbours.
         let (mut last, mut before): (Option<Span>, Option<Span>) = (None, None);
         while let Some(first) = next.take() {
             if let Some((start, end, at)) = before.filter(|&(s, e, _)| first.ts >= s && first.ts < e) {
@@ -290,5 +290,8 @@ where
     }
     fn take_blocked(&mut self) -> Option<Blocked> {
         self.out.sender.take_blocked()
+    }
+    fn is_blocked(&self) -> bool {
+        self.out.sender.is_blocked()
     }
 }
