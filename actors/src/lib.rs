@@ -14,42 +14,48 @@
 //! Most users depend on the `weir` crate, which re-exports this one with
 //! connectors and the command-line tool.
 
-#[doc(hidden)] #[cfg(feature = "bench-internals")] pub mod bench_support;
-pub mod checkpoint;
-pub mod error;
-pub mod job;
-pub mod message;
-pub mod metrics;
-pub mod operator;
-pub(crate) mod output;
-pub(crate) mod runtime;
-pub mod shell;
-pub mod sink;
-pub mod source;
-pub mod state;
-pub mod time;
-pub mod topology;
-pub mod window;
-pub(crate) mod window_manager;
+#[doc(hidden)]
+#[cfg(feature = "bench-internals")]
+pub mod bench_support;
+mod checkpoint;
+mod error;
+mod job;
+mod message;
+mod metrics;
+mod operator;
+mod output;
+mod runtime;
+mod shell;
+mod sink;
+mod source;
+mod state;
+mod time;
+mod topology;
+mod window;
+mod window_manager;
 
 pub use checkpoint::{CheckpointConfig, CheckpointStats, Snapshot};
 pub use error::{BuildError, JobError, OperatorError, SnapshotError};
 pub use job::Job;
-pub use runtime::{CheckpointSummary, JobHandle, JobReport};
-pub use state::{LocalDirBackend, StateBackend, StateError};
 pub use message::{CheckpointId, Envelope, Record, StreamElement, Timestamp, END_OF_TIME};
 pub use metrics::{ActorKind, JobMetrics, MetricsSnapshot};
 pub use operator::{Collector, Operator, OperatorContext, OperatorHarness};
 pub use output::outlet::Outlet;
+pub use runtime::{CheckpointSummary, JobHandle, JobReport};
 pub use shell::{Core, Cx, Outputs, Shell};
-pub use sink::transactional::{ExactlyOnceFileSink, TransactionalFile};
-pub use sink::{CollectSink, Collected, FileSink, FnSink, Sink, SinkError, StdoutSink};
-pub use source::{
-    push_source, DeadLetter, FileSource, IterSource, PushHandle, Source, SourceBatch, SourceStatus, Throttled,
-    TrySendError,
+pub use sink::{
+    CollectSink, Collected, ExactlyOnceFileSink, FileSink, FnSink, Sink, SinkError, StdoutSink, TransactionalFile,
 };
+pub use source::{
+    push_source, DeadLetter, FileFormat, FileSource, IterSource, PushHandle, PushSource, Source, SourceBatch,
+    SourceStatus, Throttled, TrySendError,
+};
+pub use state::{CheckpointInfo, CheckpointMeta, LocalDirBackend, RestoredCheckpoint, StateBackend, StateError};
 pub use time::{InputEvent, InputTracker, WatermarkStrategy};
-pub use topology::{ActorOperatorInfo, EdgeOutput, GraphEdge, GraphNode, JobGraph, Placement, JobBuilder, KeyedStream, Stream, WindowedStream};
+pub use topology::{
+    ActorOperatorInfo, EdgeOutput, GraphEdge, GraphNode, JobBuilder, JobGraph, KeyedStream, Placement, Stream,
+    WindowedStream,
+};
 pub use window::{
     Aggregate, Average, Collect, Count, Max, Min, Sum, Timing, Window, WindowOptions, WindowResult, Windows,
 };

@@ -28,7 +28,7 @@ pub enum ActorKind {
 
 /// The live counters of one actor. Cheap to update (relaxed atomics).
 #[derive(Debug)]
-pub struct ActorMetrics {
+pub(crate) struct ActorMetrics {
     pub(crate) name: String,
     pub(crate) kind: ActorKind,
     pub(crate) records_in: AtomicU64,
@@ -148,7 +148,7 @@ impl ActorMetrics {
     }
 
     /// A consistent-enough copy of the counters.
-    pub fn snapshot(&self) -> MetricsSnapshot {
+    pub(crate) fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
             name: self.name.clone(),
             kind: self.kind,

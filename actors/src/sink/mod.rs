@@ -10,7 +10,7 @@
 
 mod builtin;
 pub(crate) mod recipient;
-pub mod transactional;
+mod transactional;
 
 use std::path::PathBuf;
 
@@ -20,6 +20,7 @@ use crate::message::{CheckpointId, Record, Timestamp};
 use crate::shell::{Core, Cx};
 
 pub use builtin::{CollectSink, Collected, FileSink, FnSink, StdoutSink};
+pub use transactional::{ExactlyOnceFileSink, TransactionalFile};
 
 /// A sink failed: what and where.
 #[derive(Debug, thiserror::Error)]

@@ -12,10 +12,10 @@
 //! ([`FileSource`]), whose malformed lines become [`DeadLetter`]s.
 
 pub(crate) mod actor;
-pub mod file;
-pub mod iter;
-pub mod push;
-pub mod throttle;
+mod file;
+mod iter;
+mod push;
+mod throttle;
 
 use std::task::{Context, Poll};
 
@@ -25,7 +25,7 @@ use crate::checkpoint::Snapshot;
 use crate::error::SnapshotError;
 use crate::message::Record;
 
-pub use file::FileSource;
+pub use file::{FileFormat, FileSource};
 pub use iter::IterSource;
 pub use push::{push_source, PushHandle, PushSource, TrySendError};
 pub use throttle::Throttled;

@@ -38,7 +38,7 @@ use crate::message::CheckpointId;
 /// directory, the newest `retain` complete ones kept.
 ///
 /// ```
-/// use weir_actors::state::{CheckpointMeta, LocalDirBackend, StateBackend};
+/// use weir_actors::{CheckpointMeta, LocalDirBackend, StateBackend};
 /// use weir_actors::CheckpointId;
 ///
 /// let dir = tempfile::tempdir()?;

@@ -37,7 +37,7 @@
 // - `tests/`: the core's tests (hand-made streams, early firing,
 //   checkpoints, property tests against brute-force models).
 
-pub mod aggregate;
+mod aggregate;
 mod buckets;
 pub(crate) mod core;
 mod count_windows;
