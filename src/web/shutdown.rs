@@ -40,7 +40,9 @@ use crate::{JobError, JobHandle, JobReport};
 /// so that no signal can end the process half-way, and build every
 /// `HttpServer` of the process with `disable_signals()`: actix-web's own
 /// handlers would see the same signal and stop the actix System under the
-/// job. Several `ShutdownSignals` each see every signal.
+/// job. Several `ShutdownSignals` each see every signal. As with any
+/// tokio signal handler, the signals stay taken for the rest of the
+/// process, even once this is dropped: after the shutdown, exit.
 pub struct ShutdownSignals {
     #[cfg(unix)]
     interrupt: actix_web::rt::signal::unix::Signal,
