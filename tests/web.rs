@@ -482,6 +482,7 @@ fn web_types_are_send_and_sync() {
     send_sync::<LatestWindows<String, u64>>();
     send_sync::<weir::web::LatestSink<String, u64>>();
     send_sync::<IngestReport>();
+    send_sync::<weir::web::ShutdownSignals>();
 }
 
 /// The sample of `name` whose labels include `job_id`.
