@@ -16,18 +16,30 @@
 //! By default the example binds 127.0.0.1:0, posts 60 s of page views to
 //! itself with actix-web's client (awc), resending what a 503 did not take,
 //! stops the job, queries the results, checks them and exits:
-//! `cargo run --release --example web_service`. With `--serve [ADDR]`
-//! (default 127.0.0.1:8080) it serves until Ctrl-C, for a person with a
-//! browser and curl.
+//! `cargo run --release --example web_service`.
+//!
+//! With `--serve [ADDR]` (default 127.0.0.1:8080) it serves, for a person
+//! with a browser and curl, until Ctrl-C or SIGTERM. Then it shuts down
+//! without losing anything it took: the job is stopped and drains (the
+//! records taken flow through, the open windows fire, the sinks finish),
+//! then the server stops and the process exits 0. actix-web's own signal
+//! handling is off (`disable_signals`): it would stop the actix System,
+//! and the job with it, before the job could drain
+//! (`weir::web::ShutdownSignals`).
+//!
+//! `--output FILE` also writes every window result as a JSON line to FILE
+//! (`FileSink`), complete once the job has drained.
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use actix_web::{App, HttpServer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use weir::prelude::*;
-use weir::web::{Ingest, IngestReport, LatestWindows, WebState};
+use weir::web::{Ingest, IngestReport, LatestSink, LatestWindows, ShutdownSignals, WebState};
+use weir::{Record, SinkError};
 
 /// A page view, stamped with its time (event time, ms).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,25 +60,61 @@ fn view(i: i64) -> View {
     View { page: PAGES[PATTERN[(i % 10) as usize]].to_string(), ts: i * 20 }
 }
 
+/// Views per page per 10 s window.
+type PageCount = WindowResult<String, u64>;
+
+/// The job's sink: the latest window per page for `GET /api/results` and,
+/// with `--output`, every result as a JSON line. (A topology ends in one
+/// sink per stream; this one hands each batch to both.)
+struct Results {
+    latest: LatestSink<String, u64>,
+    file: Option<FileSink>,
+}
+
+impl Sink<PageCount> for Results {
+    fn write(&mut self, batch: &mut Vec<Record<PageCount>>) -> Result<(), SinkError> {
+        if let Some(file) = &mut self.file {
+            file.write(&mut batch.clone())?;
+        }
+        self.latest.write(batch)
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        if let Some(file) = &mut self.file {
+            Sink::<PageCount>::finish(file)?;
+        }
+        Sink::<PageCount>::finish(&mut self.latest)
+    }
+}
+
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let serve: Option<SocketAddr> = match args.iter().position(|a| a == "--serve") {
-        Some(i) => Some(args.get(i + 1).map(String::as_str).unwrap_or("127.0.0.1:8080").parse()?),
+    let value = |flag: &str| args.iter().position(|a| a == flag).map(|i| args.get(i + 1).filter(|v| !v.starts_with("--")));
+    let serve: Option<SocketAddr> = match value("--serve") {
+        Some(addr) => Some(addr.map(String::as_str).unwrap_or("127.0.0.1:8080").parse()?),
         None => None,
     };
+    let output: Option<PathBuf> = match value("--output") {
+        Some(Some(path)) => Some(path.into()),
+        Some(None) => return Err("--output needs a FILE".into()),
+        None => None,
+    };
+    // Taken before the job starts: from here on a signal drains the job
+    // instead of ending the process.
+    let signals = serve.is_some().then(ShutdownSignals::new).transpose()?;
     println!("weir example: web_service — a job inside an actix-web service\n");
 
     // The job: page views in, views per page per 10 s window out.
     let (source, push) = push_source::<View>(256);
-    let latest = LatestWindows::new(|r: &WindowResult<String, u64>| r.value as f64);
+    let latest = LatestWindows::new(|r: &PageCount| r.value as f64);
     let job = JobBuilder::new("page-views");
     let strategy = WatermarkStrategy::bounded_out_of_orderness(1_000).with_interval(Duration::from_millis(100));
     job.source("views", source, |v: &View| v.ts, strategy)
         .key_by(|v: &View| v.page.clone(), 2)
         .window(Windows::tumbling(10_000))
         .aggregate(Count)
-        .sink("latest", latest.sink());
+        .sink("results", Results { latest: latest.sink(), file: output.as_ref().map(FileSink::json_lines) });
     let handle = job.build()?.start()?;
 
     let state = WebState::new();
@@ -81,22 +129,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .service(web_latest.scope("/api/results"))
     })
     .workers(2)
+    // Signals are the application's (`ShutdownSignals`), not actix-web's.
+    .disable_signals()
+    .shutdown_timeout(5)
     .listen(listener)?;
 
-    if serve.is_some() {
+    if let Some(signals) = signals {
         println!("  dashboard  http://{addr}/");
         println!("  job API    http://{addr}/api/jobs");
         println!("  results    http://{addr}/api/results   http://{addr}/api/results/top?n=2");
         println!("  metrics    http://{addr}/metrics");
         println!("  ingest     curl -H 'content-type: application/x-ndjson' --data-binary $'{{\"page\":\"home\",\"ts\":1000}}\\n' http://{addr}/ingest");
-        println!("\n  Ctrl-C stops the server, then the job drains.");
-        server.run().await?;
-        handle.stop();
-        handle.wait().await?;
+        println!("\n  Ctrl-C or SIGTERM: the job drains (open windows fire), then the server stops.");
+        let report = weir::web::serve_until_signal(server.run(), &handle, signals).await?;
+        println!("\n  [main] drained: {} views read in {:?}; latest window per page:", report.metrics.source_records(), report.elapsed);
+        for r in latest.latest() {
+            println!("    {:<5} [{:>2} s, {:>2} s) {:>3} views", r.key, r.window.start / 1_000, r.window.end / 1_000, r.value);
+        }
+        if let Some(path) = &output {
+            println!("  [main] every window result is in {}", path.display());
+        }
         return Ok(());
     }
 
-    let server = server.disable_signals().run();
+    let server = server.run();
     let server_handle = server.handle();
     actix_web::rt::spawn(server);
     let base = format!("http://{addr}");

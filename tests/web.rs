@@ -482,4 +482,70 @@ fn web_types_are_send_and_sync() {
     send_sync::<LatestWindows<String, u64>>();
     send_sync::<weir::web::LatestSink<String, u64>>();
     send_sync::<IngestReport>();
+    send_sync::<weir::web::ShutdownSignals>();
+}
+
+/// The sample of `name` whose labels include `job_id`.
+fn job_sample(samples: &[PromSample], name: &str, job_id: &str) -> f64 {
+    let found: Vec<&PromSample> =
+        samples.iter().filter(|s| s.name == name && s.labels.get("job_id").map(String::as_str) == Some(job_id)).collect();
+    assert_eq!(found.len(), 1, "{name} of job {job_id}");
+    found[0].value
+}
+
+#[actix_web::test]
+async fn metrics_observe_each_checkpoint_once_and_count_past_the_checkpoints_a_job_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (source, push) = push_source::<Ev>(16);
+    let (sink, _got) = CollectSink::new();
+    let job = JobBuilder::new("checkpointed").checkpointing(weir::CheckpointConfig::new(dir.path(), Duration::from_millis(5)));
+    job.source("events", source, |e: &Ev| e.ts, WatermarkStrategy::monotonic()).sink("out", sink);
+    let handle = job.build().unwrap().start().unwrap();
+    let state = WebState::with_sample_interval(Duration::from_millis(50));
+    state.add_job(handle.clone());
+    let app = test::init_service(App::new().configure(weir::web::configure(state))).await;
+    let id = handle.id().to_string();
+    let scrape = || async {
+        let resp = test::call_service(&app, test::TestRequest::get().uri("/metrics").to_request()).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let samples = parse_prometheus(std::str::from_utf8(&test::read_body(resp).await).unwrap());
+        let completed = job_sample(&samples, "weir_checkpoints_completed_total", &id);
+        let aborted = job_sample(&samples, "weir_checkpoints_aborted_total", &id);
+        let observed = job_sample(&samples, "weir_checkpoint_duration_seconds_count", &id);
+        (completed, aborted, observed)
+    };
+
+    // Well past the 64 checkpoints a job keeps, scraping now and then: each
+    // scrape counts every checkpoint so far, and has observed each
+    // completed one once.
+    let kept = 64.0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (completed, _, observed) = scrape().await;
+        assert_eq!(observed, completed, "each completed checkpoint observed once");
+        if completed > 2.0 * kept {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "only {completed} checkpoints completed in 60 s");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    handle.stop();
+    handle.wait().await.unwrap();
+    drop(push);
+
+    // Finished: two more scrapes show the same totals, nothing observed
+    // twice. (A checkpoint pending when the job ended may still complete
+    // just after: compare scrapes between two equal summaries.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let summary = handle.checkpoint_summary();
+        let (first, second) = (scrape().await, scrape().await);
+        if handle.checkpoint_summary() == summary {
+            assert!(summary.completed > 2 * kept as u64 && summary.recent.len() <= kept as usize, "{summary:?}");
+            let want = (summary.completed as f64, summary.aborted as f64, summary.completed as f64);
+            assert_eq!((first, second), (want, want));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "checkpoints still recorded 10 s after the job ended");
+    }
 }

@@ -104,7 +104,9 @@ struct RunArgs {
     #[arg(long, value_name = "ADDR")]
     serve: Option<std::net::SocketAddr>,
     /// With --serve: keep serving this many seconds after the job ends, so
-    /// that its final state can be seen.
+    /// that its final state can be seen. (Ctrl-C or SIGTERM while the job
+    /// runs stops it: it drains, the results of what was read are printed
+    /// and written, and the server stops.)
     #[cfg(feature = "web")]
     #[arg(long, value_name = "SECS", default_value_t = 10, requires = "serve", value_parser = clap::value_parser!(u64).range(0..=86_400))]
     linger_secs: u64,
@@ -172,13 +174,20 @@ fn run(args: RunArgs) -> ExitCode {
     };
     #[cfg(feature = "web")]
     if let Some(addr) = args.serve {
-        let report = match served::run(job, addr, Duration::from_secs(args.linger_secs), progress_bar(spec.stream.events)) {
+        let (report, stopped_by) = match served::run(job, addr, Duration::from_secs(args.linger_secs), progress_bar(spec.stream.events)) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::FAILURE;
             }
         };
+        if let Some(signal) = stopped_by {
+            eprintln!(
+                "weir: stopped by {signal} after reading {} of the {} events; the results cover every event read",
+                report.metrics.source_records(),
+                spec.stream.events
+            );
+        }
         return print_result(&report, &spec, workload, &outputs);
     }
     let handle = match job.spawn() {
@@ -228,12 +237,13 @@ fn print_result(report: &weir::JobReport, spec: &WorkloadSpec, workload: Workloa
     let result = outputs.result();
     let secs = report.elapsed.as_secs_f64();
     match report.resumed_from {
+        // (Fewer than asked for when the job was stopped early.)
         None => eprintln!(
             "{:?}: {} events in {:.3} s = {:.2} M events/s (parallelism {}, batch {})",
             workload,
-            spec.stream.events,
+            report.metrics.source_records(),
             secs,
-            spec.stream.events as f64 / secs / 1e6,
+            report.metrics.source_records() as f64 / secs / 1e6,
             spec.parallelism,
             spec.batch_size
         ),
@@ -267,18 +277,24 @@ mod served {
     use std::time::Duration;
 
     use indicatif::ProgressBar;
-    use weir::web::WebState;
+    use weir::web::{ShutdownSignals, WebState};
     use weir::{Job, JobReport};
 
     /// Starts `job` and a server with the dashboard, the job API and
-    /// `/metrics` on `addr` in a new System; when the job has ended, keeps
-    /// serving for `linger`, then stops the server and returns the report.
-    pub(super) fn run(job: Job, addr: SocketAddr, linger: Duration, bar: Option<ProgressBar>) -> Result<JobReport, String> {
+    /// `/metrics` on `addr` in a new System. If the job ends by itself,
+    /// keeps serving for `linger` (a signal cuts it short). On SIGINT or
+    /// SIGTERM while it runs, stops the job and lets it drain (a second
+    /// signal cancels it). Then stops the server and returns the report
+    /// and the signal that stopped the job, if one did.
+    pub(super) fn run(job: Job, addr: SocketAddr, linger: Duration, bar: Option<ProgressBar>) -> Result<(JobReport, Option<&'static str>), String> {
         let listener = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let local = listener.local_addr().map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let sys = actix_web::rt::System::new();
         let span = tracing::info_span!("weir_run", %local);
         sys.block_on(tracing::Instrument::instrument(async move {
+            // Before anything starts: from here on a signal drains the job
+            // instead of ending the process (the server leaves signals alone).
+            let mut signals = ShutdownSignals::new().map_err(|e| format!("cannot handle signals: {e}"))?;
             let handle = job.start().map_err(|e| e.to_string())?;
             tracing::info!(job = %handle.name(), id = %handle.id(), "job started");
             let state = WebState::new();
@@ -288,22 +304,37 @@ mod served {
             actix_web::rt::spawn(server);
             eprintln!("weir: dashboard at http://{local}/ (job API /api/jobs, metrics /metrics)");
             let mut tick = actix_web::rt::time::interval(Duration::from_millis(100));
-            while !handle.is_finished() {
-                tick.tick().await;
+            let stopped_by = loop {
+                tokio::select! {
+                    signal = signals.recv() => break Some(signal),
+                    _ = tick.tick() => {}
+                }
+                if handle.is_finished() {
+                    break None;
+                }
                 if let Some(bar) = &bar {
                     bar.set_position(handle.metrics().source_records());
                 }
-            }
+            };
             if let Some(bar) = &bar {
                 bar.finish_and_clear();
             }
-            let report = handle.wait().await.map_err(|e| e.to_string());
-            if !linger.is_zero() {
+            let report = match stopped_by {
+                Some(signal) => {
+                    eprintln!("weir: {signal}: stopping the job; it drains (open windows fire, output is written); {signal} again cancels it");
+                    signals.drain(&handle).await
+                }
+                None => handle.wait().await,
+            };
+            if stopped_by.is_none() && !linger.is_zero() {
                 eprintln!("weir: the job has ended; serving http://{local}/ for {} s more (Ctrl-C to quit)", linger.as_secs());
-                actix_web::rt::time::sleep(linger).await;
+                tokio::select! {
+                    _ = actix_web::rt::time::sleep(linger) => {}
+                    _ = signals.recv() => {}
+                }
             }
             server_handle.stop(true).await;
-            report
+            report.map(|r| (r, stopped_by)).map_err(|e| e.to_string())
         }, span))
     }
 }

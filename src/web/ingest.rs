@@ -7,7 +7,10 @@
 //! type and offered to the push source in line order.
 //!
 //! The invariant: **a record the answer says was taken is in the job, and
-//! one it says was not is not.** While the job is backpressured (its push
+//! one it says was not is not.** Taken means in the push source's channel,
+//! in memory: `JobHandle::stop` processes every taken record, while
+//! `cancel`, the cancel of `stop_with_checkpoint` and a crash can lose
+//! them (`docs/web.md`, "What a 200 means when the job ends"). While the job is backpressured (its push
 //! channel is full) the request waits for room, at most the configured
 //! deadline in all; then it answers `503 Service Unavailable` with a
 //! `Retry-After` header and `retry_from_line`, the first line not taken —

@@ -15,16 +15,24 @@
 //! | `POST /ingest` (any path) | JSON records into a push source | [`Ingest::resource`] |
 //! | `GET /api/results`, `GET /api/results/top?n=` (any path) | latest window per key | [`LatestWindows::scope`] |
 //!
+//! On SIGINT or SIGTERM the job drains (its open windows fire, its sinks
+//! finish) before the server stops: the signals are taken by
+//! [`ShutdownSignals`] instead of actix-web (`disable_signals`), and
+//! [`serve_until_signal`] runs the server until one comes (actix-web's
+//! own handling would stop the actix System, and the job with it, see
+//! [`ShutdownSignals`]):
+//!
 //! ```no_run
 //! use actix_web::{App, HttpServer};
 //! use weir::prelude::*;
-//! use weir::web::{Ingest, LatestWindows, WebState};
+//! use weir::web::{Ingest, LatestWindows, ShutdownSignals, WebState};
 //!
 //! #[derive(Clone, Debug, serde::Deserialize)]
 //! struct Click { page: String, ts: i64 }
 //!
 //! #[actix_web::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let signals = ShutdownSignals::new()?;
 //!     let (source, push) = push_source::<Click>(1_024);
 //!     let latest = LatestWindows::new(|r: &WindowResult<String, u64>| r.value as f64);
 //!     let job = JobBuilder::new("clicks");
@@ -36,17 +44,16 @@
 //!     let handle = job.build()?.start()?;
 //!     let state = WebState::new();
 //!     state.add_job(handle.clone());
-//!     HttpServer::new(move || {
+//!     let server = HttpServer::new(move || {
 //!         App::new()
 //!             .configure(weir::web::configure(state.clone()))
 //!             .service(Ingest::new(push.clone()).resource("/ingest"))
 //!             .service(latest.scope("/api/results"))
 //!     })
+//!     .disable_signals()
 //!     .bind("127.0.0.1:8080")?
-//!     .run()
-//!     .await?;
-//!     handle.stop();
-//!     handle.wait().await?;
+//!     .run();
+//!     weir::web::serve_until_signal(server, &handle, signals).await?;
 //!     Ok(())
 //! }
 //! ```
@@ -60,6 +67,7 @@ mod ingest;
 mod lines;
 mod prometheus;
 mod query;
+mod shutdown;
 mod state;
 mod view;
 
@@ -71,6 +79,7 @@ use actix_web::{web, App, HttpServer};
 pub use ingest::Ingest;
 pub use lines::{IngestReport, RejectedLine};
 pub use query::{LatestSink, LatestWindows, ScoredResult};
+pub use shutdown::{serve_until_signal, ShutdownSignals};
 pub use state::WebState;
 pub use view::{ActorView, CheckpointView, EdgeView, GraphView, JobDetail, JobState, JobSummary, NodeView};
 
@@ -101,7 +110,8 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
 /// A server with [`configure`] only (dashboard, job API, metrics) bound to
 /// `addr`, one worker, not yet awaited: spawn or await the returned
 /// [`Server`] inside an actix System, stop it through `Server::handle`. It
-/// does not handle Ctrl-C itself (signals stay with the application).
+/// does not handle Ctrl-C itself (signals stay with the application, e.g.
+/// with [`serve_until_signal`]).
 pub fn serve(addr: impl ToSocketAddrs, state: WebState) -> std::io::Result<Server> {
     let listener = TcpListener::bind(addr)?;
     serve_on(listener, state)

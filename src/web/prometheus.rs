@@ -3,8 +3,12 @@
 //!
 //! [`JobsCollector`] is a `prometheus` crate `Collector` over the jobs of a
 //! [`super::WebState`]: at each scrape it reads `JobHandle::metrics()` and
-//! `JobHandle::checkpoints()` and renders them — nothing is updated on the
-//! job's hot path, and a scrape costs one snapshot per job. Per-actor
+//! `JobHandle::checkpoint_summary()` and renders them — nothing is updated
+//! on the job's hot path, and a scrape costs one snapshot per job. The
+//! checkpoint duration histogram is the one series kept between scrapes:
+//! each completed checkpoint is observed into it once, by the scrape or the
+//! state's sampler that first sees it ([`super::state::JobEntry`] keeps
+//! how far it got), so a scrape costs nothing per past checkpoint. Per-actor
 //! series carry the labels `job`, `job_id`, `actor`, `node` and `kind`;
 //! per-job series `job` and `job_id`. `docs/operations.md` lists every
 //! metric. The collector lives in the state's own registry
@@ -152,7 +156,6 @@ struct Families {
     last_duration: Family,
     last_alignment: Family,
     last_bytes: Family,
-    durations: HistogramVec,
 }
 
 impl Families {
@@ -184,12 +187,6 @@ impl Families {
                 "Snapshot bytes written by the last completed checkpoint.",
                 Type::Gauge,
             ),
-            durations: HistogramVec::new(
-                HistogramOpts::new("weir_checkpoint_duration_seconds", "Durations of completed checkpoints.")
-                    .buckets(CHECKPOINT_BUCKETS.to_vec()),
-                &JOB_LABELS,
-            )
-            .expect("a valid histogram name, buckets and labels"),
         }
     }
 
@@ -207,16 +204,29 @@ impl Families {
     }
 }
 
+/// The histogram of completed checkpoint durations, per job, empty.
+pub(crate) fn checkpoint_durations() -> HistogramVec {
+    HistogramVec::new(
+        HistogramOpts::new("weir_checkpoint_duration_seconds", "Durations of completed checkpoints.")
+            .buckets(CHECKPOINT_BUCKETS.to_vec()),
+        &JOB_LABELS,
+    )
+    .expect("a valid histogram name, buckets and labels")
+}
+
 /// A Prometheus collector over the jobs of a [`WebState`].
 pub(crate) struct JobsCollector {
     jobs: Jobs,
     /// Never filled: only there to describe the families.
     template: Families,
+    /// Kept between scrapes (shared with the state's sampler); each
+    /// completed checkpoint is observed once.
+    durations: HistogramVec,
 }
 
 impl JobsCollector {
-    pub(crate) fn new(jobs: Jobs) -> Self {
-        JobsCollector { jobs, template: Families::new() }
+    pub(crate) fn new(jobs: Jobs, durations: HistogramVec) -> Self {
+        JobsCollector { jobs, template: Families::new(), durations }
     }
 }
 
@@ -225,13 +235,14 @@ impl Collector for JobsCollector {
         let t = &self.template;
         let mut d: Vec<&Desc> = t.actor.iter().flat_map(Family::desc).collect();
         d.extend(t.job_families().into_iter().flat_map(Family::desc));
-        d.extend(t.durations.desc());
+        d.extend(self.durations.desc());
         d
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
         let f = Families::new();
         let jobs = self.jobs.read().map(|j| j.clone()).unwrap_or_default();
+        let ids: Vec<String> = jobs.iter().map(|e| e.handle.id().to_string()).collect();
         for entry in jobs {
             let h = &entry.handle;
             let (name, id) = (h.name().to_string(), h.id().to_string());
@@ -248,15 +259,10 @@ impl Collector for JobsCollector {
             let labels = [name.as_str(), id.as_str()];
             f.running.set(&labels, if h.is_finished() { 0.0 } else { 1.0 });
             f.elapsed.set(&labels, h.elapsed().as_secs_f64());
-            let checkpoints = h.checkpoints();
-            let done: Vec<_> = checkpoints.iter().filter(|c| c.completed).collect();
-            f.completed.set(&labels, done.len() as f64);
-            f.aborted.set(&labels, (checkpoints.len() - done.len()) as f64);
-            let hist = f.durations.with_label_values(&labels);
-            for c in &done {
-                hist.observe(c.duration.as_secs_f64());
-            }
-            if let Some(last) = done.last() {
+            let summary = entry.catch_up_checkpoints(&self.durations);
+            f.completed.set(&labels, summary.completed as f64);
+            f.aborted.set(&labels, summary.aborted as f64);
+            if let Some(last) = summary.recent.iter().rev().find(|c| c.completed) {
                 f.last_id.set(&labels, last.seq as f64);
                 f.last_duration.set(&labels, last.duration.as_secs_f64());
                 f.last_alignment.set(&labels, last.alignment.as_secs_f64());
@@ -265,7 +271,13 @@ impl Collector for JobsCollector {
         }
         let mut out: Vec<MetricFamily> = f.actor.iter().flat_map(Family::collect).collect();
         out.extend(f.job_families().into_iter().flat_map(Family::collect));
-        out.extend(f.durations.collect());
+        let mut durations = self.durations.collect();
+        // A job removed while this scrape read it may have left its series
+        // behind: show the jobs exposed now only.
+        for family in &mut durations {
+            family.mut_metric().retain(|m| m.get_label().iter().any(|l| l.name() == "job_id" && ids.iter().any(|id| id == l.value())));
+        }
+        out.extend(durations);
         out
     }
 }

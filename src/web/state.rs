@@ -15,13 +15,15 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use crate::{JobHandle, JobMetrics};
+use ::prometheus::HistogramVec;
 
-use super::prometheus::JobsCollector;
+use crate::{CheckpointSummary, JobHandle, JobMetrics};
+
+use super::prometheus::{self as prom, JobsCollector};
 
 /// How far back rates look.
 pub(crate) const RATE_WINDOW: Duration = Duration::from_secs(1);
@@ -43,8 +45,9 @@ pub(crate) struct JobEntry {
     pub(crate) handle: JobHandle,
     samples: Mutex<VecDeque<Sample>>,
     outcome: Mutex<Option<Outcome>>,
-    /// Checkpoints already logged by the sampler.
-    logged_checkpoints: AtomicUsize,
+    /// How many of the job's checkpoints (completed and aborted, since it
+    /// started) were logged and observed already.
+    checkpoints_seen: Mutex<u64>,
     /// Whether the sampler has logged the job's end.
     logged_end: AtomicBool,
 }
@@ -56,24 +59,47 @@ impl JobEntry {
             handle,
             samples: Mutex::new(VecDeque::from([first])),
             outcome: Mutex::new(None),
-            logged_checkpoints: AtomicUsize::new(0),
+            checkpoints_seen: Mutex::new(0),
             logged_end: AtomicBool::new(false),
         }
     }
 
-    /// Logs (at `info`) the checkpoints and the job end that happened
-    /// since the last call: lifecycle events, a few per job.
-    fn log_lifecycle(&self) {
+    /// Logs (at `info`) and observes into `durations` (completed ones)
+    /// the checkpoints the job recorded since the last call: each
+    /// checkpoint once, whether the sampler or a scrape calls first.
+    /// Returns the summary it read.
+    ///
+    /// The job keeps only its newest checkpoints, so the new ones are the
+    /// tail of `recent`: as many as the totals grew by. If more than the
+    /// job keeps came between two calls, the older of them are counted in
+    /// the totals only.
+    pub(crate) fn catch_up_checkpoints(&self, durations: &HistogramVec) -> CheckpointSummary {
         let h = &self.handle;
-        let checkpoints = h.checkpoints();
-        let seen = self.logged_checkpoints.swap(checkpoints.len(), Ordering::AcqRel);
-        for c in checkpoints.iter().skip(seen) {
+        let (name, id) = (h.name(), h.id().to_string());
+        let hist = durations.with_label_values(&[name, id.as_str()]);
+        // Held while reading and observing, so that two callers never
+        // observe the same checkpoint.
+        let Ok(mut seen) = self.checkpoints_seen.lock() else { return h.checkpoint_summary() };
+        let summary = h.checkpoint_summary();
+        let total = summary.completed + summary.aborted;
+        let new = (total.saturating_sub(*seen)).min(summary.recent.len() as u64) as usize;
+        for c in &summary.recent[summary.recent.len() - new..] {
             tracing::info!(
-                job = %h.name(), seq = c.seq, completed = c.completed,
+                job = %name, seq = c.seq, completed = c.completed,
                 duration_ms = c.duration.as_millis() as u64, alignment_ms = c.alignment.as_millis() as u64,
                 bytes = c.bytes, "checkpoint"
             );
+            if c.completed {
+                hist.observe(c.duration.as_secs_f64());
+            }
         }
+        *seen = total;
+        summary
+    }
+
+    /// Logs (at `info`) the job's end, once.
+    fn log_end(&self) {
+        let h = &self.handle;
         if h.is_finished() && !self.logged_end.swap(true, Ordering::AcqRel) {
             tracing::info!(job = %h.name(), id = %h.id(), elapsed_ms = h.elapsed().as_millis() as u64, "job ended");
         }
@@ -81,8 +107,9 @@ impl JobEntry {
 
     /// Records a snapshot taken now and forgets those no longer needed:
     /// the newest one at least [`RATE_WINDOW`] old is kept as the reference.
-    pub(crate) fn sample(&self) {
-        self.log_lifecycle();
+    pub(crate) fn sample(&self, durations: &HistogramVec) {
+        self.catch_up_checkpoints(durations);
+        self.log_end();
         let now = Instant::now();
         let metrics = self.handle.metrics();
         if let Ok(mut s) = self.samples.lock() {
@@ -122,6 +149,10 @@ pub(crate) type Jobs = Arc<RwLock<Vec<Arc<JobEntry>>>>;
 struct Inner {
     jobs: Jobs,
     registry: prometheus::Registry,
+    /// The checkpoint duration histogram of `/metrics`, shared with the
+    /// collector: the sampler observes into it too, so that a checkpoint
+    /// is observed even if many come between two scrapes.
+    durations: HistogramVec,
     sampler_running: AtomicBool,
     sample_interval: Duration,
 }
@@ -165,14 +196,16 @@ impl WebState {
     /// (clamped to 50 ms ..= 1 s, so rates always cover about a second).
     pub fn with_sample_interval(interval: Duration) -> Self {
         let jobs: Jobs = Arc::default();
+        let durations = prom::checkpoint_durations();
         let registry = prometheus::Registry::new();
         registry
-            .register(Box::new(JobsCollector::new(Arc::clone(&jobs))))
+            .register(Box::new(JobsCollector::new(Arc::clone(&jobs), durations.clone())))
             .expect("the weir collector is the first one registered in a fresh registry");
         WebState {
             inner: Arc::new(Inner {
                 jobs,
                 registry,
+                durations,
                 sampler_running: AtomicBool::new(false),
                 sample_interval: interval.clamp(Duration::from_millis(50), RATE_WINDOW),
             }),
@@ -185,7 +218,11 @@ impl WebState {
         tracing::info!(job = %handle.name(), id = %handle.id(), "job exposed over HTTP");
         let entry = Arc::new(JobEntry::new(handle));
         if let Ok(mut jobs) = self.inner.jobs.write() {
-            jobs.retain(|j| j.handle.id() != entry.handle.id());
+            if jobs.iter().any(|j| j.handle.id() == entry.handle.id()) {
+                // The new entry observes the job's checkpoints afresh.
+                self.forget_durations(&entry.handle);
+                jobs.retain(|j| j.handle.id() != entry.handle.id());
+            }
             jobs.push(entry);
         }
     }
@@ -194,9 +231,15 @@ impl WebState {
     /// was there.
     pub fn remove_job(&self, id: &str) -> bool {
         let Ok(mut jobs) = self.inner.jobs.write() else { return false };
-        let before = jobs.len();
-        jobs.retain(|j| j.handle.id().to_string() != id);
-        jobs.len() != before
+        let Some(i) = jobs.iter().position(|j| j.handle.id().to_string() == id) else { return false };
+        let gone = jobs.remove(i);
+        self.forget_durations(&gone.handle);
+        true
+    }
+
+    /// Drops a job's checkpoint duration series.
+    fn forget_durations(&self, h: &JobHandle) {
+        let _ = self.inner.durations.remove_label_values(&[h.name(), h.id().to_string().as_str()]);
     }
 
     /// The handles of the exposed jobs, in the order they were added.
@@ -227,7 +270,7 @@ impl WebState {
     /// Snapshots every job now (what the sampler does each tick).
     pub(crate) fn sample_all(&self) {
         for e in self.entries() {
-            e.sample();
+            e.sample(&self.inner.durations);
         }
     }
 

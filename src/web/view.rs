@@ -58,7 +58,8 @@ pub struct JobDetail {
     pub graph: GraphView,
     /// One entry per actor instance, sorted by actor name.
     pub actors: Vec<ActorView>,
-    /// The most recent checkpoints (at most 100), oldest first.
+    /// The most recent checkpoints (the job keeps its newest 64), oldest
+    /// first.
     pub checkpoints: Vec<CheckpointView>,
     /// When the counters were read, Unix time in ms.
     pub sampled_at_ms: u64,
