@@ -170,7 +170,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let strategy = WatermarkStrategy::bounded_out_of_orderness(2_000).with_interval(Duration::from_millis(50));
     job.source("orders", source, |o: &Order| o.ts, strategy)
         .key_by(|o: &Order| o.product.clone(), 2)
-        .window(Windows::tumbling(10_000))
+        .window("windows", Windows::tumbling(10_000))
         .aggregate((Count, Sum::of(|o: &Order| o.cents)))
         .sink_to_recipient("dashboard", dashboard.clone().recipient());
 

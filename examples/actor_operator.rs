@@ -171,8 +171,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     job.parallel_source("readings", 2, |i| IterSource::new(readings(i)), |r: &Reading| r.ts, WatermarkStrategy::bounded_out_of_orderness(100))
         .actor_operator("tagger", Tagger::new)
         .key_by(|t: &Tagged| t.sensor, 2)
-        .window(Windows::tumbling(60_000))
-        .name("per-minute")
+        .window("per-minute", Windows::tumbling(60_000))
         .aggregate((Count, Sum::of(|t: &Tagged| t.anomaly as u64), Max::of(|t: &Tagged| t.celsius)))
         .sink(
             "report",

@@ -117,20 +117,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let job = JobBuilder::new("car-count").batch_size(1);
     let strategy = WatermarkStrategy::bounded_out_of_orderness(BOUND_MS).with_interval(Duration::ZERO);
 
-    let mut per_minute = job
+    let per_minute = job
         .source("cars", IterSource::new(cars), |c: &Car| c.ts, strategy)
         .key_by(|c: &Car| c.colour.clone(), 2) // two window managers, one thread each
-        .window(Windows::tumbling(MINUTE))
-        .name("per-minute");
-
-    // Records whose windows have all closed come out here, with their key.
-    per_minute.late_data().sink(
-        "late-cars",
-        FnSink::new(|r: Record<(String, Car)>| {
-            let (colour, car) = r.value;
-            println!("  LATE    {colour} car that passed at {} (its window had already fired)", clock(car.ts));
-        }),
-    );
+        .window("per-minute", Windows::tumbling(MINUTE))
+        // Records whose windows have all closed come out here, with their key.
+        .late_data(|late| {
+            late.sink(
+                "late-cars",
+                FnSink::new(|r: Record<(String, Car)>| {
+                    let (colour, car) = r.value;
+                    println!("  LATE    {colour} car that passed at {} (its window had already fired)", clock(car.ts));
+                }),
+            )
+        });
 
     let counted = Arc::new(AtomicU64::new(0));
     let counted_in_sink = Arc::clone(&counted);

@@ -246,7 +246,7 @@ fn in_a_job() -> Result<(), Box<dyn std::error::Error>> {
     job.source("readings", IterSource::new(input), |r: &Reading| r.ts, WatermarkStrategy::bounded_out_of_orderness(2_000))
         .key_by(|r: &Reading| r.sensor.clone(), 2)
         // One Watchdog per instance; each sees the sensors hashed to it.
-        .process("watchdog", |_instance| Watchdog::new(30_000))
+        .transform("watchdog", |_instance| Watchdog::new(30_000))
         .sink("notices", FnSink::new(|r: Record<Notice>| println!("   [{:>5}] {}", secs(r.ts), r.value)));
     let report = job.build()?.run_blocking()?;
 

@@ -141,7 +141,7 @@ fn main() -> ExitCode {
     );
     source
         .key_by(|e: &Event| e.key, parallelism)
-        .window(Windows::tumbling(window))
+        .window("windows", Windows::tumbling(window))
         .aggregate((Count, Sum::of(|e: &Event| e.value)))
         .sink("arrivals", Arrivals { seen: Arc::clone(&seen) });
     let report = match job.build().map_err(|e| e.to_string()).and_then(|j| j.run_blocking().map_err(|e| e.to_string())) {

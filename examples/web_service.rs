@@ -112,7 +112,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let strategy = WatermarkStrategy::bounded_out_of_orderness(1_000).with_interval(Duration::from_millis(100));
     job.source("views", source, |v: &View| v.ts, strategy)
         .key_by(|v: &View| v.page.clone(), 2)
-        .window(Windows::tumbling(10_000))
+        .window("windows", Windows::tumbling(10_000))
         .aggregate(Count)
         .sink("results", Results { latest: latest.sink(), file: output.as_ref().map(FileSink::json_lines) });
     let handle = job.build()?.start()?;

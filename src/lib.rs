@@ -21,7 +21,7 @@
 //! job.source("cars", IterSource::new(cars), |c: &Car| c.ts,
 //!            WatermarkStrategy::bounded_out_of_orderness(5_000))
 //!     .key_by(|c| c.colour.clone(), 2)
-//!     .window(Windows::tumbling(60_000))
+//!     .window("windows", Windows::tumbling(60_000))
 //!     .aggregate(Count)
 //!     .sink("counts", sink);
 //! job.build()?.run_blocking()?;

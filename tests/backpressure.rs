@@ -44,7 +44,7 @@ fn slow_sink_backpressures_source_without_loss_and_within_the_memory_bound() {
     let job = JobBuilder::new("bp").batch_size(BATCH).mailbox_capacity(CAPACITY).placement(Placement::ThreadPerActor);
     let (inner, out) = CollectSink::new();
     job.source("numbers", IterSource::new(0..N), |n: &i64| *n, WatermarkStrategy::monotonic())
-        .process("pass", |_| PassThrough)
+        .transform("pass", |_| PassThrough)
         .sink("slow", SlowSink { inner });
     let handle = job.build().unwrap().spawn().unwrap();
 

@@ -18,7 +18,10 @@ fn on_demand(dir: &std::path::Path) -> CheckpointConfig {
 type Ev = (i64, u32);
 
 /// Two push sources, p=2 window managers counting everything per key.
-fn two_source_job(dir: &std::path::Path) -> (JobHandle, PushHandle<Ev>, PushHandle<Ev>, Collected<WindowResult<u32, u64>>) {
+/// The running job, a push handle per source, and what the sink collected.
+type TwoSources = (JobHandle, PushHandle<Ev>, PushHandle<Ev>, Collected<WindowResult<u32, u64>>);
+
+fn two_source_job(dir: &std::path::Path) -> TwoSources {
     let (a, ha) = push_source::<Ev>(4096);
     let (b, hb) = push_source::<Ev>(4096);
     let mut sources = [Some(a), Some(b)];
@@ -26,7 +29,7 @@ fn two_source_job(dir: &std::path::Path) -> (JobHandle, PushHandle<Ev>, PushHand
     let (sink, got) = CollectSink::new();
     job.parallel_source("pushed", 2, move |i| sources[i].take().expect("once"), |e: &Ev| e.0, WatermarkStrategy::monotonic())
         .key_by(|e| e.1, 2)
-        .window(Windows::tumbling(1_000_000))
+        .window("windows", Windows::tumbling(1_000_000))
         .aggregate(Count)
         .sink("out", sink);
     (job.build().unwrap().spawn().unwrap(), ha, hb, got)
@@ -156,7 +159,7 @@ fn sessions_job(dir: &std::path::Path, out: &std::path::Path, gap: i64) -> weir:
     let events = (0..20_000i64).map(|i| (i * 3, (i % 5) as u32));
     job.source("events", Throttled::new(IterSource::new(events), 100_000.0), |e: &Ev| e.0, WatermarkStrategy::monotonic())
         .key_by(|e| e.1, 2)
-        .window(Windows::session(gap))
+        .window("windows", Windows::session(gap))
         .aggregate(Count)
         .map(|r: WindowResult<u32, u64>| (r.key, r.window.start, r.window.end, r.value))
         .sink("out", weir::ExactlyOnceFileSink::json_lines(out));
@@ -191,7 +194,7 @@ fn stop_with_checkpoint_returns_once_what_it_covers_is_visible() {
     let job = JobBuilder::new("visible").checkpointing(on_demand(&dir.path().join("ckpt")));
     job.source("pushed", source, |e: &Ev| e.0, WatermarkStrategy::monotonic())
         .key_by(|e| e.1, 1)
-        .window(Windows::tumbling(100))
+        .window("windows", Windows::tumbling(100))
         .aggregate(Count)
         .map(|r: WindowResult<u32, u64>| (r.window.start, r.value))
         .sink("out", weir::ExactlyOnceFileSink::json_lines(&out));
@@ -216,7 +219,7 @@ fn the_first_periodic_checkpoint_reaches_every_source() {
     let (sink, _) = CollectSink::new();
     job.source("numbers", Throttled::new(IterSource::new(0..50_000i64), 50_000.0), |n: &i64| *n, WatermarkStrategy::monotonic())
         .key_by(|n| n % 4, 2)
-        .window(Windows::tumbling(1_000))
+        .window("windows", Windows::tumbling(1_000))
         .aggregate(Count)
         .sink("out", sink);
     let handle = job.build().unwrap().spawn().unwrap();

@@ -26,7 +26,7 @@ fn pipeline(
     job.source("numbers", IterSource::new(0..10_000i64), |n: &i64| *n, WatermarkStrategy::monotonic())
         .map(map)
         .key_by(|n| n % 3, 2)
-        .window(Windows::tumbling(100))
+        .window("windows", Windows::tumbling(100))
         .aggregate(Count)
         .sink("out", sink);
 }
@@ -95,7 +95,7 @@ fn a_panicking_operator_fails_the_job() {
     let job = JobBuilder::new("operator");
     let (sink, _) = CollectSink::new();
     job.source("numbers", IterSource::new(0..10_000i64), |n: &i64| *n, WatermarkStrategy::monotonic())
-        .process("fragile", |_| Fragile)
+        .transform("fragile", |_| Fragile)
         .sink("out", sink);
     let result = within(Duration::from_secs(20), move || job.build().unwrap().run_blocking());
     expect_panic(result, "fragile#0", "operator choked on 7777");
@@ -246,7 +246,7 @@ fn a_stalled_barrier_holds_at_most_the_alignment_cap_and_backpressures_the_other
     let sources = Mutex::new(vec![Mixed::Stalled { release: r, read: false }, Mixed::Endless(1)]);
     job.parallel_source("numbers", 2, move |_| sources.lock().unwrap().pop().unwrap(), |n: &i64| *n / 1000, WatermarkStrategy::monotonic())
         .key_by(|_| 0u8, 1)
-        .window(Windows::tumbling(1 << 40))
+        .window("windows", Windows::tumbling(1 << 40))
         .aggregate(Count)
         .sink("out", sink);
     let handle = job.build().unwrap().spawn().unwrap();

@@ -52,7 +52,7 @@ fn custom_operator_runs_in_a_job_after_key_by() {
     job.source("numbers", IterSource::new(input), |n: &i64| *n, WatermarkStrategy::bounded_out_of_orderness(100))
         .map(|n| n)
         .key_by(|n| *n % 2, 1)
-        .process("sorter", |_| KeyedSorter(Sorter::default()))
+        .transform("sorter", |_| KeyedSorter(Sorter::default()))
         .sink("out", sink);
     job.build().unwrap().run_blocking().unwrap();
     assert_eq!(got.values(), vec![10, 20, 30, 40, 50, 60, 70]);
@@ -96,7 +96,7 @@ fn actor_operator_forwards_data_watermarks_and_end() {
     job.source("numbers", IterSource::new(0..10_000i64), |n: &i64| *n, WatermarkStrategy::monotonic())
         .actor_operator("doubler", |_info: ActorOperatorInfo| Doubler { buf: Vec::new() })
         .key_by(|n| n % 10, 2)
-        .window(Windows::tumbling(1_000))
+        .window("windows", Windows::tumbling(1_000))
         .aggregate(Sum::of(|n: &i64| *n))
         .sink("out", sink);
     let report = job.build().unwrap().run_blocking().unwrap();

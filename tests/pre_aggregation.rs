@@ -53,10 +53,13 @@ fn run(keys: u64, windows: Windows, bound: i64, lateness: i64, pre_aggregate: bo
         |e: &Event| e.ts,
         strategy,
     );
-    let mut windowed =
-        events.key_by(|e: &Event| e.key, 2).window(windows).allowed_lateness(lateness).pre_aggregate(pre_aggregate);
     let (late_sink, late_got) = CollectSink::new();
-    windowed.late_data().sink("late", late_sink);
+    let windowed = events
+        .key_by(|e: &Event| e.key, 2)
+        .window("windows", windows)
+        .allowed_lateness(lateness)
+        .pre_aggregate(pre_aggregate)
+        .late_data(|late| late.sink("late", late_sink));
     let (sink, got) = CollectSink::new();
     windowed.aggregate((Count, Sum::of(|e: &Event| e.value))).sink("out", sink);
     let report = job.build().expect("valid job").run_blocking().expect("job runs");
@@ -187,12 +190,12 @@ fn an_input_that_was_idle_sends_its_late_records_as_themselves() {
         .with_interval(Duration::from_millis(5))
         .with_idle_timeout(Duration::from_millis(100));
     let job = JobBuilder::new("idle");
-    let mut windowed = job
+    let (late_sink, late) = CollectSink::new();
+    let windowed = job
         .parallel_source("pushed", 2, move |i| sources[i].take().expect("one source per instance"), |e: &Ev| e.0, strategy)
         .key_by(|e: &Ev| e.1, 2)
-        .window(Windows::tumbling(1000));
-    let (late_sink, late) = CollectSink::new();
-    windowed.late_data().sink("late", late_sink);
+        .window("windows", Windows::tumbling(1000))
+        .late_data(|stream| stream.sink("late", late_sink));
     let (sink, got) = CollectSink::new();
     windowed.aggregate(Count).sink("out", sink);
     let handle = job.build().expect("valid job").spawn().expect("starts");

@@ -23,8 +23,7 @@ fn two_input_job(strategy: WatermarkStrategy) -> Running {
     let (sink, got) = CollectSink::new();
     job.parallel_source("pushed", 2, move |i| sources[i].take().expect("one source per instance"), |e: &Ev| e.0, strategy)
         .key_by(|e| e.1, 1)
-        .window(Windows::tumbling(1000))
-        .name("counts")
+        .window("counts", Windows::tumbling(1000))
         .aggregate(Count)
         .sink("out", sink);
     (job.build().unwrap().spawn().unwrap(), ha, hb, got)
@@ -143,7 +142,7 @@ fn fast_and_slow(aligned: bool) -> (u64, Duration, u64) {
         strategy,
     )
     .key_by(|e| e.1, 2)
-    .window(Windows::tumbling(1000))
+    .window("windows", Windows::tumbling(1000))
     .aggregate(Count)
     .sink("out", sink);
     let report = job.build().unwrap().run_blocking().unwrap();

@@ -157,7 +157,7 @@ fn counting_job() -> (weir::Job, LatestWindows<i64, u64>) {
     let job = JobBuilder::new("counts");
     job.source("numbers", IterSource::new(0..1_000i64), |n: &i64| *n, WatermarkStrategy::monotonic())
         .key_by(|n: &i64| n % 4, 2)
-        .window(Windows::tumbling(100))
+        .window("windows", Windows::tumbling(100))
         .aggregate(Count)
         .sink("latest", latest.sink());
     (job.build().unwrap(), latest)

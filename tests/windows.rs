@@ -17,7 +17,7 @@ fn strategy(bound: i64) -> WatermarkStrategy {
     WatermarkStrategy::bounded_out_of_orderness(bound).with_interval(Duration::ZERO)
 }
 
-type Windowed = WindowedStream<char, Ev, fn(&Ev) -> char>;
+type Windowed = WindowedStream<char, Ev>;
 type Fired = (char, i64, i64, i64, Timing);
 
 /// Runs `events` through `windows` (with `configure`) summing values; returns
@@ -33,10 +33,10 @@ fn run(
     let (sink, got) = CollectSink::new();
     let (late_sink, late) = CollectSink::new();
     let key: fn(&Ev) -> char = |e| e.1;
-    let mut windowed = configure(
-        job.source("events", IterSource::new(events), |e: &Ev| e.0, strategy(bound)).key_by(key, 1).window(windows),
-    );
-    windowed.late_data().sink("late", late_sink);
+    let windowed = configure(
+        job.source("events", IterSource::new(events), |e: &Ev| e.0, strategy(bound)).key_by(key, 1).window("windows", windows),
+    )
+    .late_data(|late| late.sink("late", late_sink));
     windowed.aggregate(Sum::of(|e: &Ev| e.2)).sink("out", sink);
     job.build().unwrap().run_blocking().unwrap();
     let results = got.values().into_iter().map(|r| (r.key, r.window.start, r.window.end, r.value, r.timing)).collect();
@@ -136,7 +136,7 @@ fn count_windows_fire_every_n_records_and_the_rest_at_end_of_input() {
 #[test]
 fn early_firing_by_count_emits_partial_results_before_the_on_time_one() {
     let events: Vec<Ev> = (1..=5).map(|i| (i, 'a', i)).collect();
-    let (results, _) = run(events, 0, Windows::tumbling(10_000), |w| w.early_every_count(2));
+    let (results, _) = run(events, 0, Windows::tumbling(10_000), |w| w.early_firing_count(2));
     assert_eq!(results, vec![
         ('a', 0, 10_000, 3, Early),
         ('a', 0, 10_000, 10, Early),
@@ -151,8 +151,8 @@ fn early_firing_by_processing_time_reports_open_windows() {
     let (sink, got) = CollectSink::new();
     job.source("events", src, |e: &Ev| e.0, strategy(0))
         .key_by(|e| e.1, 1)
-        .window(Windows::tumbling(60_000))
-        .early_every(Duration::from_millis(20))
+        .window("windows", Windows::tumbling(60_000))
+        .early_firing_interval(Duration::from_millis(20))
         .aggregate(Count)
         .sink("out", sink);
     let running = job.build().unwrap().spawn().unwrap();
@@ -180,8 +180,8 @@ fn process_function_sees_every_record_of_the_window() {
     let (sink, got) = CollectSink::new();
     job.source("events", IterSource::new(events), |e: &Owned| e.0, strategy(10))
         .key_by(|e| e.1, 2)
-        .window(Windows::tumbling(1000))
-        .process(|key: &char, w: &Window, records: &[Owned]| {
+        .window("windows", Windows::tumbling(1000))
+        .apply(|key: &char, w: &Window, records: &[Owned]| {
             let mut v: Vec<i64> = records.iter().map(|e| e.2).collect();
             v.sort();
             format!("{key}@{}: {v:?}", w.start)

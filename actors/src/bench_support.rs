@@ -99,21 +99,23 @@ impl<T: Send + 'static> Handler<Envelope<T>> for Drain<T> {
 /// Arbiter of its own that drops what it receives. Sends happen for real
 /// (`try_send`) when a destination's batch is full; when a mailbox is
 /// full, [`KeyByBench::data`] waits for room as an actor would.
-pub struct KeyByBench<K: Send + 'static, T: Send + 'static, F> {
-    edge: KeyBy<K, T, F>,
+pub struct KeyByBench<K: Send + 'static, T: Send + 'static> {
+    edge: KeyBy<K, T>,
     arbiters: Vec<actix::Arbiter>,
     runtime: tokio::runtime::Runtime,
 }
 
-impl<K, T, F> KeyByBench<K, T, F>
+impl<K, T> KeyByBench<K, T>
 where
     K: Hash + Send + 'static,
     T: Send + 'static,
-    F: Fn(&T) -> K + Send + 'static,
 {
     /// Call inside an actix `System` (`actix::System::new()` suffices: the
     /// destinations run on Arbiters of their own).
-    pub fn new(p: usize, key_fn: F, batch_size: usize, mailbox_capacity: usize) -> Self {
+    pub fn new<F>(p: usize, key_fn: F, batch_size: usize, mailbox_capacity: usize) -> Self
+    where
+        F: Fn(&T) -> K + Clone + Send + 'static,
+    {
         let mut arbiters = Vec::new();
         let mut targets = Vec::new();
         for _ in 0..p {
@@ -130,7 +132,9 @@ where
         }
         let metrics = ActorMetrics::new("bench#0".into(), ActorKind::Operator, mailbox_capacity);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
-        KeyByBench { edge: KeyBy::new(targets, 0, key_fn, batch_size, metrics), arbiters, runtime }
+        let out = crate::output::edge::Partitioned::new(targets, 0, batch_size, metrics);
+        let edge = KeyBy::new(out, crate::output::keys::key_maker(key_fn)());
+        KeyByBench { edge, arbiters, runtime }
     }
 
     /// Partitions `batch` (leaves it empty), sending full batches.
@@ -143,7 +147,7 @@ where
     }
 }
 
-impl<K: Send + 'static, T: Send + 'static, F> Drop for KeyByBench<K, T, F> {
+impl<K: Send + 'static, T: Send + 'static> Drop for KeyByBench<K, T> {
     fn drop(&mut self) {
         for a in &self.arbiters {
             a.stop();

@@ -250,7 +250,7 @@ where
     }
 
     fn tick_interval(&self) -> Option<Duration> {
-        self.options.early_every_interval
+        self.options.early_firing_interval
     }
 
     fn on_tick(&mut self, cx: &mut Cx<'_, Self>) -> Result<(), OperatorError> {

@@ -143,7 +143,7 @@ impl ShutdownSignals {
 ///     let job = JobBuilder::new("clicks");
 ///     job.source("clicks", source, |c: &Click| c.ts, WatermarkStrategy::bounded_out_of_orderness(1_000))
 ///         .key_by(|c: &Click| c.page.clone(), 2)
-///         .window(Windows::tumbling(10_000))
+///         .window("windows", Windows::tumbling(10_000))
 ///         .aggregate(Count)
 ///         .sink("counts", FileSink::json_lines("counts.jsonl"));
 ///     let handle = job.build()?.start()?;

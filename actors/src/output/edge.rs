@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::message::Record;
 use crate::metrics::ActorMetrics;
+use crate::output::keys::BatchKeys;
 use crate::output::{Blocked, Control, Emit, HeldWatermarks, Sender, Target};
 
 /// The partition of `key` among `p`: a fixed-seed hash, so every process of
@@ -167,53 +168,48 @@ impl<V: Send + 'static> Partitioned<V> {
 
 /// Hash-partitions records by key to `p` targets; the records travel as
 /// `(key, value)` so the receiver need not compute the key again.
-pub(crate) struct KeyBy<K: Send + 'static, T: Send + 'static, F> {
+pub(crate) struct KeyBy<K: Send + 'static, T: Send + 'static> {
     out: Partitioned<(K, T)>,
-    key_fn: F,
+    key_fn: Box<dyn BatchKeys<K, T>>,
+    /// The keys of the batch being partitioned (reused).
+    keys: Vec<K>,
 }
 
-impl<K, T, F> KeyBy<K, T, F>
+impl<K, T> KeyBy<K, T>
 where
     K: Hash + Send + 'static,
     T: Send + 'static,
-    F: Fn(&T) -> K + Send + 'static,
 {
-    pub(crate) fn new(targets: Vec<Target<(K, T)>>, input: usize, key_fn: F, batch_size: usize, metrics: Arc<ActorMetrics>) -> Self {
-        KeyBy { out: Partitioned::new(targets, input, batch_size, metrics), key_fn }
+    /// An edge sending through `out`, keying with `key_fn`.
+    pub(crate) fn new(out: Partitioned<(K, T)>, key_fn: Box<dyn BatchKeys<K, T>>) -> Self {
+        let keys = Vec::with_capacity(out.batch_size);
+        KeyBy { out, key_fn, keys }
     }
 }
 
-impl<K, T, F> Emit<T> for KeyBy<K, T, F>
+impl<K, T> Emit<T> for KeyBy<K, T>
 where
     K: Hash + Send + 'static,
     T: Send + 'static,
-    F: Fn(&T) -> K + Send + 'static,
 {
     fn data(&mut self, batch: &mut Vec<Record<T>>) {
         let out = &mut self.out;
         if !out.held.may_pass(batch) {
             out.release();
         }
+        self.keys.clear();
+        self.key_fn.keys(batch, &mut self.keys);
+        let mut rest = batch.drain(..).zip(self.keys.drain(..));
         let p = out.bufs.len();
         if p == 1 {
-            // One destination: no hashing, and a bulk `extend` per batch
+            // One destination: no hashing, and a bulk `extend` per chunk
             // instead of a length check per record.
-            if out.bufs[0].len() + batch.len() <= out.batch_size {
-                // It all fits (the usual case): a whole drain is an exact-size
-                // iterator, so `extend` writes without a check per record.
-                out.bufs[0].extend(batch.drain(..).map(keyed(&self.key_fn)));
-            } else {
-                let mut rest = batch.drain(..);
-                while rest.len() > 0 {
-                    let room = out.batch_size.saturating_sub(out.bufs[0].len()).max(1);
-                    out.bufs[0].extend(rest.by_ref().take(room).map(keyed(&self.key_fn)));
-                    if out.bufs[0].len() >= out.batch_size {
-                        out.send(0);
-                    }
+            while rest.len() > 0 {
+                let room = out.batch_size.saturating_sub(out.bufs[0].len()).max(1);
+                out.bufs[0].extend(rest.by_ref().take(room).map(keyed));
+                if out.bufs[0].len() >= out.batch_size {
+                    out.send(0);
                 }
-            }
-            if out.bufs[0].len() >= out.batch_size {
-                out.send(0);
             }
             return;
         }
@@ -221,12 +217,10 @@ where
         // per-record loop only hashes and appends (no send, no call that
         // would make the compiler spill the record to the stack), then send
         // the buffers that filled.
-        let mut rest = batch.drain(..);
         while rest.len() > 0 {
             let room = out.room();
-            let (key_fn, bufs) = (&self.key_fn, &mut out.bufs);
-            for r in rest.by_ref().take(room) {
-                let key = key_fn(&r.value);
+            let bufs = &mut out.bufs;
+            for (r, key) in rest.by_ref().take(room) {
                 let t = partition(&key, p);
                 bufs[t].push(Record { ts: r.ts, value: (key, r.value) });
             }
@@ -249,8 +243,8 @@ where
 
 /// A record with its key, for [`KeyBy`].
 #[inline(always)]
-fn keyed<K, T>(key_fn: &impl Fn(&T) -> K) -> impl Fn(Record<T>) -> Record<(K, T)> + '_ {
-    move |r| Record { ts: r.ts, value: (key_fn(&r.value), r.value) }
+fn keyed<K, T>((r, key): (Record<T>, K)) -> Record<(K, T)> {
+    Record { ts: r.ts, value: (key, r.value) }
 }
 
 /// Counts and discards: the output of a port nobody subscribed to (late

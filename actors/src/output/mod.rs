@@ -23,6 +23,7 @@
 //! after every source batch does not cut every batch short.
 
 pub(crate) mod edge;
+pub(crate) mod keys;
 pub(crate) mod mailbox;
 pub(crate) mod outlet;
 pub(crate) mod pool;
@@ -175,6 +176,11 @@ impl<T: Send + 'static> Sender<T> {
 
     pub(crate) fn len(&self) -> usize {
         self.targets.len()
+    }
+
+    /// The targets' published watermarks (`Target::watermark`).
+    pub(crate) fn watermarks(&self) -> Vec<Arc<AtomicI64>> {
+        self.targets.iter().map(|t| Arc::clone(&t.watermark)).collect()
     }
 
     /// An empty buffer for the next batch to target `t`: one this sender

@@ -115,14 +115,6 @@ impl Graph {
         self.nodes.len() - 1
     }
 
-    /// Renames a node (names stay unique).
-    pub(crate) fn rename(&mut self, old: &str, new: &str) {
-        self.names.remove(old);
-        if !self.names.insert(new.to_string()) {
-            self.error(BuildError::DuplicateName(new.to_string()));
-        }
-    }
-
     /// Records an edge from every instance of `from` to `to`; returns the
     /// first input index at `to` of `from`'s instances.
     /// `main`: the edge leaves `from`'s main output (not a side output).

@@ -10,7 +10,8 @@ use serde::Serialize;
 use crate::error::{BuildError, JobError};
 use crate::metrics::{ActorKind, ActorMetrics};
 use crate::operator::Operator;
-use crate::output::edge::KeyBy;
+use crate::output::edge::{KeyBy, Partitioned};
+use crate::output::keys::{BatchKeys, KeyMaker};
 use crate::output::outlet::Outlet;
 use crate::output::pool::BatchPool;
 use crate::output::{Emit, Inbox, Target};
@@ -24,77 +25,72 @@ use crate::window::{Aggregate, Collect, Window, WindowOptions, WindowResult, Win
 use crate::window_manager::{WindowInput, WindowManager};
 
 /// A stream partitioned by key (see [`Stream::key_by`]).
-#[must_use = "a keyed stream does nothing until windowed or processed"]
-pub struct KeyedStream<K, T: Send + 'static, F> {
+#[must_use = "a keyed stream does nothing until windowed or transformed"]
+pub struct KeyedStream<K, T: Send + 'static> {
     stream: Stream<T>,
-    key: F,
+    key: KeyMaker<K, T>,
     parallelism: usize,
-    _k: std::marker::PhantomData<fn() -> K>,
 }
 
-impl<K, T: Send + 'static, F> fmt::Debug for KeyedStream<K, T, F> {
+impl<K, T: Send + 'static> fmt::Debug for KeyedStream<K, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedStream").field("parallelism", &self.parallelism).finish()
     }
 }
 
-impl<K, T, F> KeyedStream<K, T, F>
+impl<K, T> KeyedStream<K, T>
 where
     K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     T: Send + 'static,
-    F: Fn(&T) -> K + Clone + Send + 'static,
 {
-    pub(crate) fn new(stream: Stream<T>, key: F, parallelism: usize) -> Self {
-        KeyedStream { stream, key, parallelism, _k: std::marker::PhantomData }
+    pub(crate) fn new(stream: Stream<T>, key: KeyMaker<K, T>, parallelism: usize) -> Self {
+        KeyedStream { stream, key, parallelism }
     }
 
     /// Connects this stream to node `id` through a key-partitioning edge;
     /// returns the node's inbox, filled when the node starts.
     fn connect(self, g: &mut Graph, id: usize) -> Inbox<(K, T)> {
-        self.connect_with(g, id, |targets, input, key, batch_size, metrics| {
-            Box::new(KeyBy::new(targets, input, key, batch_size, metrics))
-        })
+        self.connect_with(g, id, |out, key| Box::new(KeyBy::new(out, key)))
     }
 
     /// Like [`KeyedStream::connect`], through a combining edge that folds
     /// each batch's records of one key and one interval of `len` ms with
     /// `agg` before they leave (`window::partial`).
     fn connect_combining<A: Aggregate<T>>(self, g: &mut Graph, id: usize, agg: A, len: i64) -> Inbox<Keyed<K, T, A::Acc>> {
-        self.connect_with(g, id, move |targets, input, key, batch_size, metrics| {
-            Box::new(Combine::new(targets, input, key, agg.clone(), len, batch_size, metrics))
-        })
+        self.connect_with(g, id, move |out, key| Box::new(Combine::new(out, key, agg.clone(), len)))
     }
 
     /// Connects this stream to node `id` through the partitioning edge that
-    /// `edge(targets, input index, key function, batch size, metrics)`
-    /// builds for each upstream instance; returns the node's inbox.
+    /// `edge(partitioned output, key extractor)` builds for each upstream
+    /// instance; returns the node's inbox.
     fn connect_with<V, E>(self, g: &mut Graph, id: usize, edge: E) -> Inbox<V>
     where
         V: Send + 'static,
-        E: Fn(Vec<Target<V>>, usize, F, usize, Arc<ActorMetrics>) -> Box<dyn Emit<T>> + Clone + Send + 'static,
+        E: Fn(Partitioned<V>, Box<dyn BatchKeys<K, T>>) -> Box<dyn Emit<T>> + Send + 'static,
     {
         let inbox: Inbox<V> = Arc::new(OnceLock::new());
         let up = Arc::clone(&inbox);
-        let (key, batch_size) = (self.key, g.config.batch_size);
+        let (mut key, batch_size) = (self.key, g.config.batch_size);
         let make: EdgeMaker<T> = Box::new(move |offset| {
             Box::new(move |i, metrics: &Arc<ActorMetrics>| {
                 let targets = up.get().expect("downstream nodes are started first").clone();
-                edge(targets, offset + i, key.clone(), batch_size, Arc::clone(metrics))
+                edge(Partitioned::new(targets, offset + i, batch_size, Arc::clone(metrics)), key())
             })
         });
         (self.stream.connect)(g, id, make);
         inbox
     }
 
-    /// Groups each key's records into event-time (or count) windows.
-    pub fn window(self, windows: Windows) -> WindowedStream<K, T, F> {
+    /// Groups each key's records into event-time (or count) windows, in the
+    /// window-manager node `name` (its actors are `<name>#<instance>` in
+    /// metrics).
+    pub fn window(self, name: &str, windows: Windows) -> WindowedStream<K, T> {
         let graph = Arc::clone(&self.stream.graph);
         let id = {
             let mut g = lock(&graph);
-            let name = format!("window{}", g.nodes.len());
-            let id = g.add_node(&name, ActorKind::Window, self.parallelism);
+            let id = g.add_node(name, ActorKind::Window, self.parallelism);
             if let Err((parameter, value)) = windows.validate() {
-                g.invalid(&name, parameter, value);
+                g.invalid(name, parameter, value);
             }
             id
         };
@@ -109,9 +105,10 @@ where
         }
     }
 
-    /// Runs a custom [`Operator`] over `(key, value)` records, `parallelism`
-    /// instances, each key always at the same instance.
-    pub fn process<O, M>(self, name: &str, make: M) -> Stream<O::Out>
+    /// Runs a custom [`Operator`] over `(key, value)` records in node
+    /// `name`, `parallelism` instances (`make(i)` makes instance `i`'s),
+    /// each key always at the same instance.
+    pub fn transform<O, M>(self, name: &str, make: M) -> Stream<O::Out>
     where
         O: Operator<In = (K, T)>,
         M: FnMut(usize) -> O + Send + 'static,
@@ -128,10 +125,10 @@ where
 }
 
 /// A keyed stream cut into windows; finish it with [`Self::aggregate`] or
-/// [`Self::process`].
+/// [`Self::apply`].
 #[must_use = "a windowed stream does nothing until aggregated"]
-pub struct WindowedStream<K, T: Send + 'static, F> {
-    keyed: KeyedStream<K, T, F>,
+pub struct WindowedStream<K, T: Send + 'static> {
+    keyed: KeyedStream<K, T>,
     graph: Arc<std::sync::Mutex<Graph>>,
     id: usize,
     windows: Windows,
@@ -140,29 +137,17 @@ pub struct WindowedStream<K, T: Send + 'static, F> {
     pre_aggregate: bool,
 }
 
-impl<K, T: Send + 'static, F> fmt::Debug for WindowedStream<K, T, F> {
+impl<K, T: Send + 'static> fmt::Debug for WindowedStream<K, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WindowedStream").field("windows", &self.windows).field("options", &self.options).finish()
     }
 }
 
-impl<K, T, F> WindowedStream<K, T, F>
+impl<K, T> WindowedStream<K, T>
 where
     K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     T: Send + 'static,
-    F: Fn(&T) -> K + Clone + Send + 'static,
 {
-    /// Names the window-manager node (default `window<N>`); actors are named
-    /// `<name>#<instance>` in metrics.
-    pub fn name(self, name: &str) -> Self {
-        {
-            let mut g = lock(&self.graph);
-            let old = std::mem::replace(&mut g.nodes[self.id].info.name, name.to_string());
-            g.rename(&old, name);
-        }
-        self
-    }
-
     /// Keeps windows `ms` of event time after they fired, so that late
     /// records within it update them (the window fires again as an update).
     pub fn allowed_lateness(mut self, ms: i64) -> Self {
@@ -202,23 +187,23 @@ where
     /// Fires each window early every `n` records added to it
     /// (`1 <= n <= u32::MAX`: a window counts its records since the last
     /// firing in 32 bits, so that its state stays small).
-    pub fn early_every_count(mut self, n: u64) -> Self {
+    pub fn early_firing_count(mut self, n: u64) -> Self {
         if n == 0 {
             self.invalid("early firing count", "0 (must be >= 1)".into());
         }
         if n > u64::from(u32::MAX) {
             self.invalid("early firing count", format!("{n} (must be <= {})", u32::MAX));
         }
-        self.options.early_every_count = Some(n.clamp(1, u64::from(u32::MAX)));
+        self.options.early_firing_count = Some(n.clamp(1, u64::from(u32::MAX)));
         self
     }
 
     /// Fires every changed window early every `interval` of processing time.
-    pub fn early_every(mut self, interval: std::time::Duration) -> Self {
+    pub fn early_firing_interval(mut self, interval: std::time::Duration) -> Self {
         if interval.is_zero() {
             self.invalid("early firing interval", "0 (must be > 0)".into());
         }
-        self.options.early_every_interval = Some(interval.max(std::time::Duration::from_millis(1)));
+        self.options.early_firing_interval = Some(interval.max(std::time::Duration::from_millis(1)));
         self
     }
 
@@ -228,10 +213,11 @@ where
         g.invalid(&node, parameter, value);
     }
 
-    /// The late-data output: records whose windows had all closed (beyond
-    /// the allowed lateness), with their key. Without it late records are
-    /// only counted (metrics `late_records`).
-    pub fn late_data(&mut self) -> Stream<(K, T)> {
+    /// Sends the late data — records whose windows had all closed (beyond
+    /// the allowed lateness), with their key — to the stream `f` builds on:
+    /// `.late_data(|late| late.sink("late", sink))`. Without it late
+    /// records are only counted (metrics `late_records`).
+    pub fn late_data(self, f: impl FnOnce(Stream<(K, T)>)) -> Self {
         let mut g = lock(&self.graph);
         let node = &mut g.nodes[self.id];
         if std::mem::replace(&mut node.side_taken, true) {
@@ -240,7 +226,8 @@ where
         }
         let p = self.keyed.parallelism;
         drop(g);
-        Stream::from_port_side(Arc::clone(&self.graph), self.id, p, Arc::clone(&self.late), false)
+        f(Stream::from_port_side(Arc::clone(&self.graph), self.id, p, Arc::clone(&self.late), false));
+        self
     }
 
     /// Aggregates each window incrementally with `agg`.
@@ -266,9 +253,9 @@ where
     }
 
     /// Runs `f(key, window, records)` over all the records of each window
-    /// when it fires (a full-window process function; keeps every record
-    /// until then).
-    pub fn process<R, P>(self, f: P) -> Stream<WindowResult<K, R>>
+    /// when it fires (a full-window function, Flink's `apply`; keeps every
+    /// record until then).
+    pub fn apply<R, P>(self, f: P) -> Stream<WindowResult<K, R>>
     where
         T: Clone + serde::Serialize + serde::de::DeserializeOwned,
         R: Send + 'static,

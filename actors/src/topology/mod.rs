@@ -8,7 +8,7 @@
 //! job.source("numbers", IterSource::new(0..100i64), |n: &i64| *n * 10, WatermarkStrategy::monotonic())
 //!     .filter(|n| n % 2 == 0)
 //!     .key_by(|n| n % 3, 2)
-//!     .window(Windows::tumbling(500))
+//!     .window("windows", Windows::tumbling(500))
 //!     .aggregate(Count)
 //!     .sink("counts", sink);
 //! job.build().unwrap().run_blocking().unwrap();
@@ -393,17 +393,17 @@ impl<T: Send + 'static> Stream<T> {
 
     /// Hash-partitions by `key` to `parallelism` downstream instances, each
     /// on its own thread; equal keys always meet at the same instance.
-    pub fn key_by<K, F>(self, key: F, parallelism: usize) -> KeyedStream<K, T, F>
+    pub fn key_by<K, F>(self, key: F, parallelism: usize) -> KeyedStream<K, T>
     where
         K: std::hash::Hash + Eq + Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
         F: Fn(&T) -> K + Clone + Send + 'static,
     {
-        KeyedStream::new(self, key, parallelism)
+        KeyedStream::new(self, crate::output::keys::key_maker(key), parallelism)
     }
 
-    /// Runs a custom [`Operator`], one instance per instance of this stream
-    /// (made by `make(i)`), fed one to one.
-    pub fn process<O, M>(self, name: &str, make: M) -> Stream<O::Out>
+    /// Runs a custom [`Operator`] in node `name`, one instance per instance
+    /// of this stream (made by `make(i)`), fed one to one.
+    pub fn transform<O, M>(self, name: &str, make: M) -> Stream<O::Out>
     where
         O: Operator<In = T>,
         M: FnMut(usize) -> O + Send + 'static,

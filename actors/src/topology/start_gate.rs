@@ -8,7 +8,6 @@
 //! started through the spawner is expected here and arrives from its
 //! creation closure; sources open their pump only once none is missing.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
@@ -37,17 +36,15 @@ impl StartGate {
     /// Completes once every expected actor has arrived. (Downstream actors
     /// are started before their upstreams, so when a source asks, all of
     /// its downstream actors are expected.)
-    pub(crate) fn opened(self: Arc<Self>) -> impl Future<Output = ()> + 'static {
-        async move {
-            loop {
-                // Created before the check: an arrival in between still
-                // wakes it.
-                let notified = self.open.notified();
-                if self.pending.load(SeqCst) == 0 {
-                    return;
-                }
-                notified.await;
+    pub(crate) async fn opened(self: Arc<Self>) {
+        loop {
+            // Created before the check: an arrival in between still wakes
+            // it.
+            let notified = self.open.notified();
+            if self.pending.load(SeqCst) == 0 {
+                return;
             }
+            notified.await;
         }
     }
 }

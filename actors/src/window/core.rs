@@ -141,7 +141,7 @@ impl<K, T, A: Aggregate<T>> WindowCore<K, T, A> {
 
     /// Processing-time early firing: every open, not yet on-time-fired window
     /// that changed since its last firing fires with `Timing::Early`. Only a
-    /// core configured with [`WindowOptions::early_every_interval`] keeps
+    /// core configured with [`WindowOptions::early_firing_interval`] keeps
     /// track of what changed; on any other this does nothing (the window
     /// manager only calls it on that interval).
     pub(crate) fn fire_early(&mut self, out: &mut Fired<K, A::Out>) {
@@ -313,7 +313,7 @@ where
 
     fn fire_early(&mut self, out: &mut Fired<K, A::Out>) {
         // Only a core with this option keeps track of what changed.
-        if self.options.early_every_interval.is_some() {
+        if self.options.early_firing_interval.is_some() {
             self.kind.fire_early(&self.agg, self.watermark, out);
         }
     }

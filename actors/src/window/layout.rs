@@ -47,8 +47,8 @@ impl Layout {
     /// The layout of `windows` with `options`; `panes: false` keeps sliding
     /// windows one state per window even where panes would apply.
     pub(crate) fn of(windows: Windows, options: &WindowOptions, panes: bool) -> Layout {
-        let early = options.early_every_count.is_some_and(|n| n > 0);
-        let marked = early || options.early_every_interval.is_some();
+        let early = options.early_firing_count.is_some_and(|n| n > 0);
+        let marked = early || options.early_firing_interval.is_some();
         let time = if marked { Layout::TimeEarly } else { Layout::Time };
         match windows {
             Windows::Tumbling { .. } => time,
@@ -96,7 +96,7 @@ impl Layout {
         A: Aggregate<T>,
     {
         let lateness = options.allowed_lateness.max(0);
-        let early = options.early_every_count.filter(|&n| n > 0);
+        let early = options.early_firing_count.filter(|&n| n > 0);
         let (size, slide) = match windows {
             Windows::Tumbling { size } => (size.max(1), size.max(1)),
             Windows::Sliding { size, slide } => (size.max(slide.max(1)), slide.max(1)),

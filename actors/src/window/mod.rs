@@ -195,8 +195,8 @@ pub struct WindowOptions {
     pub allowed_lateness: i64,
     /// Fire a window early every this many records added to it since its
     /// last firing.
-    pub early_every_count: Option<u64>,
+    pub early_firing_count: Option<u64>,
     /// Fire every window that changed since its last firing, every this much
     /// processing time.
-    pub early_every_interval: Option<Duration>,
+    pub early_firing_interval: Option<Duration>,
 }

@@ -65,10 +65,10 @@ struct Header {
     layout: Layout,
     /// [`crate::window::WindowOptions::allowed_lateness`].
     allowed_lateness: i64,
-    /// [`crate::window::WindowOptions::early_every_count`].
-    early_every_count: Option<u64>,
-    /// [`crate::window::WindowOptions::early_every_interval`].
-    early_every_interval: Option<Duration>,
+    /// [`crate::window::WindowOptions::early_firing_count`].
+    early_firing_count: Option<u64>,
+    /// [`crate::window::WindowOptions::early_firing_interval`].
+    early_firing_interval: Option<Duration>,
 }
 
 impl Header {
@@ -93,16 +93,16 @@ impl Header {
                 self.allowed_lateness, core.allowed_lateness
             ));
         }
-        if self.early_every_count != core.early_every_count {
+        if self.early_firing_count != core.early_firing_count {
             return Some(format!(
                 "it was taken with early firing every {:?} records, this core has {:?}",
-                self.early_every_count, core.early_every_count
+                self.early_firing_count, core.early_firing_count
             ));
         }
-        if self.early_every_interval != core.early_every_interval {
+        if self.early_firing_interval != core.early_firing_interval {
             return Some(format!(
                 "it was taken with early firing every {:?}, this core has {:?}",
-                self.early_every_interval, core.early_every_interval
+                self.early_firing_interval, core.early_firing_interval
             ));
         }
         // The layout follows from the window kind and the options, checked
@@ -167,8 +167,8 @@ where
             windows: self.windows,
             layout: W::LAYOUT,
             allowed_lateness: self.options.allowed_lateness,
-            early_every_count: self.options.early_every_count,
-            early_every_interval: self.options.early_every_interval,
+            early_firing_count: self.options.early_firing_count,
+            early_firing_interval: self.options.early_firing_interval,
         }
     }
 }

@@ -557,9 +557,11 @@ pub fn build(spec: &WorkloadSpec) -> (JobBuilder, WorkloadOutputs) {
         Workload::Wl3 => Windows::session(spec.gap),
     };
     let sessions = spec.workload == Workload::Wl3;
-    let mut windowed = events.key_by(|e: &Event| e.key, p).window(windows).name("windows");
-    windowed.late_data().sink("late", LateCounter(Arc::clone(&outputs.late)));
-    windowed
+    let late = LateCounter(Arc::clone(&outputs.late));
+    events
+        .key_by(|e: &Event| e.key, p)
+        .window("windows", windows)
+        .late_data(|stream| stream.sink("late", late))
         .aggregate((Count, Sum::of(|e: &Event| e.value)))
         .map(move |r: WindowResult<u64, (u64, i64)>| Row {
             window_start: r.window.start,

@@ -24,9 +24,9 @@ use std::sync::Arc;
 use foldhash::fast::FixedState;
 
 use crate::message::{Record, Timestamp};
-use crate::metrics::ActorMetrics;
 use crate::output::edge::{partition, Partitioned};
-use crate::output::{Blocked, Control, Emit, Target};
+use crate::output::keys::BatchKeys;
+use crate::output::{Blocked, Control, Emit};
 use crate::window::span::RecentSpan;
 use crate::window::partial::{Keyed, Partial};
 use crate::window::Aggregate;
@@ -36,9 +36,11 @@ const SKIP: u32 = 16;
 
 /// Hash-partitions records by key to `p` targets, combining the records of
 /// one key and one window interval within each batch.
-pub(crate) struct Combine<K: Send + 'static, T: Send + 'static, F, A: Aggregate<T>> {
+pub(crate) struct Combine<K: Send + 'static, T: Send + 'static, A: Aggregate<T>> {
     out: Partitioned<Keyed<K, T, A::Acc>>,
-    key_fn: F,
+    key_fn: Box<dyn BatchKeys<K, T>>,
+    /// The keys of the batch being sent (reused).
+    keys: Vec<K>,
     agg: A,
     /// Length of the window interval combined over (window or pane).
     len: i64,
@@ -63,31 +65,23 @@ pub(crate) struct Combine<K: Send + 'static, T: Send + 'static, F, A: Aggregate<
     recent: RecentSpan,
 }
 
-impl<K, T, F, A> Combine<K, T, F, A>
+impl<K, T, A> Combine<K, T, A>
 where
     K: Hash + Eq + Clone + Send + 'static,
     T: Send + 'static,
-    F: Fn(&T) -> K + Send + 'static,
     A: Aggregate<T>,
 {
-    /// An edge combining over intervals of `len` ms (`> 0`, from
-    /// `window::partial::combinable`).
-    pub(crate) fn new(
-        targets: Vec<Target<Keyed<K, T, A::Acc>>>,
-        input: usize,
-        key_fn: F,
-        agg: A,
-        len: i64,
-        batch_size: usize,
-        metrics: Arc<ActorMetrics>,
-    ) -> Self {
-        let receivers = targets.iter().map(|t| Arc::clone(&t.watermark)).collect();
+    /// An edge sending through `out`, combining over intervals of `len` ms
+    /// (`> 0`, from `window::partial::combinable`).
+    pub(crate) fn new(out: Partitioned<Keyed<K, T, A::Acc>>, key_fn: Box<dyn BatchKeys<K, T>>, agg: A, len: i64) -> Self {
+        let receivers = out.sender.watermarks();
         // The metrics count the records a partial stands for.
-        let out = Partitioned::new(targets, input, batch_size, metrics)
-            .weighed(|batch| batch.iter().map(|r| r.value.1.records()).sum());
+        let out = out.weighed(|batch| batch.iter().map(|r| r.value.1.records()).sum());
+        let keys = Vec::with_capacity(out.batch_size);
         Combine {
             out,
             key_fn,
+            keys,
             agg,
             len: len.max(1),
             forwarded: None,
@@ -124,16 +118,15 @@ where
         }
     }
 
-    /// Sends every record of `batch` as it is.
-    fn pass_through(&mut self, batch: &mut Vec<Record<T>>) {
+    /// Sends every record of `batch` (keys in `keys`) as it is.
+    fn pass_through(&mut self, batch: &mut Vec<Record<T>>, keys: &mut Vec<K>) {
         let p = self.out.bufs.len();
-        let mut rest = batch.drain(..);
+        let mut rest = batch.drain(..).zip(keys.drain(..));
         while rest.len() > 0 {
             // In chunks no destination's buffer can overflow (as `KeyBy`).
             let room = self.out.room();
-            let (key_fn, bufs) = (&self.key_fn, &mut self.out.bufs);
-            for r in rest.by_ref().take(room) {
-                let key = key_fn(&r.value);
+            let bufs = &mut self.out.bufs;
+            for (r, key) in rest.by_ref().take(room) {
                 let t = partition(&key, p);
                 bufs[t].push(Record { ts: r.ts, value: (key, Partial::Record(r.value)) });
             }
@@ -147,30 +140,30 @@ where
     #[inline(always)]
     fn run(
         &mut self,
-        first: Record<T>,
+        first: (Record<T>, K),
         start: Timestamp,
         end: Timestamp,
         at: usize,
-        records: &mut impl Iterator<Item = Record<T>>,
-        next: &mut Option<Record<T>>,
+        records: &mut impl Iterator<Item = (Record<T>, K)>,
+        next: &mut Option<(Record<T>, K)>,
     ) {
-        let (agg, key_fn, keys) = (&self.agg, &self.key_fn, &mut self.groups[at].keys);
-        fold(agg, keys, key_fn(&first.value), &first.value);
-        for r in records.by_ref() {
+        let (agg, keys) = (&self.agg, &mut self.groups[at].keys);
+        fold(agg, keys, first.1, &first.0.value);
+        for (r, key) in records.by_ref() {
             if !(r.ts >= start && r.ts < end) {
-                *next = Some(r);
+                *next = Some((r, key));
                 return;
             }
-            fold(agg, keys, key_fn(&r.value), &r.value);
+            fold(agg, keys, key, &r.value);
         }
     }
 
     /// Folds the records of intervals ending after `wm` into groups and
     /// sends the others as they are; then sends the groups.
-    fn combine(&mut self, batch: &mut Vec<Record<T>>, wm: Timestamp) {
+    fn combine(&mut self, batch: &mut Vec<Record<T>>, keys: &mut Vec<K>, wm: Timestamp) {
         let p = self.out.bufs.len();
         let mut combined = batch.len();
-        let mut records = batch.drain(..);
+        let mut records = batch.drain(..).zip(keys.drain(..));
         let mut next = records.next();
         // The intervals of the last run and of the one before it, with
         // their entries in `groups`: a run ends at a record of another
@@ -178,20 +171,21 @@ where
         // records alternate between two neighbours.
         let (mut last, mut before): (Option<Span>, Option<Span>) = (None, None);
         while let Some(first) = next.take() {
-            if let Some((start, end, at)) = before.filter(|&(s, e, _)| first.ts >= s && first.ts < e) {
+            let ts = first.0.ts;
+            if let Some((start, end, at)) = before.filter(|&(s, e, _)| ts >= s && ts < e) {
                 self.run(first, start, end, at, &mut records, &mut next);
                 (before, last) = (last, Some((start, end, at)));
                 continue;
             }
             // The interval as the window core finds it (the same
             // `RecentSpan`, so that both agree to the last instant).
-            let (start, end) = self.recent.locate(first.ts, self.len);
+            let (start, end) = self.recent.locate(ts, self.len);
             if end <= wm {
                 // The watermark reached its windows: the receiver decides
                 // whether it is late, so it travels as itself.
-                let key = (self.key_fn)(&first.value);
+                let (r, key) = first;
                 let t = partition(&key, p);
-                self.push(t, Record { ts: first.ts, value: (key, Partial::Record(first.value)) });
+                self.push(t, Record { ts: r.ts, value: (key, Partial::Record(r.value)) });
                 combined -= 1;
                 next = records.next();
                 continue;
@@ -250,17 +244,21 @@ struct IntervalGroups<K, Acc> {
     keys: HashMap<K, (Acc, u32), FixedState>,
 }
 
-impl<K, T, F, A> Emit<T> for Combine<K, T, F, A>
+impl<K, T, A> Emit<T> for Combine<K, T, A>
 where
     K: Hash + Eq + Clone + Send + 'static,
     T: Send + 'static,
-    F: Fn(&T) -> K + Send + 'static,
     A: Aggregate<T>,
 {
     fn data(&mut self, batch: &mut Vec<Record<T>>) {
         if !self.out.held.may_pass(batch) {
             self.out.release();
         }
+        // The keys of the whole batch first (one dynamic call), then the
+        // loops take them along with the records.
+        let mut keys = std::mem::take(&mut self.keys);
+        keys.clear();
+        self.key_fn.keys(batch, &mut keys);
         match self.forwarded {
             // A group counts its records in 32 bits.
             Some(wm) if !self.idle && self.skip == 0 && batch.len() <= u32::MAX as usize => {
@@ -269,13 +267,14 @@ where
                 // checkpoint taken while this input was idle: fold only
                 // intervals after both.
                 let receivers = self.receivers.iter().map(|w| w.load(Relaxed)).max().unwrap_or(i64::MIN);
-                self.combine(batch, wm.max(receivers))
+                self.combine(batch, &mut keys, wm.max(receivers))
             }
             _ => {
                 self.skip = self.skip.saturating_sub(1);
-                self.pass_through(batch);
+                self.pass_through(batch, &mut keys);
             }
         }
+        self.keys = keys;
     }
     fn control(&mut self, ctl: Control) {
         match ctl {

@@ -67,7 +67,7 @@ pub(crate) type Keyed<K, T, Acc> = (K, Partial<T, Acc>);
 /// firing by count (which counts records one by one). Session and count
 /// windows are not combined.
 pub(crate) fn combinable(windows: Windows, options: &WindowOptions) -> Option<i64> {
-    if options.early_every_count.is_some() || windows.validate().is_err() {
+    if options.early_firing_count.is_some() || windows.validate().is_err() {
         return None;
     }
     Layout::of(windows, options, true).combined_interval(windows)
@@ -85,7 +85,7 @@ mod tests {
         assert_eq!(combinable(Windows::sliding(10_000, 3_000), &plain), None);
         assert_eq!(combinable(Windows::session(500), &plain), None);
         assert_eq!(combinable(Windows::count(5), &plain), None);
-        let early = WindowOptions { early_every_count: Some(3), ..WindowOptions::default() };
+        let early = WindowOptions { early_firing_count: Some(3), ..WindowOptions::default() };
         assert_eq!(combinable(Windows::tumbling(10_000), &early), None);
     }
 }

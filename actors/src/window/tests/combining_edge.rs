@@ -21,7 +21,8 @@ use tokio::sync::oneshot;
 
 use crate::message::{Envelope, Record, StreamElement, Timestamp};
 use crate::metrics::{ActorKind, ActorMetrics};
-use crate::output::edge::partition;
+use crate::output::edge::{partition, Partitioned};
+use crate::output::keys::key_maker;
 use crate::output::mailbox::MailboxGauge;
 use crate::output::{Control, Emit, Target};
 use crate::window::core::WindowCore;
@@ -112,7 +113,8 @@ fn through_the_edge(steps: &[Step], p: usize, len: i64, batch_size: usize) -> Ve
             received.push(rx);
         }
         let metrics = ActorMetrics::new("combine#0".into(), ActorKind::Operator, 16);
-        let mut edge = Combine::new(targets, 0, |e: &Event| e.0, agg(), len, batch_size, metrics);
+        let out = Partitioned::new(targets, 0, batch_size, metrics);
+        let mut edge = Combine::new(out, key_maker(|e: &Event| e.0)(), agg(), len);
         for step in steps {
             match step {
                 Step::Batch(records) => {

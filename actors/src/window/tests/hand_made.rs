@@ -42,14 +42,14 @@ pub(super) fn summing(windows: Windows, options: WindowOptions) -> Harness<impl 
 
 /// Options with `lateness` and early firing every `early` records.
 pub(super) fn opts(lateness: i64, early: Option<u64>) -> WindowOptions {
-    WindowOptions { allowed_lateness: lateness, early_every_count: early, early_every_interval: None }
+    WindowOptions { allowed_lateness: lateness, early_firing_count: early, early_firing_interval: None }
 }
 
 /// [`opts`] with early firing by processing time as well: the core then
 /// tracks what changed, and [`Harness::early`] fires it (the interval
 /// itself is the window manager's clock, not the core's).
 pub(super) fn timed(lateness: i64, early: Option<u64>) -> WindowOptions {
-    WindowOptions { early_every_interval: Some(std::time::Duration::from_secs(1)), ..opts(lateness, early) }
+    WindowOptions { early_firing_interval: Some(std::time::Duration::from_secs(1)), ..opts(lateness, early) }
 }
 
 impl<A: Aggregate<i64, Out = i64>> Harness<A> {

@@ -246,7 +246,7 @@ proptest! {
         ticking: bool,
     ) {
         let windows = if size == slide { Windows::tumbling(size) } else { Windows::sliding(size, slide) };
-        let options = WindowOptions { allowed_lateness: lateness, early_every_interval: ticking.then_some(TICK), ..WindowOptions::default() };
+        let options = WindowOptions { allowed_lateness: lateness, early_firing_interval: ticking.then_some(TICK), ..WindowOptions::default() };
         let got = run(windows, options, panes, &steps, finish);
         // The model, step by step: a record joins its windows with
         // `end + lateness > watermark`; those at or behind the watermark fire
@@ -298,7 +298,7 @@ proptest! {
         ticking: bool,
     ) {
         let windows = Windows::sliding(slide * panes_per_window, slide);
-        let options = WindowOptions { allowed_lateness: lateness, early_every_interval: ticking.then_some(TICK), ..WindowOptions::default() };
+        let options = WindowOptions { allowed_lateness: lateness, early_firing_interval: ticking.then_some(TICK), ..WindowOptions::default() };
         let with_panes = run(windows, options, true, &steps, true);
         let without = run(windows, options, false, &steps, true);
         prop_assert_eq!(with_panes.per_step.len(), without.per_step.len());
@@ -400,8 +400,8 @@ proptest! {
         };
         let options = WindowOptions {
             allowed_lateness: lateness,
-            early_every_count: early_count,
-            early_every_interval: ticking.then_some(TICK),
+            early_firing_count: early_count,
+            early_firing_interval: ticking.then_some(TICK),
         };
         for panes in [true, false] {
             let one_by_one = run(windows, options, panes, &steps, true);
@@ -420,7 +420,7 @@ proptest! {
             1 => Windows::session(size),
             _ => Windows::count(size as u64),
         };
-        let options = WindowOptions { early_every_interval: ticking.then_some(TICK), ..WindowOptions::default() };
+        let options = WindowOptions { early_firing_interval: ticking.then_some(TICK), ..WindowOptions::default() };
         let got = run(windows, options, true, &steps, true);
         let records: Vec<_> = steps.iter().filter_map(|s| match s { Step::Record { value, .. } => Some(*value), _ => None }).collect();
         let (count, sum) = on_time(&got).values().fold((0, 0), |acc, v| (acc.0 + v.0, acc.1 + v.1));
@@ -445,7 +445,7 @@ proptest! {
         ticking: bool, steps in steps(true),
     ) {
         let size = slide * panes_per_window;
-        let options = WindowOptions { allowed_lateness: lateness, early_every_interval: ticking.then_some(TICK), ..WindowOptions::default() };
+        let options = WindowOptions { allowed_lateness: lateness, early_firing_interval: ticking.then_some(TICK), ..WindowOptions::default() };
         let windows = if size == slide { Windows::tumbling(size) } else { Windows::sliding(size, slide) };
         let len = crate::window::partial::combinable(windows, &options);
         prop_assume!(len.is_some(), "{:?} does not combine", windows);

@@ -227,7 +227,7 @@ fn restore_rejects_another_size_layout_or_options() {
     assert_rejected(&mut stricter, &tumbling, &["allowed lateness of 5 ms", "0 ms"]);
     let mut early = core(Windows::tumbling(10), opts(5, Some(3)), true);
     assert_rejected(&mut early, &tumbling, &["early firing every None records", "Some(3)"]);
-    let ticking_options = WindowOptions { early_every_interval: Some(Duration::from_secs(1)), ..opts(5, None) };
+    let ticking_options = WindowOptions { early_firing_interval: Some(Duration::from_secs(1)), ..opts(5, None) };
     let mut ticking = core(Windows::tumbling(10), ticking_options, true);
     assert_rejected(&mut ticking, &tumbling, &["early firing every None", "Some(1s)"]);
     // Same windows, other layout: panes and one state per window.
