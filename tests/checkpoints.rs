@@ -83,14 +83,20 @@ fn stop_with_checkpoint_then_resume_gives_the_failure_free_result() {
     let dir = tempfile::tempdir().unwrap();
     let (builder, _) = workload::build(&wl1_spec(dir.path(), 2));
     let job = builder.build().unwrap().spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(400));
+    // Part-way: a million of the three million events read.
+    wait_until("a third of the events", Duration::from_secs(20), || job.metrics().source_records() >= 1_000_000);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let stats = rt.block_on(job.stop_with_checkpoint()).expect("a final checkpoint");
     assert!(stats.completed);
     assert!(matches!(job.wait_blocking(), Err(JobError::Cancelled)));
 
     let (builder, outputs) = workload::build(&wl1_spec(dir.path(), 2));
-    builder.build().unwrap().run_blocking().unwrap();
+    let report = builder.build().unwrap().run_blocking().unwrap();
+    assert_eq!(report.resumed_from, Some(stats.seq), "it resumed from the final checkpoint");
+    // The resumed run read only what came after the checkpoint's position:
+    // a checkpoint at position 0 (or at the end) would fail this.
+    let read = report.metrics.source_records();
+    assert!((1..=2_000_000).contains(&read), "the resumed run read {read} of 3,000,000 events");
     assert_eq!(outputs.result().checksum, WL1_K16);
 }
 
