@@ -50,8 +50,12 @@ pub mod prelude {
     pub use weir_actors::prelude::*;
 }
 
-/// For operator authors: the edge protocol, input tracking, the output
-/// handle of plain-actor operators and the operator test harness.
+/// For operator authors: the [`Operator`](crate::Operator) trait and its
+/// test harness, the actor-shell [`Core`](crate::Core) with its
+/// [`Cx`](crate::Cx), [`Outlet`](crate::Outlet) and
+/// [`Outputs`](crate::Outputs), state [`Snapshot`](crate::Snapshot)s, the
+/// edge protocol and input tracking, and the [`Source`](crate::Source)
+/// trait.
 pub mod dev {
     pub use weir_actors::dev::*;
 }
