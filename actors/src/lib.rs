@@ -70,11 +70,9 @@ pub mod prelude {
     };
 }
 
-/// For operator authors: the [`Operator`](crate::Operator) trait and its
-/// test harness, the actor-shell [`Core`](crate::Core) with its
-/// [`Cx`](crate::Cx), [`Outlet`](crate::Outlet) and
-/// [`Outputs`](crate::Outputs), state [`Snapshot`](crate::Snapshot)s, the
-/// edge protocol and input tracking, and the [`Source`](crate::Source)
+/// For operator authors: the [`Operator`] trait and its test harness, the
+/// actor-shell [`Core`] with its [`Cx`], [`Outlet`] and [`Outputs`], state
+/// [`Snapshot`]s, the edge protocol and input tracking, and the [`Source`]
 /// trait.
 pub mod dev {
     pub use crate::{
