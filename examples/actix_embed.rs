@@ -11,8 +11,9 @@
 //! - `Dashboard` receives the job's window results as ordinary actix
 //!   messages: the job's sink is `sink_to_recipient(addr.recipient())`.
 //!
-//! The job runs in the application's own actix System (`Job::start`), each
-//! of its actors on an Arbiter thread of its own. Dropping the last
+//! The job runs in the application's own actix System (`Job::start`), its
+//! actors on the job's own Arbiter threads (by default one per parallel
+//! instance: instance `i` of every node on thread `i`). Dropping the last
 //! `PushHandle` ends the input: the final watermark fires the open windows
 //! and `JobHandle::wait` returns. Run it with
 //! `cargo run --release --example actix_embed`.

@@ -50,8 +50,10 @@ pub mod prelude {
     pub use weir_actors::prelude::*;
 }
 
-/// For operator authors: the edge protocol, input tracking, the output
-/// handle of plain-actor operators and the operator test harness.
+/// For operator authors: the [`Operator`] trait and its test harness, the
+/// actor-shell [`Core`] with its [`Cx`], [`Outlet`] and [`Outputs`], state
+/// [`Snapshot`]s, the edge protocol and input tracking, and the [`Source`]
+/// trait.
 pub mod dev {
     pub use weir_actors::dev::*;
 }

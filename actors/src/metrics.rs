@@ -280,12 +280,13 @@ pub struct JobMetrics {
 }
 
 impl JobMetrics {
-    /// The actors of one kind.
+    /// Returns an iterator over the actors of one kind, in name order.
     pub fn of_kind(&self, kind: ActorKind) -> impl Iterator<Item = &MetricsSnapshot> {
         self.actors.iter().filter(move |a| a.kind == kind)
     }
 
-    /// The actors whose name starts with `node` (all instances of a node).
+    /// Returns an iterator over the instances of node `node` (the actors
+    /// named `<node>#<i>`), in name order.
     pub fn of_node<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a MetricsSnapshot> {
         self.actors
             .iter()

@@ -1,6 +1,7 @@
 //! `weir bench`: weir against a hand-written baseline on the reference
 //! workloads, each measurement in a child process (`weir bench-one`, hidden).
-//! The work is in `src/bench/`; this file is its command line.
+//! The work is in the `weir-harness` crate (`src/harness/src/bench/`,
+//! `weir_harness::bench`); this file is its command line.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -21,7 +21,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run a reference workload (shared/bench/WORKLOAD.md) and print
+    /// Run a reference workload (docs/workloads.md) and print
     /// `<rows> <events> <total> <digest>` as the last line of stdout.
     Run(RunArgs),
     /// Measure weir against a hand-written baseline on the reference

@@ -65,8 +65,9 @@ impl IngestReport {
     /// with `…`).
     pub const MAX_REASON_BYTES: usize = 256;
 
-    /// The accepted line numbers that `accepted_lines` lists, ascending:
-    /// all of them when [`Self::lists_every_accepted_line`].
+    /// Returns an iterator over the accepted line numbers that
+    /// `accepted_lines` lists, ascending: all of them when
+    /// [`Self::lists_every_accepted_line`].
     pub fn accepted_line_numbers(&self) -> impl Iterator<Item = u64> + '_ {
         self.accepted_lines.iter().flat_map(|[a, b]| *a..=*b)
     }

@@ -24,7 +24,9 @@ pub enum JobState {
     Running,
     /// Every sink finished.
     Finished,
-    /// A sink failed, checkpointing failed, or the job was cancelled.
+    /// The job ended with an error: an actor's hook failed or panicked (an
+    /// operator, a window manager, a source, a sink), the job was cancelled
+    /// or its actors were stopped under it.
     Failed,
 }
 

@@ -179,8 +179,9 @@ impl<T> SourceBatch<'_, T> {
         self.items.is_empty()
     }
 
-    /// The items from position `from` on (`from..len()`), for a source
-    /// that wraps another and looks at what it added.
+    /// Returns an iterator over the items from position `from` on
+    /// (`from..len()`; none when `from >= len()`), for a source that wraps
+    /// another and looks at what it added.
     pub fn items_from(&self, from: usize) -> impl ExactSizeIterator<Item = &T> + '_ {
         self.items.get(from..).unwrap_or(&[]).iter().map(|r| &r.value)
     }

@@ -32,7 +32,8 @@ pub struct GraphNode {
 }
 
 impl GraphNode {
-    /// The names of this node's actor instances, as in [`crate::JobMetrics`].
+    /// Returns an iterator over the names of this node's actor instances,
+    /// `<name>#0` .. `<name>#{parallelism-1}`, as in [`crate::JobMetrics`].
     pub fn actors(&self) -> impl Iterator<Item = String> + '_ {
         (0..self.parallelism).map(move |i| format!("{}#{}", self.name, i))
     }

@@ -315,13 +315,15 @@ impl<T: Send + 'static> fmt::Debug for Stream<T> {
     }
 }
 
-/// Information for an operator written as a plain actor.
+/// What [`Stream::actor_operator`] tells the function that makes each
+/// instance's [`Core`].
 #[derive(Debug, Clone, Copy)]
 pub struct ActorOperatorInfo {
     /// This instance's index (`0..parallelism`).
     pub instance: usize,
-    /// Number of inputs this instance receives from (see
-    /// [`crate::time::InputTracker`]).
+    /// Number of inputs this instance receives from (the shell takes the
+    /// watermark as the minimum over them; [`Cx::input`](crate::Cx::input)
+    /// says which one a batch came on).
     pub inputs: usize,
 }
 
@@ -391,8 +393,10 @@ impl<T: Send + 'static> Stream<T> {
         self.stage(move |inner| Box::new(FlatMap::new(f.clone(), inner)))
     }
 
-    /// Hash-partitions by `key` to `parallelism` downstream instances, each
-    /// on its own thread; equal keys always meet at the same instance.
+    /// Hash-partitions by `key` to `parallelism` downstream instances;
+    /// equal keys always meet at the same instance. (Where the instances
+    /// run is the job's [`Placement`]: by default instance `i` shares
+    /// thread `i` with instance `i` of every other node.)
     pub fn key_by<K, F>(self, key: F, parallelism: usize) -> KeyedStream<K, T>
     where
         K: std::hash::Hash + Eq + Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,

@@ -1,8 +1,9 @@
-//! The reference workloads of `shared/bench/WORKLOAD.md`: a deterministic
-//! event stream that any engine can generate identically, three keyed
-//! window jobs over it (WL1 tumbling, WL2 sliding, WL3 session), and the
-//! order-independent result checksum, so results can be compared with other
-//! engines to the last bit.
+//! The reference workloads of WORKLOAD.md (in full in `docs/workloads.md`):
+//! a deterministic event stream that any engine can generate identically,
+//! three keyed window jobs over it (WL1 tumbling, WL2 sliding, WL3 session),
+//! and the order-independent result checksum, so results can be compared
+//! with other engines to the last bit. (WL4, the interval join, is not
+//! implemented yet.)
 //!
 //! Event `i` is a pure function of `i` ([`event`]), so `p` parallel
 //! generator instances each produce their share of `0..N` without

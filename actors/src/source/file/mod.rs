@@ -74,7 +74,21 @@ pub enum FileFormat {
     Csv,
 }
 
-/// Reads records of type `T` from a file; see the [module docs](self).
+/// Reads records of type `T` from a file of JSON lines
+/// ([`FileSource::json_lines`]) or CSV with a header line naming the
+/// fields ([`FileSource::csv`]), deserialized with serde.
+///
+/// Nothing is dropped silently: every line that is not blank becomes a
+/// record or a [`DeadLetter`] naming the file, the 1-based line number, the
+/// byte offset and why — a line longer than
+/// [`FileSource::max_line_bytes`] (skipped without being held in memory),
+/// not UTF-8, not the record type, or in CSV broken quoting (it costs the
+/// record's first line, not the rest of the file) or a different number of
+/// fields than the header — and reading goes on with the next line. Blank
+/// lines are skipped. The checkpoint position is the byte offset and
+/// number of the next line, so a restored job reads exactly the rest; a
+/// file that cannot be opened or read is one dead letter, and a restored
+/// job tries it again from where reading stopped.
 ///
 /// ```no_run
 /// # use weir_actors::FileSource;
