@@ -162,7 +162,7 @@ impl Core for Tagger {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    println!("weir example: actor_operator — a plain actix actor as an operator\n");
+    println!("weir example: actor_operator — an actor operator (a Core run by weir's actor shell)\n");
     println!("  2 sources x 2 sensors x {READINGS_PER_SENSOR} readings (one per 5 ms of event time each)");
     println!("  -> actor_operator(\"tagger\") -> key_by(sensor, 2) -> tumbling 1-minute windows -> sink\n");
 

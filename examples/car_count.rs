@@ -119,7 +119,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let per_minute = job
         .source("cars", IterSource::new(cars), |c: &Car| c.ts, strategy)
-        .key_by(|c: &Car| c.colour.clone(), 2) // two window managers, one thread each
+        .key_by(|c: &Car| c.colour.clone(), 2) // two window managers (instance i on thread i)
         .window("per-minute", Windows::tumbling(MINUTE))
         // Records whose windows have all closed come out here, with their key.
         .late_data(|late| {

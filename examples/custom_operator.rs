@@ -240,7 +240,7 @@ fn in_a_job() -> Result<(), Box<dyn std::error::Error>> {
     println!("2. The Watchdog in a job: {} readings of boiler, pump and fan over 2 minutes,", input.len());
     println!("   slightly out of order; the pump sends nothing between 31 s and 96 s, the fan's last");
     println!("   reading is at 77 s. Watermark: newest event time - 2 s.");
-    println!("   source -> key_by(sensor, 2) -> process(\"watchdog\") -> sink\n");
+    println!("   source -> key_by(sensor, 2) -> transform(\"watchdog\") -> sink\n");
 
     let job = JobBuilder::new("watchdog");
     job.source("readings", IterSource::new(input), |r: &Reading| r.ts, WatermarkStrategy::bounded_out_of_orderness(2_000))

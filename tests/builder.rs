@@ -101,3 +101,14 @@ fn duplicate_names_are_an_error() {
     source(&job).sink("src", CollectSink::new().0);
     assert_eq!(job.build().unwrap_err(), BuildError::DuplicateName("src".into()));
 }
+
+#[test]
+fn a_node_name_with_a_hash_or_empty_is_an_error() {
+    for name in ["a#b", ""] {
+        let job = JobBuilder::new("names");
+        let (sink, _) = CollectSink::new();
+        job.source(name, IterSource::new(0..10i64), |n: &i64| *n, WatermarkStrategy::monotonic()).sink("out", sink);
+        let err = job.build().expect_err("an invalid node name");
+        assert!(err.to_string().contains("node name"), "{err}");
+    }
+}

@@ -227,7 +227,7 @@ where
     fn on_end(&mut self, cx: &mut Cx<'_, Self>) -> Result<(), OperatorError> {
         let late = self.core.late_records();
         if late > 0 && !self.late_connected {
-            tracing::warn!(actor = %cx.actor(), late, "late records were counted but not delivered: the job has no late-data sink (WindowedStream::with_late_data)");
+            tracing::warn!(actor = %cx.actor(), late, "late records were counted but not delivered: the job has no late-data sink (WindowedStream::late_data)");
         }
         tracing::debug!(actor = %cx.actor(), late, "window manager finished");
         debug_assert_eq!(self.core.watermark(), END_OF_TIME);

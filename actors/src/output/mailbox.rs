@@ -65,8 +65,8 @@ impl MailboxGauge {
     }
 
     fn taken_quietly(&self) {
-        // Saturating: a plain actor may report a message it was sent
-        // directly, not through a counted edge.
+        // Saturating: the count never goes below zero, whatever the order
+        // in which a refusal and a take are seen.
         let _ = self.queued.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
     }
 

@@ -106,6 +106,10 @@ impl Graph {
         if parallelism == 0 {
             self.invalid(name, "parallelism", "0 (must be >= 1)".into());
         }
+        // Actors are named `<node>#<instance>` in metrics and checkpoints.
+        if name.is_empty() || name.contains('#') {
+            self.invalid(name, "node name", format!("{name:?} (must be non-empty, without '#')"));
+        }
         self.nodes.push(Node {
             info: NodeInfo { name: name.to_string(), kind, parallelism: parallelism.max(1), inputs: 0, dead_offset: 0 },
             connected: false,
