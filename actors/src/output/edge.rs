@@ -171,8 +171,6 @@ impl<V: Send + 'static> Partitioned<V> {
 pub(crate) struct KeyBy<K: Send + 'static, T: Send + 'static> {
     out: Partitioned<(K, T)>,
     key_fn: Box<dyn BatchKeys<K, T>>,
-    /// The keys of the batch being partitioned (reused).
-    keys: Vec<K>,
 }
 
 impl<K, T> KeyBy<K, T>
@@ -182,8 +180,7 @@ where
 {
     /// An edge sending through `out`, keying with `key_fn`.
     pub(crate) fn new(out: Partitioned<(K, T)>, key_fn: Box<dyn BatchKeys<K, T>>) -> Self {
-        let keys = Vec::with_capacity(out.batch_size);
-        KeyBy { out, key_fn, keys }
+        KeyBy { out, key_fn }
     }
 }
 
@@ -197,16 +194,21 @@ where
         if !out.held.may_pass(batch) {
             out.release();
         }
-        self.keys.clear();
-        self.key_fn.keys(batch, &mut self.keys);
-        let mut rest = batch.drain(..).zip(self.keys.drain(..));
-        let p = out.bufs.len();
-        if p == 1 {
-            // One destination: no hashing, and a bulk `extend` per chunk
-            // instead of a length check per record.
+        if out.bufs.len() == 1 && out.bufs[0].len() + batch.len() <= out.batch_size {
+            // One destination and it all fits (the usual case): no hashing,
+            // one bulk `extend`.
+            self.key_fn.keyed_all(batch, &mut out.bufs[0]);
+            if out.bufs[0].len() >= out.batch_size {
+                out.send(0);
+            }
+            return;
+        }
+        let mut rest = batch.drain(..);
+        if out.bufs.len() == 1 {
+            // One destination: no hashing, a bulk `extend` per chunk.
             while rest.len() > 0 {
                 let room = out.batch_size.saturating_sub(out.bufs[0].len()).max(1);
-                out.bufs[0].extend(rest.by_ref().take(room).map(keyed));
+                self.key_fn.keyed(&mut rest, room, &mut out.bufs[0]);
                 if out.bufs[0].len() >= out.batch_size {
                     out.send(0);
                 }
@@ -214,16 +216,11 @@ where
             return;
         }
         // In chunks that no destination's buffer can overflow, so that the
-        // per-record loop only hashes and appends (no send, no call that
-        // would make the compiler spill the record to the stack), then send
-        // the buffers that filled.
+        // per-record loop only hashes and appends (no send), then send the
+        // buffers that filled.
         while rest.len() > 0 {
             let room = out.room();
-            let bufs = &mut out.bufs;
-            for (r, key) in rest.by_ref().take(room) {
-                let t = partition(&key, p);
-                bufs[t].push(Record { ts: r.ts, value: (key, r.value) });
-            }
+            self.key_fn.partition(&mut rest, room, &mut out.bufs);
             out.send_full();
         }
     }
@@ -239,12 +236,6 @@ where
     fn is_blocked(&self) -> bool {
         self.out.sender.is_blocked()
     }
-}
-
-/// A record with its key, for [`KeyBy`].
-#[inline(always)]
-fn keyed<K, T>((r, key): (Record<T>, K)) -> Record<(K, T)> {
-    Record { ts: r.ts, value: (key, r.value) }
 }
 
 /// Counts and discards: the output of a port nobody subscribed to (late

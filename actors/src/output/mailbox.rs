@@ -8,8 +8,7 @@
 //! on [`MailboxGauge::room`] and tries again: it resumes at the receiver's
 //! next message, not — as `Recipient::send(..).await` would — only once the
 //! receiver has *handled* the held message, which sits at the back of a
-//! full mailbox (measured at p = 2: sources spent half the run blocked that
-//! way).
+//! full mailbox.
 //!
 //! The gauge also carries the receiver's *paused inputs*: while a barrier
 //! alignment holds back an input (see `checkpoint::align`), the receiver

@@ -287,8 +287,7 @@ impl<T: Send + 'static> Sender<T> {
 /// A watermark must follow the records sent before it, so sending one at
 /// once means sending every partial batch first: with a watermark after
 /// every source batch and `p` destinations, batches would leave at `1/p` of
-/// their size, with as many watermark messages again (measured: WL1 at
-/// p = 2 ran 25 % faster with watermarks every 2 ms instead). An edge
+/// their size, with as many watermark messages again. An edge
 /// instead holds a watermark back and sends it to a destination right
 /// after that destination's next full batch. Only records not older than
 /// the watermark may overtake it — a record that is (late at the source)
@@ -322,11 +321,10 @@ impl HeldWatermarks {
     /// For an edge to `targets` destinations: up to sixteen times as many
     /// watermarks are held (at least 4), so that a destination's batch
     /// usually fills before its watermark is forced out even where a batch
-    /// shrinks on the edge — a combining edge turns a source batch of 16
-    /// keys into 16 partials, and released every `2 p` batches it sent a
-    /// message every other source batch, enough for the window managers'
-    /// mailboxes to push back (wl1 K=16 p=2: 8× fewer messages, 7 % faster).
-    /// [`MAX_HOLD`] bounds the wait when batches come slowly.
+    /// shrinks on the edge (a combining edge turns a source batch of 16
+    /// keys into 16 partials, so fewer holds would send a message every few
+    /// source batches). [`MAX_HOLD`] bounds the wait when batches come
+    /// slowly.
     pub(crate) fn new(targets: usize) -> Self {
         HeldWatermarks { per_target: vec![None; targets], latest: None, count: 0, limit: (16 * targets).max(4), since: None }
     }

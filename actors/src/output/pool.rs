@@ -11,9 +11,8 @@
 //! the input index of the envelope), most recently drained first: a buffer
 //! of a sender on the receiver's own thread stays in that core's cache, and
 //! one from another thread returns to the core that wrote it. A pool shared
-//! by all senders made each sender write into lines another core held
-//! last, a cache-coherence miss per line (measured: the key-by edge at
-//! p = 2 spent most of its time on those stores).
+//! by all senders would make each sender write into lines another core held
+//! last, a cache-coherence miss per line.
 
 use std::sync::Mutex;
 

@@ -7,10 +7,8 @@
 //! therefore fires nothing sooner; its records only pile up as open windows
 //! and sessions until the slowest instance catches up. Nothing in
 //! backpressure stops that: the window managers take the fast instance's
-//! records as readily as the slow one's. Measured on WL3 (sessions,
-//! K = 100,000) at p = 2: one generator ran 80 s of event time ahead of the
-//! other, the window managers held 1.6 million open sessions and the run
-//! peaked at 600 MB and took 2.6× as long as at p = 1.
+//! records as readily as the slow one's, so the state grows with the drift
+//! (docs/performance.md has what WL3 did without alignment).
 //!
 //! With [`crate::WatermarkStrategy::with_alignment`] each instance
 //! publishes the watermark its records so far allow (after every batch,

@@ -65,8 +65,7 @@ impl WatermarkStrategy {
     /// stops reading until that one has caught up to within half the
     /// drift. Downstream watermarks are the minimum over the instances
     /// anyway, so reading ahead fires nothing sooner; it only fills window
-    /// state (measured: sessions at p = 2 held 1.6 million open sessions
-    /// and 600 MB without it). Time spent waiting shows as
+    /// state. Time spent waiting shows as
     /// `MetricsSnapshot::alignment_wait`. An idle or finished instance holds
     /// nobody back; an instance that has read nothing yet holds the others
     /// at their first batch, so give a source whose instances may stay

@@ -329,8 +329,8 @@ fn add_to<K: Hash + Eq, S, T>(
 }
 
 /// Serializes a map's entries as a sequence of `(key, value)` pairs, in the
-/// map's iteration order (not as a map: decoding a `Vec` is about twice as
-/// fast as decoding a `HashMap`, which rehashes).
+/// map's iteration order (not as a map: decoding a `HashMap` rehashes
+/// every key).
 pub(super) struct MapEntries<'a, K, S>(pub(super) &'a KeyMap<K, S>);
 
 impl<K: Serialize, S: Serialize> Serialize for MapEntries<'_, K, S> {

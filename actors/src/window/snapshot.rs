@@ -13,8 +13,8 @@
 //! - the state is the layout's own: per window end (or pane end) the
 //!   `(key, state)` entries of that instant; per key its sessions and wake-up
 //!   time; per key its window being filled. Keyed state is always a list of
-//!   entries, never a map: decoding a `HashMap` is about twice as slow (it
-//!   rehashes), and indexes derived from the entries (bucket index and slab,
+//!   entries, never a map: decoding a `HashMap` rehashes every key, and
+//!   indexes derived from the entries (bucket index and slab,
 //!   the session wake-up index) are rebuilt on restore instead of stored.
 //!
 //! What a snapshot holds is what decides the future output: accumulators,

@@ -7,7 +7,7 @@
 //!   jobs built with weir's public builder, and the order-independent
 //!   result checksum, so that results compare with other engines to the
 //!   last bit;
-//! - [`bench`]: the hand-written single-threaded baselines of the same
+//! - [`bench`](mod@bench): the hand-written single-threaded baselines of the same
 //!   workloads and the driver of `weir bench` (each measurement in a child
 //!   process, a table of ratios and peak RSS).
 //!

@@ -79,9 +79,9 @@ pub fn event(i: u64, p: &StreamParams) -> Event {
     Event { ts, key, value }
 }
 
-/// [`event`] with its divisors prepared once: the same events, about twice
-/// as fast (a division by a number known only at run time costs tens of
-/// cycles; a prepared one is a multiply and a shift).
+/// [`event`] with its divisors prepared once: the same events, cheaper (a
+/// division by a number known only at run time costs tens of cycles; a
+/// prepared one is a multiply and a shift).
 #[derive(Debug, Clone, Copy)]
 pub struct EventFn {
     keys: StrengthReducedU64,
@@ -170,8 +170,7 @@ impl Source for Generator {
             if self.next < self.block_end {
                 let end = self.block_end.min(self.next + room);
                 // A range mapped is an exact-size iterator: `extend` writes
-                // without a capacity check per event (about 20 % faster than
-                // `push` in a loop, measured).
+                // without a capacity check per event.
                 let events = &self.events;
                 out.extend((self.next..end).map(|i| events.event(i)));
                 room -= end - self.next;

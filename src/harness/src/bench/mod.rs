@@ -1,18 +1,18 @@
 //! `weir bench`: end-to-end throughput of the reference workloads, weir
 //! against a hand-written baseline, in one invocation.
 //!
-//! For each case (workload, K) the suite runs the [`baseline`] (a
+//! For each case (workload, K) the suite runs the `baseline` (a
 //! single-threaded tight loop: the cost of the work without a framework)
 //! and weir at each parallelism, `--runs` times, alternating the engines
 //! (baseline, p=1, p=2, baseline, ...) so that the noise of a shared
 //! machine spreads over all of them. Each measurement runs in a child
-//! process of its own ([`child`], the hidden `weir bench-one`), so that
+//! process of its own (`child`, the hidden `weir bench-one`), so that
 //! each reports its own peak RSS; it prints one machine-readable line that
-//! the parent parses ([`child::Measurement`]). The parent prints a table —
+//! the parent parses (`child::Measurement`). The parent prints a table —
 //! median events/s, ratios to the baseline and of p=2 to p=1, peak RSS,
 //! and whether every checksum agrees with the baseline's and, for the runs
-//! that have one, with the WORKLOAD.md check value ([`check`]) — and fails
-//! if any disagrees ([`report`]).
+//! that have one, with the WORKLOAD.md check value (`check`) — and fails
+//! if any disagrees (`report`).
 
 mod baseline;
 mod check;
@@ -76,7 +76,7 @@ pub(crate) fn workload_name(w: Workload) -> &'static str {
     }
 }
 
-/// Reads [`workload_name`].
+/// Reads a workload name (`wl1`, `wl2`, `wl3`).
 pub fn parse_workload(s: &str) -> Result<Workload, String> {
     match s {
         "wl1" => Ok(Workload::Wl1),
