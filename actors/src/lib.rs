@@ -16,6 +16,8 @@
 
 #[doc(hidden)] #[cfg(feature = "bench-internals")] pub mod bench_support;
 pub mod checkpoint;
+#[cfg(test)]
+mod edits;
 pub mod error;
 pub mod job;
 pub mod message;
