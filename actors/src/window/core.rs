@@ -62,6 +62,9 @@ mod early_firing_tests;
 #[path = "proptests.rs"]
 mod proptests;
 #[cfg(test)]
+#[path = "snapshot_decode_proptests.rs"]
+mod snapshot_decode_proptests;
+#[cfg(test)]
 #[path = "snapshot_harness.rs"]
 mod snapshot_harness;
 #[cfg(test)]
