@@ -255,7 +255,8 @@ fn child() -> ExitCode {
     let dir = PathBuf::from(arg("--dir", String::from(".")));
     let events: u64 = arg("--events", 1_000_000);
     let rate: u64 = arg("--rate", 10_000);
-    let job = JobBuilder::new("soak").checkpointing(CheckpointConfig::new(dir.join("checkpoints"), Duration::from_millis(100)));
+    let every = Duration::from_millis(arg("--interval-ms", 100));
+    let job = JobBuilder::new("soak").checkpointing(CheckpointConfig::new(dir.join("checkpoints"), every));
     let job = job.configuration("events", events).configuration("rate", rate);
     let mut sums = Vec::new();
     let late = Arc::new(Mutex::new(0u64));
@@ -293,7 +294,14 @@ fn child() -> ExitCode {
     while !handle.is_finished() {
         std::thread::sleep(Duration::from_secs(1));
         let c = handle.checkpoint_summary();
-        println!("completed={} aborted={} resumed={:?} read={}", c.completed, c.aborted, handle.resumed_from(), handle.metrics().source_records());
+        let last = c.recent.iter().rev().find(|s| s.completed).map_or(0, |s| s.duration.as_millis());
+        println!(
+            "completed={} aborted={} last_ms={last} resumed={:?} read={}",
+            c.completed,
+            c.aborted,
+            handle.resumed_from(),
+            handle.metrics().source_records()
+        );
     }
     match handle.wait_blocking() {
         Ok(_) => {

@@ -131,6 +131,20 @@ impl Coordinator {
         ctx.run_later(self.config.timeout, move |act, _| act.abort(seq, "timed out"));
     }
 
+    /// A periodic trigger: a checkpoint, unless one is still in flight.
+    /// When checkpoints take longer than the interval (slow storage, large
+    /// state), triggering more would queue them here — their
+    /// acknowledgements and snapshot bytes with them — faster than they
+    /// complete: memory and the age of the last complete checkpoint would
+    /// grow without bound. So periodic checkpoints follow one another no
+    /// faster than they complete (Flink's one concurrent checkpoint);
+    /// one asked for with `JobHandle::checkpoint` starts at once.
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.pending.is_empty() {
+            self.trigger(ctx, None);
+        }
+    }
+
     fn abort(&mut self, seq: u64, why: &str) {
         let Some(p) = self.pending.remove(&seq) else { return };
         let waiting: Vec<&String> = p.waiting.iter().take(5).collect();
@@ -201,7 +215,7 @@ impl Handler<Register> for Coordinator {
         if let Some(every) = self.config.interval {
             ctx.run_interval(every, |act, ctx| {
                 let lifecycle = Arc::clone(&act.lifecycle);
-                let _ = crate::shell::guarded(&lifecycle, NAME, "a periodic trigger", || act.trigger(ctx, None));
+                let _ = crate::shell::guarded(&lifecycle, NAME, "a periodic trigger", || act.tick(ctx));
             });
         }
     }
@@ -322,6 +336,19 @@ mod tests {
             c.acknowledged(ack(&c, 1, "a#0"));
             c.acknowledged(ack(&c, 1, "b#0"));
             assert_eq!(backend.calls(), ["write 1 a#0", "write 1 b#0", "commit 1"]);
+        });
+    }
+
+    #[test]
+    fn a_periodic_trigger_waits_until_no_checkpoint_is_in_flight() {
+        actix::System::new().block_on(async {
+            let (mut c, _backend, _lifecycle) = coordinator(&["a#0"]);
+            let mut ctx = Context::new();
+            c.tick(&mut ctx);
+            assert_eq!((c.next_seq, c.pending.len()), (2, 1), "nothing triggered while checkpoint 1 is in flight");
+            c.acknowledged(ack(&c, 1, "a#0"));
+            c.tick(&mut ctx);
+            assert_eq!((c.next_seq, c.pending.len()), (3, 1), "checkpoint 2 triggered once 1 completed");
         });
     }
 
