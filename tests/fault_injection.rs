@@ -46,6 +46,8 @@ struct World {
     /// Records each pipeline's operator and actor operator counted (in
     /// their checkpointed state), reported when their input ends.
     tallies: Vec<(Kind, Arc<AtomicU64>, Arc<AtomicU64>)>,
+    /// Checkpoints completed in the current run.
+    commits: Arc<AtomicU64>,
 }
 
 impl World {
@@ -64,7 +66,7 @@ impl World {
             |kind| expected(kind, input(kind)).rows,
         );
         let tallies = Kind::ALL.iter().map(|&k| (k, Arc::default(), Arc::default())).collect();
-        World { dir, inputs, faults, tallies }
+        World { dir, inputs, faults, tallies, commits: Arc::default() }
     }
 
     fn path(&self, file: &str) -> PathBuf {
@@ -91,6 +93,7 @@ impl World {
             every: PACE,
             kind,
             faults: self.faults.clone(),
+            commits: Arc::clone(&self.commits),
             next: None,
             timer: None,
         };
@@ -111,6 +114,7 @@ impl World {
             kind,
             faults: self.faults.clone(),
             armed: None,
+            commits: Arc::clone(&self.commits),
         };
         windowed
             .aggregate(Fingerprint)
@@ -179,6 +183,7 @@ fn run_to_completion(world: &World) -> Runs {
     let mut runs = Runs::default();
     loop {
         assert!(runs.resumed.len() < max_runs, "the job did not complete in {max_runs} runs: {runs:?}");
+        world.commits.store(0, Ordering::SeqCst);
         let handle = world.job().spawn().expect("the job starts");
         runs.resumed.push(handle.resumed_from());
         let outcome = support::within(Duration::from_secs(60), move || handle.wait_blocking());
@@ -256,6 +261,8 @@ fn survives_injected_faults(seed: u64) {
         assert!(fault.struck() >= 1, "fault {fault} struck: the record or row it waits for passed its place");
     }
     assert!(!runs.failures.is_empty(), "the job failed at least once");
+    // Sources read nothing before a checkpoint of their run completed.
+    assert!(runs.resumed[1..].iter().all(Option::is_some), "every restart resumed from a checkpoint: {runs:?}");
     eprintln!(
         "seed {seed:#x}: {} runs in {:.1} s, resumed from {:?}; faults: {}",
         runs.resumed.len(),

@@ -157,13 +157,17 @@ impl fmt::Display for Fault {
 
 /// A source that reads one batch of its inner source at a time, at most
 /// one every `every`, so that checkpoints fall between batches while the
-/// job runs; it panics when a faulty record comes by. Batches keep their
-/// size: the inner source fills each one as if unpaced.
+/// job runs; it panics when a faulty record comes by. It reads nothing
+/// until a checkpoint of this run has completed (`commits`), so that every
+/// failure leaves one to resume from. Batches keep their size: the inner
+/// source fills each one as if unpaced.
 pub(crate) struct Paced<S> {
     pub(crate) inner: S,
     pub(crate) every: Duration,
     pub(crate) kind: Kind,
     pub(crate) faults: Faults,
+    /// Checkpoints completed in this run.
+    pub(crate) commits: Arc<AtomicU64>,
     pub(crate) next: Option<Instant>,
     pub(crate) timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
@@ -179,6 +183,10 @@ impl<S: Source<Item = Ev>> Source for Paced<S> {
 
     fn poll_batch(&mut self, cx: &mut Context<'_>, out: &mut SourceBatch<'_, Ev>) -> Poll<SourceStatus> {
         let now = Instant::now();
+        if self.commits.load(Ordering::SeqCst) == 0 {
+            // Checked again in a few milliseconds.
+            self.next = Some(now + Duration::from_millis(5));
+        }
         let due = *self.next.get_or_insert(now);
         if now < due {
             let deadline = tokio::time::Instant::from_std(due);
@@ -187,6 +195,9 @@ impl<S: Source<Item = Ev>> Source for Paced<S> {
             if timer.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
+        }
+        if self.commits.load(Ordering::SeqCst) == 0 {
+            return Poll::Ready(SourceStatus::Ready);
         }
         self.next = Some(Instant::now() + self.every);
         let before = out.len();
@@ -293,6 +304,9 @@ pub(crate) struct FaultySink {
     pub(crate) faults: Faults,
     /// A row that arms a commit fault was written.
     pub(crate) armed: Option<At>,
+    /// Checkpoints completed in this run (counted here, read by the
+    /// sources).
+    pub(crate) commits: Arc<AtomicU64>,
 }
 
 impl FaultySink {
@@ -336,6 +350,7 @@ impl Sink<Row> for FaultySink {
     }
 
     fn commit(&mut self, id: CheckpointId) -> Result<(), SinkError> {
+        self.commits.fetch_add(1, Ordering::SeqCst);
         self.commit_fault()?;
         Sink::<Row>::commit(&mut self.inner, id)
     }
