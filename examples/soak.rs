@@ -256,7 +256,11 @@ fn child() -> ExitCode {
     let events: u64 = arg("--events", 1_000_000);
     let rate: u64 = arg("--rate", 10_000);
     let every = Duration::from_millis(arg("--interval-ms", 100));
-    let job = JobBuilder::new("soak").checkpointing(CheckpointConfig::new(dir.join("checkpoints"), every));
+    let mut job = JobBuilder::new("soak");
+    // `--interval-ms 0`: no checkpoints (to compare memory without them).
+    if !every.is_zero() {
+        job = job.checkpointing(CheckpointConfig::new(dir.join("checkpoints"), every));
+    }
     let job = job.configuration("events", events).configuration("rate", rate);
     let mut sums = Vec::new();
     let late = Arc::new(Mutex::new(0u64));
@@ -294,11 +298,13 @@ fn child() -> ExitCode {
     while !handle.is_finished() {
         std::thread::sleep(Duration::from_secs(1));
         let c = handle.checkpoint_summary();
-        let last = c.recent.iter().rev().find(|s| s.completed).map_or(0, |s| s.duration.as_millis());
+        let last = c.recent.iter().rev().find(|s| s.completed);
         println!(
-            "completed={} aborted={} last_ms={last} resumed={:?} read={}",
+            "completed={} aborted={} last_ms={} bytes={} resumed={:?} read={}",
             c.completed,
             c.aborted,
+            last.map_or(0, |s| s.duration.as_millis()),
+            last.map_or(0, |s| s.bytes),
             handle.resumed_from(),
             handle.metrics().source_records()
         );
