@@ -238,13 +238,13 @@ impl Handler<Ack> for Coordinator {
 
 impl Coordinator {
     fn acknowledged(&mut self, ack: Ack) {
-        // A job that is over (failed, cancelled or done) writes nothing
-        // more: a job restarted on the same directory may already be
-        // reading and writing it. actix handles every queued message in one
-        // poll, so without this a backlog of acknowledgements would keep
-        // writing snapshots and completing checkpoints long after `wait`
-        // returned.
-        if self.lifecycle.is_finished() {
+        // A job that failed or was cancelled writes nothing more: a job
+        // restarted on the same directory may soon be reading and writing
+        // it, and actix handles every queued message in one poll, so a
+        // backlog of acknowledgements would otherwise keep this actor
+        // writing long after the failure. (A job that completed may still
+        // complete the checkpoint in flight.)
+        if self.lifecycle.error().is_some() {
             return;
         }
         let seq = ack.id.seq;
@@ -334,6 +334,18 @@ mod tests {
         actix::System::new().block_on(async {
             let (mut c, backend, _lifecycle) = coordinator(&["a#0", "b#0"]);
             c.acknowledged(ack(&c, 1, "a#0"));
+            c.acknowledged(ack(&c, 1, "b#0"));
+            assert_eq!(backend.calls(), ["write 1 a#0", "write 1 b#0", "commit 1"]);
+        });
+    }
+
+    #[test]
+    fn a_checkpoint_in_flight_when_the_job_completes_still_completes() {
+        actix::System::new().block_on(async {
+            let (mut c, backend, lifecycle) = coordinator(&["a#0", "b#0"]);
+            c.acknowledged(ack(&c, 1, "a#0"));
+            // The only sink finished: the job is complete, not failed.
+            lifecycle.sink_done();
             c.acknowledged(ack(&c, 1, "b#0"));
             assert_eq!(backend.calls(), ["write 1 a#0", "write 1 b#0", "commit 1"]);
         });
