@@ -288,3 +288,62 @@ fn a_stalled_barrier_holds_at_most_the_alignment_cap_and_backpressures_the_other
     let total: u64 = got.values().iter().map(|r| r.value).sum();
     assert_eq!(total, report.metrics.source_records(), "every record read is counted exactly once");
 }
+
+/// A sink whose first write is slow (a long disk write, say) and that
+/// says whether it is inside that write and whether it was dropped.
+struct SlowSink {
+    busy: Arc<AtomicBool>,
+    dropped: Arc<AtomicBool>,
+    wrote: bool,
+}
+
+impl Sink<i64> for SlowSink {
+    fn write(&mut self, batch: &mut Vec<Record<i64>>) -> Result<(), SinkError> {
+        batch.clear();
+        if !std::mem::replace(&mut self.wrote, true) {
+            self.busy.store(true, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(300));
+            self.busy.store(false, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SlowSink {
+    fn drop(&mut self) {
+        self.dropped.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Reads one record, then panics as soon as the sink is busy with it.
+struct PanicsWhenBusy {
+    busy: Arc<AtomicBool>,
+    read: bool,
+}
+
+impl Source for PanicsWhenBusy {
+    type Item = i64;
+    fn poll_batch(&mut self, cx: &mut Context<'_>, out: &mut SourceBatch<'_, i64>) -> Poll<SourceStatus> {
+        if !std::mem::replace(&mut self.read, true) {
+            out.push(1);
+            return Poll::Ready(SourceStatus::Ready);
+        }
+        assert!(!self.busy.load(Ordering::SeqCst), "the source fails while the sink writes");
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+#[test]
+fn no_actor_of_a_failed_job_runs_once_wait_returns() {
+    let (busy, dropped) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let job = JobBuilder::new("slow-sink").placement(Placement::ThreadPerActor);
+    job.source("source", PanicsWhenBusy { busy: Arc::clone(&busy), read: false }, |n: &i64| *n, WatermarkStrategy::monotonic())
+        .sink("out", SlowSink { busy: Arc::clone(&busy), dropped: Arc::clone(&dropped), wrote: false });
+    let result = within(Duration::from_secs(20), move || job.build().unwrap().run_blocking());
+    expect_panic(result, "source#0", "the source fails while the sink writes");
+    // A job restarted in this process on the same files must never meet
+    // an actor of this one still at work.
+    assert!(!busy.load(Ordering::SeqCst), "the sink is still writing after wait returned");
+    assert!(dropped.load(Ordering::SeqCst), "the sink was dropped before wait returned");
+}

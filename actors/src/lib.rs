@@ -18,6 +18,8 @@
 #[cfg(feature = "bench-internals")]
 pub mod bench_support;
 mod checkpoint;
+#[cfg(test)]
+mod edits;
 mod error;
 mod job;
 mod message;

@@ -131,6 +131,20 @@ impl Coordinator {
         ctx.run_later(self.config.timeout, move |act, _| act.abort(seq, "timed out"));
     }
 
+    /// A periodic trigger: a checkpoint, unless one is still in flight.
+    /// When checkpoints take longer than the interval (slow storage, large
+    /// state), triggering more would queue them here — their
+    /// acknowledgements and snapshot bytes with them — faster than they
+    /// complete: memory and the age of the last complete checkpoint would
+    /// grow without bound. So periodic checkpoints follow one another no
+    /// faster than they complete (Flink's one concurrent checkpoint);
+    /// one asked for with `JobHandle::checkpoint` starts at once.
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.pending.is_empty() {
+            self.trigger(ctx, None);
+        }
+    }
+
     fn abort(&mut self, seq: u64, why: &str) {
         let Some(p) = self.pending.remove(&seq) else { return };
         let waiting: Vec<&String> = p.waiting.iter().take(5).collect();
@@ -201,7 +215,7 @@ impl Handler<Register> for Coordinator {
         if let Some(every) = self.config.interval {
             ctx.run_interval(every, |act, ctx| {
                 let lifecycle = Arc::clone(&act.lifecycle);
-                let _ = crate::shell::guarded(&lifecycle, NAME, "a periodic trigger", || act.trigger(ctx, None));
+                let _ = crate::shell::guarded(&lifecycle, NAME, "a periodic trigger", || act.tick(ctx));
             });
         }
     }
@@ -224,6 +238,15 @@ impl Handler<Ack> for Coordinator {
 
 impl Coordinator {
     fn acknowledged(&mut self, ack: Ack) {
+        // A job that failed or was cancelled writes nothing more: a job
+        // restarted on the same directory may soon be reading and writing
+        // it, and actix handles every queued message in one poll, so a
+        // backlog of acknowledgements would otherwise keep this actor
+        // writing long after the failure. (A job that completed may still
+        // complete the checkpoint in flight.)
+        if self.lifecycle.error().is_some() {
+            return;
+        }
         let seq = ack.id.seq;
         let Some(p) = self.pending.get_mut(&seq) else { return };
         if !p.waiting.remove(&ack.actor) {
@@ -239,5 +262,118 @@ impl Coordinator {
         } else if p.waiting.is_empty() {
             self.complete(seq);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::error::JobError;
+    use crate::state::{RestoredCheckpoint, StateError};
+
+    /// A state backend that records the calls it gets.
+    #[derive(Debug, Clone, Default)]
+    struct Recording(Arc<Mutex<Vec<String>>>);
+
+    impl Recording {
+        fn calls(&self) -> Vec<String> {
+            self.0.lock().expect("not poisoned").clone()
+        }
+        fn record(&self, call: String) {
+            self.0.lock().expect("not poisoned").push(call);
+        }
+    }
+
+    impl StateBackend for Recording {
+        fn write_snapshot(&mut self, id: CheckpointId, actor: &str, bytes: &[u8]) -> Result<u64, StateError> {
+            self.record(format!("write {} {actor}", id.seq));
+            Ok(bytes.len() as u64)
+        }
+        fn commit(&mut self, meta: &CheckpointMeta) -> Result<(), StateError> {
+            self.record(format!("commit {}", meta.id.seq));
+            Ok(())
+        }
+        fn abort(&mut self, id: CheckpointId) -> Result<(), StateError> {
+            self.record(format!("abort {}", id.seq));
+            Ok(())
+        }
+        fn latest(&self) -> Result<Option<RestoredCheckpoint>, StateError> {
+            Ok(None)
+        }
+    }
+
+    /// A coordinator of `actors` with checkpoint 1 pending.
+    fn coordinator(actors: &[&str]) -> (Coordinator, Recording, Arc<Lifecycle>) {
+        let lifecycle = Lifecycle::new("job".into(), 1, Default::default());
+        let backend = Recording::default();
+        let actors: Vec<String> = actors.iter().map(|a| a.to_string()).collect();
+        let plan = CheckpointPlan { next_seq: 1, topology: "t".into(), configuration: Vec::new(), actors: actors.clone() };
+        let config = CheckpointConfig::on_demand("unused");
+        let mut c = Coordinator::new(config, Box::new(backend.clone()), plan, Arc::clone(&lifecycle));
+        c.pending.insert(1, Pending {
+            started: Instant::now(),
+            waiting: actors.into_iter().collect(),
+            bytes: 0,
+            alignment: Duration::ZERO,
+            failed: None,
+            reply: Vec::new(),
+            span: tracing::Span::none(),
+        });
+        c.next_seq = 2;
+        (c, backend, lifecycle)
+    }
+
+    fn ack(c: &Coordinator, seq: u64, actor: &str) -> Ack {
+        Ack { id: c.id(seq), actor: actor.into(), state: b"state".to_vec(), alignment: Duration::ZERO }
+    }
+
+    #[test]
+    fn a_checkpoint_completes_once_every_actor_acknowledged() {
+        actix::System::new().block_on(async {
+            let (mut c, backend, _lifecycle) = coordinator(&["a#0", "b#0"]);
+            c.acknowledged(ack(&c, 1, "a#0"));
+            c.acknowledged(ack(&c, 1, "b#0"));
+            assert_eq!(backend.calls(), ["write 1 a#0", "write 1 b#0", "commit 1"]);
+        });
+    }
+
+    #[test]
+    fn a_checkpoint_in_flight_when_the_job_completes_still_completes() {
+        actix::System::new().block_on(async {
+            let (mut c, backend, lifecycle) = coordinator(&["a#0", "b#0"]);
+            c.acknowledged(ack(&c, 1, "a#0"));
+            // The only sink finished: the job is complete, not failed.
+            lifecycle.sink_done();
+            c.acknowledged(ack(&c, 1, "b#0"));
+            assert_eq!(backend.calls(), ["write 1 a#0", "write 1 b#0", "commit 1"]);
+        });
+    }
+
+    #[test]
+    fn a_periodic_trigger_waits_until_no_checkpoint_is_in_flight() {
+        actix::System::new().block_on(async {
+            let (mut c, _backend, _lifecycle) = coordinator(&["a#0"]);
+            let mut ctx = Context::new();
+            c.tick(&mut ctx);
+            assert_eq!((c.next_seq, c.pending.len()), (2, 1), "nothing triggered while checkpoint 1 is in flight");
+            c.acknowledged(ack(&c, 1, "a#0"));
+            c.tick(&mut ctx);
+            assert_eq!((c.next_seq, c.pending.len()), (3, 1), "checkpoint 2 triggered once 1 completed");
+        });
+    }
+
+    #[test]
+    fn acknowledgements_after_the_job_failed_write_nothing_and_complete_nothing() {
+        actix::System::new().block_on(async {
+            let (mut c, backend, lifecycle) = coordinator(&["a#0", "b#0"]);
+            c.acknowledged(ack(&c, 1, "a#0"));
+            lifecycle.fail(JobError::Stopped { actor: "a#0".into() });
+            // A job restarted on the same directory may be using it now.
+            c.acknowledged(ack(&c, 1, "b#0"));
+            assert_eq!(backend.calls(), ["write 1 a#0"]);
+            assert_eq!(lifecycle.checkpoints().1, 0, "no checkpoint completed");
+        });
     }
 }

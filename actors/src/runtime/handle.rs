@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Arbiter, Recipient};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use crate::checkpoint::coordinator::TriggerNow;
@@ -53,6 +53,8 @@ pub struct JobHandle {
     pub(crate) stop_flags: Arc<Vec<Arc<AtomicBool>>>,
     pub(crate) arbiters: Arc<Mutex<Vec<Arbiter>>>,
     pub(crate) coordinator: Option<Recipient<TriggerNow>>,
+    /// Turns true once every thread of the job has ended.
+    pub(crate) stopped: Arc<watch::Sender<bool>>,
 }
 
 impl fmt::Debug for JobHandle {
@@ -132,8 +134,9 @@ impl JobHandle {
     /// [`JobError::Cancelled`].
     pub fn cancel(&self) {
         self.lifecycle.cancel();
-        if let Ok(mut arbs) = self.arbiters.lock() {
-            for a in arbs.drain(..) {
+        // Stopped, not taken: `wait` still joins them.
+        if let Ok(arbs) = self.arbiters.lock() {
+            for a in arbs.iter() {
                 a.stop();
             }
         }
@@ -158,16 +161,36 @@ impl JobHandle {
         self.checkpoints().iter().rev().find(|c| c.completed).map(|c| c.seq)
     }
 
-    /// Waits until the job is over, then releases its threads.
+    /// Waits until the job is over, then stops its threads and waits until
+    /// every one has ended: then no actor of the job runs any more (a hook
+    /// in progress has returned) and every actor has been dropped, so a job
+    /// restarted in this process on the same checkpoint directory and
+    /// output files cannot meet one still at work.
     pub(crate) async fn finished(&self) -> Duration {
         let mut rx = self.lifecycle.subscribe();
         // The sender lives in `shared`, which we hold: this cannot fail.
         let _ = rx.wait_for(|done| *done).await;
-        if let Ok(mut arbs) = self.arbiters.lock() {
-            for a in arbs.drain(..) {
+        let mut stopped = self.stopped.subscribe();
+        let arbiters: Vec<Arbiter> = self.arbiters.lock().map(|mut a| a.drain(..).collect()).unwrap_or_default();
+        if !arbiters.is_empty() {
+            for a in &arbiters {
                 a.stop();
             }
+            // Joining blocks: it runs on a thread of its own, not on the
+            // caller's executor. The first caller joins; every caller
+            // (clones of the handle, `Job::spawn`'s thread) waits for it.
+            let done = Arc::clone(&self.stopped);
+            let joiner = std::thread::Builder::new().name("weir-join".into()).spawn(move || {
+                for a in arbiters {
+                    let _ = a.join();
+                }
+                done.send_replace(true);
+            });
+            if joiner.is_err() {
+                self.stopped.send_replace(true);
+            }
         }
+        let _ = stopped.wait_for(|s| *s).await;
         self.lifecycle.elapsed()
     }
 
@@ -176,8 +199,12 @@ impl JobHandle {
         self.lifecycle.elapsed()
     }
 
-    /// Waits until every sink has finished, then releases the job's threads.
-    /// Every clone of the handle gets the same outcome.
+    /// Waits until every sink has finished (or the job failed or was
+    /// cancelled), then stops the job's threads and waits until they have
+    /// ended: once it returns, no actor of the job runs any more, so the
+    /// job can be restarted in this process on the same checkpoint
+    /// directory. Every clone of the handle gets the same outcome. Never
+    /// call it (or [`Self::wait_blocking`]) from a hook of the job itself.
     pub async fn wait(&self) -> Result<JobReport, JobError> {
         let elapsed = self.finished().await;
         if let Some(e) = self.lifecycle.error() {

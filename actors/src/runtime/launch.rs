@@ -134,5 +134,6 @@ pub(crate) fn launch(mut graph: Graph) -> Result<JobHandle, JobError> {
         stop_flags: Arc::new(spawner.stop_flags),
         arbiters: Arc::new(Mutex::new(spawner.arbiters)),
         coordinator: coordinator.map(|c| c.recipient()),
+        stopped: Arc::new(tokio::sync::watch::channel(false).0),
     })
 }

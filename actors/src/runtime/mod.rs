@@ -10,6 +10,8 @@
 pub(crate) mod handle;
 pub(crate) mod launch;
 pub(crate) mod lifecycle;
+#[cfg(test)]
+mod restore_props;
 pub(crate) mod spawner;
 
 pub use handle::{CheckpointSummary, JobHandle, JobReport};

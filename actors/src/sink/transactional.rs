@@ -11,7 +11,11 @@
 //! `n` not yet appended are appended, and everything after `n` is
 //! discarded — so after any number of crashes and restarts the target holds
 //! every row exactly once. Without a restore, the first write starts the
-//! target afresh.
+//! target afresh. A manifest that is not well formed (a line that is not
+//! `<checkpoint> <length>`, checkpoints that do not increase, lengths that
+//! decrease) or that records more bytes than the target holds is refused
+//! with an error naming it: the target is never cut or lengthened by a
+//! guess.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -63,22 +67,37 @@ impl TransactionalFile {
         sibling(&self.path, ".weir-part-open")
     }
 
+    /// The manifest's entries: `(checkpoint, file length after it)`,
+    /// checkpoints increasing and lengths never decreasing; none when there
+    /// is no manifest. Anything else is refused as corrupt, naming the
+    /// manifest and the line at fault.
     fn read_manifest(&self) -> io::Result<Vec<(u64, u64)>> {
-        let text = match fs::read_to_string(self.manifest_path()) {
-            Ok(t) => t,
+        let path = self.manifest_path();
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
         };
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                let mut it = l.split_whitespace().map(str::parse::<u64>);
-                match (it.next(), it.next()) {
-                    (Some(Ok(s)), Some(Ok(n))) => Ok((s, n)),
-                    _ => Err(io::Error::new(io::ErrorKind::InvalidData, format!("{}: bad manifest line {l:?}", self.manifest_path().display()))),
+        let corrupt = |why: String| io::Error::new(io::ErrorKind::InvalidData, format!("{}: corrupt manifest: {why}", path.display()));
+        let text = std::str::from_utf8(&bytes).map_err(|e| corrupt(format!("not UTF-8 text ({e})")))?;
+        let mut entries: Vec<(u64, u64)> = Vec::new();
+        for (n, line) in (1..).zip(text.lines()).filter(|(_, l)| !l.trim().is_empty()) {
+            let mut words = line.split_whitespace();
+            let entry = match (words.next().map(str::parse), words.next().map(str::parse), words.next()) {
+                (Some(Ok(seq)), Some(Ok(len)), None) => (seq, len),
+                _ => return Err(corrupt(format!("line {n} is {line:?}, not `<checkpoint> <length>`"))),
+            };
+            if let Some(&(seq, len)) = entries.last() {
+                if entry.0 <= seq || entry.1 < len {
+                    return Err(corrupt(format!("line {n} ({line:?}) does not follow checkpoint {seq} at {len} bytes")));
                 }
-            })
-            .collect()
+            }
+            entries.push(entry);
+        }
+        if entries.is_empty() {
+            return Err(corrupt("it records no checkpoint".into()));
+        }
+        Ok(entries)
     }
 
     fn write_manifest(&self, entries: &[(u64, u64)]) -> io::Result<()> {
@@ -205,6 +224,21 @@ impl TransactionalFile {
             self.ready = false;
             return self.ensure_ready();
         }
+        // Cutting back never lengthens the file: a file shorter than what
+        // the manifest says was committed has lost committed rows.
+        let have = match fs::metadata(&self.path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        if len > have {
+            let msg = format!(
+                "{}: records {len} bytes committed at checkpoint {done}, but {} holds {have}",
+                self.manifest_path().display(),
+                self.path.display()
+            );
+            return Err(io::Error::new(io::ErrorKind::InvalidData, msg));
+        }
         let f = OpenOptions::new().write(true).create(true).truncate(false).open(&self.path)?;
         f.set_len(len)?;
         f.sync_all()?;
@@ -289,6 +323,10 @@ impl<T: serde::Serialize + Send + 'static> crate::sink::Sink<T> for ExactlyOnceF
         res.map_err(|e| self.io(e))
     }
 }
+
+#[cfg(test)]
+#[path = "transactional_props.rs"]
+mod props;
 
 #[cfg(test)]
 mod tests {

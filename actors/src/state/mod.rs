@@ -27,6 +27,8 @@ mod frame;
 mod local;
 mod naming;
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
 
 pub use local::{CheckpointInfo, LocalDirBackend};

@@ -7,14 +7,14 @@ use uuid::Uuid;
 
 use super::*;
 
-struct Fixture {
+pub(super) struct Fixture {
     _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    backend: LocalDirBackend,
+    pub(super) dir: PathBuf,
+    pub(super) backend: LocalDirBackend,
     job: Uuid,
 }
 
-fn fixture(retain: usize) -> Fixture {
+pub(super) fn fixture(retain: usize) -> Fixture {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path().join("checkpoints");
     let backend = LocalDirBackend::new(&dir, retain).expect("backend");
@@ -44,7 +44,7 @@ impl Fixture {
 
     /// Writes and commits checkpoint `seq` with two actors whose snapshots
     /// name the seq.
-    fn checkpoint(&mut self, seq: u64) -> CheckpointMeta {
+    pub(super) fn checkpoint(&mut self, seq: u64) -> CheckpointMeta {
         let a = format!("source state {seq}");
         let b = format!("window state {seq}");
         let meta = self.write(seq, &[("source#0", a.as_bytes()), ("window#0", b.as_bytes())]);
@@ -52,7 +52,7 @@ impl Fixture {
         meta
     }
 
-    fn chk_dir(&self, seq: u64) -> PathBuf {
+    pub(super) fn chk_dir(&self, seq: u64) -> PathBuf {
         self.dir.join(format!("chk-{seq:010}"))
     }
 
@@ -65,7 +65,7 @@ impl Fixture {
         names
     }
 
-    fn latest(&self) -> RestoredCheckpoint {
+    pub(super) fn latest(&self) -> RestoredCheckpoint {
         self.backend.latest().expect("latest").expect("a complete checkpoint")
     }
 }

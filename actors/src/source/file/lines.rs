@@ -21,9 +21,10 @@ pub(crate) struct LinePos {
 }
 
 impl LinePos {
-    /// The 1-based number of the line starting here.
+    /// The 1-based number of the line starting here (saturating: a
+    /// restored position may say anything).
     pub(crate) fn number(self) -> u64 {
-        self.lines + 1
+        self.lines.saturating_add(1)
     }
 }
 
@@ -98,7 +99,9 @@ impl<R: BufRead> LineReader<R> {
         } else {
             start + len as usize
         };
-        self.next = LinePos { offset: at.offset + consumed, lines: at.lines + 1 };
+        // Saturating: the position may come from a checkpoint that says
+        // anything, and reading must not panic on it.
+        self.next = LinePos { offset: at.offset.saturating_add(consumed), lines: at.lines.saturating_add(1) };
         Ok(Some(Line { at, next: self.next, start, end, len, too_long }))
     }
 

@@ -43,6 +43,8 @@ mod lines;
 mod read;
 
 #[cfg(test)]
+mod position_props;
+#[cfg(test)]
 mod props;
 #[cfg(test)]
 mod tests;
