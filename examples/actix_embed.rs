@@ -186,7 +186,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         shop.send(PlaceOrder(order)).await?;
         if (i + 1) % 30 == 0 {
             let read = handle.metrics().source_records();
-            println!("  [main] {} orders placed (event time {:.1} s); the job has read {read}", i + 1, ts as f64 / 1_000.0);
+            println!(
+                "  [main] {} orders placed (event time {:.1} s); the job has read {read}",
+                i + 1,
+                ts as f64 / 1_000.0
+            );
         }
         actix_rt::time::sleep(Duration::from_millis(10)).await;
     }

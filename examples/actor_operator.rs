@@ -101,7 +101,14 @@ struct Tagger {
 impl Tagger {
     fn new(info: ActorOperatorInfo) -> Self {
         println!("  [tagger#{}] made, {} input(s)", info.instance, info.inputs);
-        Tagger { instance: info.instance, ema: HashMap::new(), buf: Vec::new(), records: 0, watermarks: 0, anomalies: 0 }
+        Tagger {
+            instance: info.instance,
+            ema: HashMap::new(),
+            buf: Vec::new(),
+            records: 0,
+            watermarks: 0,
+            anomalies: 0,
+        }
     }
 
     fn tag(&mut self, r: Record<Reading>) -> Record<Tagged> {
@@ -168,35 +175,51 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Small batches and mailboxes, so that backpressure shows in the metrics.
     let job = JobBuilder::new("tagging").batch_size(256).mailbox_capacity(4);
-    job.parallel_source("readings", 2, |i| IterSource::new(readings(i)), |r: &Reading| r.ts, WatermarkStrategy::bounded_out_of_orderness(100))
-        .actor_operator("tagger", Tagger::new)
-        .key_by(|t: &Tagged| t.sensor, 2)
-        .window("per-minute", Windows::tumbling(60_000))
-        .aggregate((Count, Sum::of(|t: &Tagged| t.anomaly as u64), Max::of(|t: &Tagged| t.celsius)))
-        .sink(
-            "report",
-            FnSink::new(|r: Record<MinuteReport>| {
-                let w = r.value;
-                let (n, anomalies, max) = w.value;
-                println!(
-                    "  [{:>3} s, {:>3} s) {:<8} {n:>6} readings, anomalous: {anomalies}, max {:.1} °C",
-                    w.window.start / 1_000,
-                    w.window.end / 1_000,
-                    w.key,
-                    max.unwrap_or(f64::NAN)
-                );
-            }),
-        );
+    job.parallel_source(
+        "readings",
+        2,
+        |i| IterSource::new(readings(i)),
+        |r: &Reading| r.ts,
+        WatermarkStrategy::bounded_out_of_orderness(100),
+    )
+    .actor_operator("tagger", Tagger::new)
+    .key_by(|t: &Tagged| t.sensor, 2)
+    .window("per-minute", Windows::tumbling(60_000))
+    .aggregate((Count, Sum::of(|t: &Tagged| t.anomaly as u64), Max::of(|t: &Tagged| t.celsius)))
+    .sink(
+        "report",
+        FnSink::new(|r: Record<MinuteReport>| {
+            let w = r.value;
+            let (n, anomalies, max) = w.value;
+            println!(
+                "  [{:>3} s, {:>3} s) {:<8} {n:>6} readings, anomalous: {anomalies}, max {:.1} °C",
+                w.window.start / 1_000,
+                w.window.end / 1_000,
+                w.key,
+                max.unwrap_or(f64::NAN)
+            );
+        }),
+    );
     let report = job.build()?.run_blocking()?;
 
     println!("\n  Metrics (JobReport::metrics): what each actor sent and how long it waited on a full mailbox");
     println!("  {:<14} {:<9} {:>11} {:>8} {:>14}", "actor", "kind", "records out", "batches", "backpressured");
     for a in &report.metrics.actors {
         let waited = format!("{:.1?}", a.backpressured);
-        println!("  {:<14} {:<9} {:>11} {:>8} {:>14}", a.name, format!("{:?}", a.kind), a.records_out, a.batches_out, waited);
+        println!(
+            "  {:<14} {:<9} {:>11} {:>8} {:>14}",
+            a.name,
+            format!("{:?}", a.kind),
+            a.records_out,
+            a.batches_out,
+            waited
+        );
     }
     let tagged: u64 = report.metrics.of_node("tagger").map(|a| a.records_out).sum();
     let windowed: u64 = report.metrics.of_kind(ActorKind::Window).map(|a| a.records_in).sum();
-    println!("\n  The taggers sent {tagged} records; the window managers received {windowed}. Done in {:?}.", report.elapsed);
+    println!(
+        "\n  The taggers sent {tagged} records; the window managers received {windowed}. Done in {:?}.",
+        report.elapsed
+    );
     Ok(())
 }

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weir::prelude::*;
-use weir_harness::workload::{Event, Generator, StreamParams};
 use weir::{Placement, SinkError};
+use weir_harness::workload::{Event, Generator, StreamParams};
 
 /// Delivers at most `rate` records per second: each batch waits (blocking
 /// the sink's thread) until the token bucket allows it.
@@ -49,7 +49,9 @@ impl Sink<Event> for PacedSink {
 fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -68,8 +70,13 @@ fn main() -> ExitCode {
     // Source and sink on threads of their own: the source really is faster.
     let job = JobBuilder::new("burst").placement(Placement::ThreadPerActor);
     let stream = StreamParams { events: u64::MAX / 2, keys: 16, ..StreamParams::default() };
-    job.source("generator", Generator::new(stream, 0, 1), |e: &Event| e.ts, WatermarkStrategy::bounded_out_of_orderness(2_000))
-        .sink("paced", PacedSink { rate, start: None, delivered: Arc::clone(&delivered) });
+    job.source(
+        "generator",
+        Generator::new(stream, 0, 1),
+        |e: &Event| e.ts,
+        WatermarkStrategy::bounded_out_of_orderness(2_000),
+    )
+    .sink("paced", PacedSink { rate, start: None, delivered: Arc::clone(&delivered) });
     let job = match job.build() {
         Ok(j) => j,
         Err(e) => return fail(&e.to_string()),
@@ -111,11 +118,16 @@ fn main() -> ExitCode {
     let growth = max_after as f64 / at_warmup.max(1) as f64;
     let elapsed = report.elapsed.as_secs_f64();
     println!();
-    println!("RSS after warm-up ({warmup:.0} s): {:.1} MB; max after: {:.1} MB; ratio {growth:.3} ({})",
+    println!(
+        "RSS after warm-up ({warmup:.0} s): {:.1} MB; max after: {:.1} MB; ratio {growth:.3} ({})",
         at_warmup as f64 / 1024.0,
         max_after as f64 / 1024.0,
-        if growth <= 1.10 { "within 10 %" } else { "MORE than 10 %" });
-    println!("throughput: {:.0} records/s delivered over {elapsed:.1} s (sink pace {rate:.0}/s)", counted as f64 / elapsed);
+        if growth <= 1.10 { "within 10 %" } else { "MORE than 10 %" }
+    );
+    println!(
+        "throughput: {:.0} records/s delivered over {elapsed:.1} s (sink pace {rate:.0}/s)",
+        counted as f64 / elapsed
+    );
     println!("records read by the source: {read}; delivered (job metrics): {sunk}; counted in the sink: {counted}");
     if read == sunk && sunk == counted && read > 0 {
         println!("nothing lost");

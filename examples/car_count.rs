@@ -91,7 +91,12 @@ fn explain_input(cars: &[Car]) {
         let wm_before = max_ts.saturating_sub(BOUND_MS);
         let window_end = (car.ts.div_euclid(MINUTE) + 1) * MINUTE;
         let note = if max_ts != i64::MIN && window_end <= wm_before {
-            format!("  <- LATE: its window [{}, {}) fired when the watermark reached {}", clock(window_end - MINUTE), clock(window_end), clock(window_end))
+            format!(
+                "  <- LATE: its window [{}, {}) fired when the watermark reached {}",
+                clock(window_end - MINUTE),
+                clock(window_end),
+                clock(window_end)
+            )
         } else if car.ts < max_ts {
             "  <- out of order, but within the bound".to_string()
         } else {
@@ -139,7 +144,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         FnSink::new(move |r: Record<WindowResult<String, u64>>| {
             let w = r.value;
             counted_in_sink.fetch_add(w.value, Ordering::Relaxed);
-            println!("  fired   [{}, {})  {:<6} {} car(s)  ({:?})", clock(w.window.start), clock(w.window.end), w.key, w.value, w.timing);
+            println!(
+                "  fired   [{}, {})  {:<6} {} car(s)  ({:?})",
+                clock(w.window.start),
+                clock(w.window.end),
+                w.key,
+                w.value,
+                w.timing
+            );
         }),
     );
 
@@ -150,7 +162,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let late = report.metrics.late_records();
     println!();
     let counted = counted.load(Ordering::Relaxed);
-    println!("{total} cars read: {counted} counted in windows + {late} late (metrics `late_records`) = {}.", counted + late);
+    println!(
+        "{total} cars read: {counted} counted in windows + {late} late (metrics `late_records`) = {}.",
+        counted + late
+    );
     println!("Every car is in exactly one window's count or on the late-data output: nothing is dropped.");
     println!("(finished in {:?})", report.elapsed);
     Ok(())

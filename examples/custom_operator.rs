@@ -64,7 +64,9 @@ impl fmt::Display for Notice {
             Notice::Resumed { sensor, at, silent_for } => {
                 write!(f, "RESUMED  {sensor}: reading at {} after {} of silence", secs(*at), secs(*silent_for))
             }
-            Notice::Late { sensor, ts } => write!(f, "LATE     {sensor}: reading at {} arrived behind the watermark", secs(*ts)),
+            Notice::Late { sensor, ts } => {
+                write!(f, "LATE     {sensor}: reading at {} arrived behind the watermark", secs(*ts))
+            }
             Notice::Summary { sensor, readings, mean_celsius } => {
                 write!(f, "SUMMARY  {sensor}: {readings} readings, mean {mean_celsius:.1} °C")
             }
@@ -101,7 +103,12 @@ impl Operator for Watchdog {
     type In = (String, Reading);
     type Out = Notice;
 
-    fn process(&mut self, batch: &mut Vec<Record<Self::In>>, ctx: &mut OperatorContext, out: &mut Collector<'_, Notice>) {
+    fn process(
+        &mut self,
+        batch: &mut Vec<Record<Self::In>>,
+        ctx: &mut OperatorContext,
+        out: &mut Collector<'_, Notice>,
+    ) {
         for r in batch.drain(..) {
             let (sensor, reading) = r.value;
             if r.ts < ctx.watermark() {
@@ -184,7 +191,12 @@ fn with_harness() {
     let mut h = OperatorHarness::new(Watchdog::new(30_000));
 
     println!("   process: pump@0s fan@2s pump@10s fan@5s   (out of order)");
-    h.process(vec![reading("pump", 0, 61.0), reading("fan", 2_000, 30.0), reading("pump", 10_000, 62.0), reading("fan", 5_000, 31.0)]);
+    h.process(vec![
+        reading("pump", 0, 61.0),
+        reading("fan", 2_000, 30.0),
+        reading("pump", 10_000, 62.0),
+        reading("fan", 5_000, 31.0),
+    ]);
     print_output(&mut h);
 
     println!("   watermark 20 s   (readings before 20 s are complete; nobody silent yet)");
@@ -243,11 +255,16 @@ fn in_a_job() -> Result<(), Box<dyn std::error::Error>> {
     println!("   source -> key_by(sensor, 2) -> transform(\"watchdog\") -> sink\n");
 
     let job = JobBuilder::new("watchdog");
-    job.source("readings", IterSource::new(input), |r: &Reading| r.ts, WatermarkStrategy::bounded_out_of_orderness(2_000))
-        .key_by(|r: &Reading| r.sensor.clone(), 2)
-        // One Watchdog per instance; each sees the sensors hashed to it.
-        .transform("watchdog", |_instance| Watchdog::new(30_000))
-        .sink("notices", FnSink::new(|r: Record<Notice>| println!("   [{:>5}] {}", secs(r.ts), r.value)));
+    job.source(
+        "readings",
+        IterSource::new(input),
+        |r: &Reading| r.ts,
+        WatermarkStrategy::bounded_out_of_orderness(2_000),
+    )
+    .key_by(|r: &Reading| r.sensor.clone(), 2)
+    // One Watchdog per instance; each sees the sensors hashed to it.
+    .transform("watchdog", |_instance| Watchdog::new(30_000))
+    .sink("notices", FnSink::new(|r: Record<Notice>| println!("   [{:>5}] {}", secs(r.ts), r.value)));
     let report = job.build()?.run_blocking()?;
 
     println!();

@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use weir::dev::{Source, SourceBatch, SourceStatus};
 use weir::prelude::*;
-use weir_harness::workload::{Event, Generator, StreamParams};
 use weir::SinkError;
+use weir_harness::workload::{Event, Generator, StreamParams};
 
 /// Watermark bound B, ms (= the stream's disorder D: no event is late).
 const BOUND: i64 = 2_000;
@@ -144,7 +144,8 @@ fn main() -> ExitCode {
         .window("windows", Windows::tumbling(window))
         .aggregate((Count, Sum::of(|e: &Event| e.value)))
         .sink("arrivals", Arrivals { seen: Arc::clone(&seen) });
-    let report = match job.build().map_err(|e| e.to_string()).and_then(|j| j.run_blocking().map_err(|e| e.to_string())) {
+    let report = match job.build().map_err(|e| e.to_string()).and_then(|j| j.run_blocking().map_err(|e| e.to_string()))
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");

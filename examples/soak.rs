@@ -25,8 +25,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use weir::prelude::*;
-use weir_harness::workload::{mix, ChecksumSink, Checksum, Event, Generator, Row, StreamParams};
 use weir::{CheckpointConfig, Sink, SinkError};
+use weir_harness::workload::{mix, Checksum, ChecksumSink, Event, Generator, Row, StreamParams};
 
 /// The three pipelines: name, window, keys.
 const PIPELINES: [(&str, Windows, u64); 3] = [
@@ -62,14 +62,16 @@ fn main() -> ExitCode {
     let soaked = loop {
         let mut run = Run::start(dir.path(), events, rate);
         rng = mix(rng);
-        let kill_at = Instant::now() + Duration::from_secs_f64(secs / 40.0 + (rng % 1000) as f64 / 1000.0 * (secs / 15.0 - secs / 40.0));
+        let kill_at = Instant::now()
+            + Duration::from_secs_f64(secs / 40.0 + (rng % 1000) as f64 / 1000.0 * (secs / 15.0 - secs / 40.0));
         let outcome = loop {
             std::thread::sleep(Duration::from_secs(1));
             if let Some(kb) = run.rss_kb() {
                 samples.push((started.elapsed().as_secs_f64(), kb));
                 if samples.len() % 30 == 0 {
                     let last = &samples[samples.len() - 30..];
-                    let (lo, hi) = (last.iter().map(|s| s.1).min().unwrap_or(0), last.iter().map(|s| s.1).max().unwrap_or(0));
+                    let (lo, hi) =
+                        (last.iter().map(|s| s.1).min().unwrap_or(0), last.iter().map(|s| s.1).max().unwrap_or(0));
                     println!(
                         "  {:5.0} s: RSS {:6.1} MB (last 30 s {:.1}-{:.1}), {kills} kills, {} checkpoints, child {}",
                         started.elapsed().as_secs_f64(),
@@ -116,7 +118,8 @@ fn main() -> ExitCode {
     let rss: Vec<u64> = samples.iter().map(|s| s.1).collect();
     let mb = |kb: u64| kb as f64 / 1024.0;
     let (lo, hi) = (rss.iter().copied().min().unwrap_or(0), rss.iter().copied().max().unwrap_or(0));
-    let minute = |from: f64, to: f64| samples.iter().filter(|s| s.0 >= from && s.0 < to).map(|s| s.1).max().unwrap_or(0);
+    let minute =
+        |from: f64, to: f64| samples.iter().filter(|s| s.0 >= from && s.0 < to).map(|s| s.1).max().unwrap_or(0);
     println!();
     println!("soak: {soak_secs:.0} s, {kills} kills, {checkpoints} checkpoints completed across the runs");
     println!(
@@ -160,7 +163,15 @@ impl Run {
     fn start(dir: &Path, events: u64, rate: u64) -> Run {
         let exe = std::env::current_exe().expect("this program's path");
         let mut child = Command::new(exe)
-            .args(["--child", "--dir", &dir.display().to_string(), "--events", &events.to_string(), "--rate", &rate.to_string()])
+            .args([
+                "--child",
+                "--dir",
+                &dir.display().to_string(),
+                "--events",
+                &events.to_string(),
+                "--rate",
+                &rate.to_string(),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -244,7 +255,8 @@ impl Sink<(u64, Event)> for Late {
         weir::Snapshot::encode(&n).map_err(|e| SinkError::Other(e.to_string()))
     }
     fn restore(&mut self, _id: weir::CheckpointId, state: &weir::Snapshot) -> Result<(), SinkError> {
-        *self.0.lock().map_err(|e| SinkError::Other(e.to_string()))? = state.decode().map_err(|e| SinkError::Other(e.to_string()))?;
+        *self.0.lock().map_err(|e| SinkError::Other(e.to_string()))? =
+            state.decode().map_err(|e| SinkError::Other(e.to_string()))?;
         Ok(())
     }
 }
@@ -267,7 +279,8 @@ fn child() -> ExitCode {
     for (name, windows, keys) in PIPELINES {
         let params = StreamParams { events, keys, rate: EVENT_RATE, disorder: 2_000 };
         let per_instance = if rate == 0 { f64::INFINITY } else { rate as f64 / 2.0 };
-        let strategy = WatermarkStrategy::bounded_out_of_orderness(2_000).with_interval(Duration::ZERO).with_alignment(1_000);
+        let strategy =
+            WatermarkStrategy::bounded_out_of_orderness(2_000).with_interval(Duration::ZERO).with_alignment(1_000);
         let source = move |i| Throttled::new(Generator::new(params, i, 2), per_instance);
         let sum = Arc::new(Mutex::new(Checksum::default()));
         let sessions = matches!(windows, Windows::Session { .. });

@@ -90,7 +90,8 @@ impl Sink<PageCount> for Results {
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let value = |flag: &str| args.iter().position(|a| a == flag).map(|i| args.get(i + 1).filter(|v| !v.starts_with("--")));
+    let value =
+        |flag: &str| args.iter().position(|a| a == flag).map(|i| args.get(i + 1).filter(|v| !v.starts_with("--")));
     let serve: Option<SocketAddr> = match value("--serve") {
         Some(addr) => Some(addr.map(String::as_str).unwrap_or("127.0.0.1:8080").parse()?),
         None => None,
@@ -142,9 +143,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  ingest     curl -H 'content-type: application/x-ndjson' --data-binary $'{{\"page\":\"home\",\"ts\":1000}}\\n' http://{addr}/ingest");
         println!("\n  Ctrl-C or SIGTERM: the job drains (open windows fire), then the server stops.");
         let report = weir::web::serve_until_signal(server.run(), &handle, signals).await?;
-        println!("\n  [main] drained: {} views read in {:?}; latest window per page:", report.metrics.source_records(), report.elapsed);
+        println!(
+            "\n  [main] drained: {} views read in {:?}; latest window per page:",
+            report.metrics.source_records(),
+            report.elapsed
+        );
         for r in latest.latest() {
-            println!("    {:<5} [{:>2} s, {:>2} s) {:>3} views", r.key, r.window.start / 1_000, r.window.end / 1_000, r.value);
+            println!(
+                "    {:<5} [{:>2} s, {:>2} s) {:>3} views",
+                r.key,
+                r.window.start / 1_000,
+                r.window.end / 1_000,
+                r.value
+            );
         }
         if let Some(path) = &output {
             println!("  [main] every window result is in {}", path.display());
@@ -180,7 +191,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             None => return Err(format!("ingest answered {status}: {:?}", report.error).into()),
         }
     }
-    println!("  [client] all {VIEWS} views taken ({busy} answers were 503: backpressured, resent from retry_from_line)");
+    println!(
+        "  [client] all {VIEWS} views taken ({busy} answers were 503: backpressured, resent from retry_from_line)"
+    );
 
     // Stopping drains what was taken and fires the open windows.
     handle.stop();
@@ -191,12 +204,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  [client] GET /api/results (latest window per page):");
     let mut got = Vec::new();
     for r in results.as_array().ok_or("results are a JSON array")? {
-        println!("    {:<5} [{:>2} s, {:>2} s) {:>3} views", r["key"].as_str().unwrap_or("?"),
-            r["window"]["start"].as_i64().unwrap_or(0) / 1_000, r["window"]["end"].as_i64().unwrap_or(0) / 1_000, r["value"]);
+        println!(
+            "    {:<5} [{:>2} s, {:>2} s) {:>3} views",
+            r["key"].as_str().unwrap_or("?"),
+            r["window"]["start"].as_i64().unwrap_or(0) / 1_000,
+            r["window"]["end"].as_i64().unwrap_or(0) / 1_000,
+            r["value"]
+        );
         got.push((r["key"].as_str().unwrap_or("").to_string(), r["window"]["start"].as_i64(), r["value"].as_u64()));
     }
     let top: Value = client.get(format!("{base}/api/results/top?n=2")).send().await?.json().await?;
-    let top: Vec<&str> = top.as_array().ok_or("top is a JSON array")?.iter().filter_map(|r| r["key"].as_str()).collect();
+    let top: Vec<&str> =
+        top.as_array().ok_or("top is a JSON array")?.iter().filter_map(|r| r["key"].as_str()).collect();
     println!("  [client] GET /api/results/top?n=2: {top:?}");
 
     let jobs: Value = client.get(format!("{base}/api/jobs")).send().await?.json().await?;

@@ -21,10 +21,7 @@ fn bench_runs_every_engine_and_their_checksums_agree() {
     }
     // 300,000 events at 100,000 per second of event time: 3 s, one window
     // of 10 s, 16 keys, every event counted once.
-    assert!(
-        stdout.lines().any(|l| l.starts_with("checksum wl1 K=16: 16 300000 ")),
-        "the checksum line: {stdout}"
-    );
+    assert!(stdout.lines().any(|l| l.starts_with("checksum wl1 K=16: 16 300000 ")), "the checksum line: {stdout}");
 }
 
 #[test]
@@ -36,7 +33,16 @@ fn bench_one_prints_one_machine_readable_line() {
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().find(|l| l.starts_with("weir-bench ")).expect("the result line");
-    for field in ["workload=wl3", "keys=1000", "events=100000", "engine=baseline", "secs=", "rss_kb=", "sum_count=100000", "late=0"] {
+    for field in [
+        "workload=wl3",
+        "keys=1000",
+        "events=100000",
+        "engine=baseline",
+        "secs=",
+        "rss_kb=",
+        "sum_count=100000",
+        "late=0",
+    ] {
         assert!(line.contains(field), "{field} in {line}");
     }
 }

@@ -42,7 +42,11 @@ fn zero_session_gap_and_count_are_errors() {
 #[test]
 fn zero_parallelism_is_an_error() {
     let job = JobBuilder::new("t");
-    source(&job).key_by(|n| *n, 0).window("windows", Windows::tumbling(10)).aggregate(Count).sink("out", CollectSink::new().0);
+    source(&job)
+        .key_by(|n| *n, 0)
+        .window("windows", Windows::tumbling(10))
+        .aggregate(Count)
+        .sink("out", CollectSink::new().0);
     let e = job.build().unwrap_err();
     assert!(e.to_string().contains("parallelism"), "{e}");
     let job = JobBuilder::new("t");
@@ -61,7 +65,12 @@ fn zero_batch_size_is_an_error() {
 #[test]
 fn negative_lateness_and_bound_are_errors() {
     let job = JobBuilder::new("t");
-    source(&job).key_by(|n| *n, 1).window("windows", Windows::tumbling(10)).allowed_lateness(-1).aggregate(Count).sink("out", CollectSink::new().0);
+    source(&job)
+        .key_by(|n| *n, 1)
+        .window("windows", Windows::tumbling(10))
+        .allowed_lateness(-1)
+        .aggregate(Count)
+        .sink("out", CollectSink::new().0);
     assert_eq!(parameter(job.build().unwrap_err()), "allowed lateness");
     let job = JobBuilder::new("t");
     job.source("src", IterSource::new(0..1i64), |n: &i64| *n, WatermarkStrategy::bounded_out_of_orderness(-5))
@@ -73,7 +82,12 @@ fn negative_lateness_and_bound_are_errors() {
 fn early_firing_count_of_zero_or_beyond_32_bits_is_an_error() {
     for n in [0, u64::from(u32::MAX) + 1] {
         let job = JobBuilder::new("t");
-        source(&job).key_by(|n| *n, 1).window("windows", Windows::session(10)).early_firing_count(n).aggregate(Count).sink("out", CollectSink::new().0);
+        source(&job)
+            .key_by(|n| *n, 1)
+            .window("windows", Windows::session(10))
+            .early_firing_count(n)
+            .aggregate(Count)
+            .sink("out", CollectSink::new().0);
         let e = job.build().expect_err("invalid early firing count");
         assert!(e.to_string().contains(&n.to_string()), "{e}");
         assert_eq!(parameter(e), "early firing count");

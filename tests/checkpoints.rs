@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use support::wait_until;
 use weir::prelude::*;
-use weir_harness::workload::{self, Checksum, StreamParams, Workload, WorkloadSpec};
 use weir::{CheckpointConfig, JobError, LocalDirBackend, StateBackend};
-
+use weir_harness::workload::{self, Checksum, StreamParams, Workload, WorkloadSpec};
 
 fn on_demand(dir: &std::path::Path) -> CheckpointConfig {
     CheckpointConfig { interval: None, ..CheckpointConfig::new(dir, Duration::from_secs(1)) }
@@ -27,11 +26,17 @@ fn two_source_job(dir: &std::path::Path) -> TwoSources {
     let mut sources = [Some(a), Some(b)];
     let job = JobBuilder::new("aligned").checkpointing(on_demand(dir));
     let (sink, got) = CollectSink::new();
-    job.parallel_source("pushed", 2, move |i| sources[i].take().expect("once"), |e: &Ev| e.0, WatermarkStrategy::monotonic())
-        .key_by(|e| e.1, 2)
-        .window("windows", Windows::tumbling(1_000_000))
-        .aggregate(Count)
-        .sink("out", sink);
+    job.parallel_source(
+        "pushed",
+        2,
+        move |i| sources[i].take().expect("once"),
+        |e: &Ev| e.0,
+        WatermarkStrategy::monotonic(),
+    )
+    .key_by(|e| e.1, 2)
+    .window("windows", Windows::tumbling(1_000_000))
+    .aggregate(Count)
+    .sink("out", sink);
     (job.build().unwrap().spawn().unwrap(), ha, hb, got)
 }
 
@@ -43,7 +48,9 @@ fn snapshot_holds_exactly_the_records_before_the_barrier() {
         a.blocking_send((i, (i % 7) as u32)).unwrap();
         b.blocking_send((i, (i % 5) as u32)).unwrap();
     }
-    wait_until("both sources to read their records", Duration::from_secs(20), || job.metrics().source_records() == 2000);
+    wait_until("both sources to read their records", Duration::from_secs(20), || {
+        job.metrics().source_records() == 2000
+    });
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let stats = rt.block_on(job.checkpoint()).expect("the checkpoint completes");
     assert!(stats.completed && stats.bytes > 0, "{stats:?}");
@@ -76,7 +83,8 @@ fn wl1_spec(dir: &std::path::Path, p: usize) -> WorkloadSpec {
     }
 }
 
-const WL1_K16: Checksum = Checksum { rows: 48, events: 3_000_000, total: 1_498_945_689, digest: 14_218_170_467_609_890_282 };
+const WL1_K16: Checksum =
+    Checksum { rows: 48, events: 3_000_000, total: 1_498_945_689, digest: 14_218_170_467_609_890_282 };
 
 #[test]
 fn stop_with_checkpoint_then_resume_gives_the_failure_free_result() {
@@ -135,7 +143,11 @@ fn corrupt_newest_checkpoint_is_reported_and_the_previous_one_restored() {
     let latest = backend.latest().unwrap().expect("a complete checkpoint remains");
     assert_eq!(latest.meta.id.seq, first.seq, "the previous complete checkpoint is used");
     assert_eq!(latest.skipped.len(), 1);
-    assert!(latest.skipped[0].to_string().contains(&victim.file_name().unwrap().to_string_lossy().to_string()), "{}", latest.skipped[0]);
+    assert!(
+        latest.skipped[0].to_string().contains(&victim.file_name().unwrap().to_string_lossy().to_string()),
+        "{}",
+        latest.skipped[0]
+    );
 
     let (builder, outputs) = workload::build(&wl1_spec(dir.path(), 1));
     builder.build().unwrap().run_blocking().unwrap();
@@ -163,12 +175,17 @@ fn sessions_job(dir: &std::path::Path, out: &std::path::Path, gap: i64) -> weir:
     let config = CheckpointConfig::new(dir, Duration::from_millis(20));
     let job = JobBuilder::new("sessions").batch_size(64).checkpointing(config);
     let events = (0..20_000i64).map(|i| (i * 3, (i % 5) as u32));
-    job.source("events", Throttled::new(IterSource::new(events), 100_000.0), |e: &Ev| e.0, WatermarkStrategy::monotonic())
-        .key_by(|e| e.1, 2)
-        .window("windows", Windows::session(gap))
-        .aggregate(Count)
-        .map(|r: WindowResult<u32, u64>| (r.key, r.window.start, r.window.end, r.value))
-        .sink("out", weir::ExactlyOnceFileSink::json_lines(out));
+    job.source(
+        "events",
+        Throttled::new(IterSource::new(events), 100_000.0),
+        |e: &Ev| e.0,
+        WatermarkStrategy::monotonic(),
+    )
+    .key_by(|e| e.1, 2)
+    .window("windows", Windows::session(gap))
+    .aggregate(Count)
+    .map(|r: WindowResult<u32, u64>| (r.key, r.window.start, r.window.end, r.value))
+    .sink("out", weir::ExactlyOnceFileSink::json_lines(out));
     job.build().unwrap()
 }
 
@@ -220,25 +237,38 @@ fn stop_with_checkpoint_returns_once_what_it_covers_is_visible() {
 #[test]
 fn the_first_periodic_checkpoint_reaches_every_source() {
     let dir = tempfile::tempdir().unwrap();
-    let config = CheckpointConfig { timeout: Duration::from_millis(1_000), ..CheckpointConfig::new(dir.path(), Duration::from_millis(1)) };
+    let config = CheckpointConfig {
+        timeout: Duration::from_millis(1_000),
+        ..CheckpointConfig::new(dir.path(), Duration::from_millis(1))
+    };
     let job = JobBuilder::new("early").checkpointing(config);
     let (sink, _) = CollectSink::new();
-    job.source("numbers", Throttled::new(IterSource::new(0..50_000i64), 50_000.0), |n: &i64| *n, WatermarkStrategy::monotonic())
-        .key_by(|n| n % 4, 2)
-        .window("windows", Windows::tumbling(1_000))
-        .aggregate(Count)
-        .sink("out", sink);
+    job.source(
+        "numbers",
+        Throttled::new(IterSource::new(0..50_000i64), 50_000.0),
+        |n: &i64| *n,
+        WatermarkStrategy::monotonic(),
+    )
+    .key_by(|n| n % 4, 2)
+    .window("windows", Windows::tumbling(1_000))
+    .aggregate(Count)
+    .sink("out", sink);
     let handle = job.build().unwrap().spawn().unwrap();
     wait_until("a first checkpoint", Duration::from_secs(20), || handle.last_checkpoint().is_some());
     let first = handle.checkpoints().into_iter().next().expect("a checkpoint");
-    assert_eq!((first.seq, first.completed), (1, true), "checkpoint 1 was triggered before the sources registered: {first:?}");
+    assert_eq!(
+        (first.seq, first.completed),
+        (1, true),
+        "checkpoint 1 was triggered before the sources registered: {first:?}"
+    );
     handle.cancel();
 }
 
 #[test]
 fn a_timeout_of_zero_is_refused_when_the_job_is_built() {
     let dir = tempfile::tempdir().unwrap();
-    let config = CheckpointConfig { timeout: Duration::ZERO, ..CheckpointConfig::new(dir.path(), Duration::from_secs(1)) };
+    let config =
+        CheckpointConfig { timeout: Duration::ZERO, ..CheckpointConfig::new(dir.path(), Duration::from_secs(1)) };
     let job = JobBuilder::new("zero").checkpointing(config);
     let (sink, _) = CollectSink::new();
     job.source("numbers", IterSource::new(0..10i64), |n: &i64| *n, WatermarkStrategy::monotonic()).sink("out", sink);

@@ -27,7 +27,7 @@ use serde::de::DeserializeOwned;
 use weir::prelude::*;
 use weir::{CheckpointConfig, ExactlyOnceFileSink, JobError};
 
-use faults::{Check, FaultySink, Faults, Paced, PassOn, MARK};
+use faults::{Check, Faults, FaultySink, Paced, PassOn, MARK};
 use model::{expected, Acc, Ev, Fingerprint, Input, Kind, Rng, Row, BATCH, BOUND};
 
 /// Time between two source batches: a run takes about `LINES / BATCH`
@@ -53,7 +53,8 @@ struct World {
 impl World {
     fn new(seed: u64) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let inputs: Vec<(Kind, Input)> = Kind::ALL.iter().map(|&k| (k, Input::generate(seed ^ (k as u64 + 1) << 32))).collect();
+        let inputs: Vec<(Kind, Input)> =
+            Kind::ALL.iter().map(|&k| (k, Input::generate(seed ^ (k as u64 + 1) << 32))).collect();
         for (kind, input) in &inputs {
             std::fs::write(input_path(dir.path(), *kind), input.bytes()).expect("the input is written");
         }
@@ -101,8 +102,18 @@ impl World {
         let (f1, f2) = (self.faults.clone(), self.faults.clone());
         let mut windowed = job
             .source(&format!("{name}-source"), source, |e: &Ev| e.ts, strategy)
-            .transform(&format!("{name}-op"), move |_| PassOn { kind, faults: f1.clone(), seen: 0, tally: Arc::clone(&op) })
-            .actor_operator(&format!("{name}-check"), move |_| Check { kind, faults: f2.clone(), seen: 0, tally: Arc::clone(&check) })
+            .transform(&format!("{name}-op"), move |_| PassOn {
+                kind,
+                faults: f1.clone(),
+                seen: 0,
+                tally: Arc::clone(&op),
+            })
+            .actor_operator(&format!("{name}-check"), move |_| Check {
+                kind,
+                faults: f2.clone(),
+                seen: 0,
+                tally: Arc::clone(&check),
+            })
             .key_by(|e: &Ev| e.key, 2)
             .window(&format!("{name}-windows"), kind.windows());
         if kind.has_late_data() {
@@ -191,14 +202,20 @@ fn run_to_completion(world: &World) -> Runs {
             Ok(_) => return runs,
             Err(e) => e,
         };
-        let Some((actor, message)) = injected(&error) else { panic!("a failure that was not injected: {error}; {runs:?}") };
+        let Some((actor, message)) = injected(&error) else {
+            panic!("a failure that was not injected: {error}; {runs:?}")
+        };
         let n: usize = message[message.find(MARK).expect("marked") + MARK.len()..]
             .split(':')
             .next()
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("a fault number in {message:?}"));
         let fault = world.faults.iter().nth(n).expect("a planned fault");
-        assert_eq!(actor, format!("{}#0", fault.place.node(fault.kind)), "the failure names the actor of fault {n}: {error}");
+        assert_eq!(
+            actor,
+            format!("{}#0", fault.place.node(fault.kind)),
+            "the failure names the actor of fault {n}: {error}"
+        );
         runs.failures.push(message);
     }
 }
@@ -234,7 +251,9 @@ fn check_pipeline(world: &World, kind: Kind, input: &Input) {
     assert_eq!(valid + dead.len() as u64, input.lines.len() as u64);
     if kind.partitions() {
         let in_results: u64 = rows.iter().map(|r| r.count).sum();
-        let digest = |ids: &mut dyn Iterator<Item = u64>| ids.fold(0u64, |d, id| d.wrapping_add(weir_harness::workload::mix(id)));
+        let digest = |ids: &mut dyn Iterator<Item = u64>| {
+            ids.fold(0u64, |d, id| d.wrapping_add(weir_harness::workload::mix(id)))
+        };
         let result_digest = rows.iter().fold(0u64, |d, r| d.wrapping_add(r.digest));
         assert_eq!(in_results + late.len() as u64, valid, "{name}: every record is in one result or late");
         assert_eq!(
@@ -246,7 +265,11 @@ fn check_pipeline(world: &World, kind: Kind, input: &Input) {
 
     let (_, op, check) = world.tallies.iter().find(|(k, _, _)| *k == kind).expect("a tally per kind");
     assert_eq!(op.load(Ordering::SeqCst), valid, "{name}: the operator's checkpointed count saw each record once");
-    assert_eq!(check.load(Ordering::SeqCst), valid, "{name}: the actor operator's checkpointed count saw each record once");
+    assert_eq!(
+        check.load(Ordering::SeqCst),
+        valid,
+        "{name}: the actor operator's checkpointed count saw each record once"
+    );
 }
 
 fn survives_injected_faults(seed: u64) {

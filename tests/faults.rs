@@ -240,15 +240,25 @@ fn a_stalled_barrier_holds_at_most_the_alignment_cap_and_backpressures_the_other
     let release = Arc::new(AtomicBool::new(false));
     let cap = 1_000;
     let config = CheckpointConfig { alignment_cap: cap, ..CheckpointConfig::on_demand(dir.path()) };
-    let job = JobBuilder::new("aligned").batch_size(100).mailbox_capacity(4).placement(Placement::ThreadPerActor).checkpointing(config);
+    let job = JobBuilder::new("aligned")
+        .batch_size(100)
+        .mailbox_capacity(4)
+        .placement(Placement::ThreadPerActor)
+        .checkpointing(config);
     let (sink, got) = CollectSink::new();
     let r = Arc::clone(&release);
     let sources = Mutex::new(vec![Mixed::Stalled { release: r, read: false }, Mixed::Endless(1)]);
-    job.parallel_source("numbers", 2, move |_| sources.lock().unwrap().pop().unwrap(), |n: &i64| *n / 1000, WatermarkStrategy::monotonic())
-        .key_by(|_| 0u8, 1)
-        .window("windows", Windows::tumbling(1 << 40))
-        .aggregate(Count)
-        .sink("out", sink);
+    job.parallel_source(
+        "numbers",
+        2,
+        move |_| sources.lock().unwrap().pop().unwrap(),
+        |n: &i64| *n / 1000,
+        WatermarkStrategy::monotonic(),
+    )
+    .key_by(|_| 0u8, 1)
+    .window("windows", Windows::tumbling(1 << 40))
+    .aggregate(Count)
+    .sink("out", sink);
     let handle = job.build().unwrap().spawn().unwrap();
     let fast = |h: &JobHandle| h.metrics().of_node("numbers").map(|a| a.records_out).sum::<u64>();
     wait_until("both instances to read", Duration::from_secs(10), || fast(&handle) > 10_000);
@@ -275,7 +285,10 @@ fn a_stalled_barrier_holds_at_most_the_alignment_cap_and_backpressures_the_other
     let counted = handle.metrics().of_kind(weir::ActorKind::Window).map(|a| a.records_in).sum::<u64>();
     // Held back: at most the cap, plus the mailbox (capacity and one slot
     // per sender) and the batch each edge was filling.
-    assert!(read_while_aligning - counted <= (cap + (4 + 2 + 2) * 100) as u64, "{read_while_aligning} read, {counted} handled ({window:?})");
+    assert!(
+        read_while_aligning - counted <= (cap + (4 + 2 + 2) * 100) as u64,
+        "{read_while_aligning} read, {counted} handled ({window:?})"
+    );
 
     // The stalled input comes back: the checkpoint completes, the fast input
     // resumes, and every record is counted once.
@@ -338,8 +351,13 @@ impl Source for PanicsWhenBusy {
 fn no_actor_of_a_failed_job_runs_once_wait_returns() {
     let (busy, dropped) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
     let job = JobBuilder::new("slow-sink").placement(Placement::ThreadPerActor);
-    job.source("source", PanicsWhenBusy { busy: Arc::clone(&busy), read: false }, |n: &i64| *n, WatermarkStrategy::monotonic())
-        .sink("out", SlowSink { busy: Arc::clone(&busy), dropped: Arc::clone(&dropped), wrote: false });
+    job.source(
+        "source",
+        PanicsWhenBusy { busy: Arc::clone(&busy), read: false },
+        |n: &i64| *n,
+        WatermarkStrategy::monotonic(),
+    )
+    .sink("out", SlowSink { busy: Arc::clone(&busy), dropped: Arc::clone(&dropped), wrote: false });
     let result = within(Duration::from_secs(20), move || job.build().unwrap().run_blocking());
     expect_panic(result, "source#0", "the source fails while the sink writes");
     // A job restarted in this process on the same files must never meet

@@ -68,7 +68,12 @@ struct KeyedSorter(Sorter);
 impl Operator for KeyedSorter {
     type In = (i64, i64);
     type Out = i64;
-    fn process(&mut self, batch: &mut Vec<Record<(i64, i64)>>, ctx: &mut OperatorContext, out: &mut Collector<'_, i64>) {
+    fn process(
+        &mut self,
+        batch: &mut Vec<Record<(i64, i64)>>,
+        ctx: &mut OperatorContext,
+        out: &mut Collector<'_, i64>,
+    ) {
         let mut values: Vec<Record<i64>> = batch.drain(..).map(|r| Record::new(r.ts, r.value.1)).collect();
         self.0.process(&mut values, ctx, out);
     }
@@ -108,7 +113,11 @@ fn actor_operator_forwards_data_watermarks_and_end() {
     assert_eq!(total, (0..10_000i64).map(|n| n * 2).sum::<i64>());
     assert_eq!(got.len(), 10 * 5, "ten windows of the five keys (even numbers only, after doubling)");
     let doubler = report.metrics.of_node("doubler").next().expect("the doubler's metrics");
-    assert_eq!((doubler.records_in, doubler.records_out), (10_000, 10_000), "the shell counts what the core received and sent");
+    assert_eq!(
+        (doubler.records_in, doubler.records_out),
+        (10_000, 10_000),
+        "the shell counts what the core received and sent"
+    );
 }
 
 /// An actor operator with state: numbers each key's records 1, 2, 3, ...
@@ -150,9 +159,14 @@ impl Core for Numberer {
 fn numbering_job(dir: &std::path::Path, out: &std::path::Path, events: u64) -> weir::Job {
     let params = StreamParams { events, keys: 16, ..StreamParams::default() };
     let job = JobBuilder::new("numbering").checkpointing(weir::CheckpointConfig::on_demand(dir));
-    job.source("events", Throttled::new(Generator::new(params, 0, 1), 200_000.0), |e: &Event| e.ts, WatermarkStrategy::bounded_out_of_orderness(2_000))
-        .actor_operator("numberer", |_info: ActorOperatorInfo| Numberer::default())
-        .sink("out", weir::ExactlyOnceFileSink::json_lines(out));
+    job.source(
+        "events",
+        Throttled::new(Generator::new(params, 0, 1), 200_000.0),
+        |e: &Event| e.ts,
+        WatermarkStrategy::bounded_out_of_orderness(2_000),
+    )
+    .actor_operator("numberer", |_info: ActorOperatorInfo| Numberer::default())
+    .sink("out", weir::ExactlyOnceFileSink::json_lines(out));
     job.build().unwrap()
 }
 

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use support::wait_until;
 use weir::prelude::*;
-use weir_harness::workload::{event, Event, StreamParams};
 use weir::{push_source, ActorKind};
+use weir_harness::workload::{event, Event, StreamParams};
 
 const N: u64 = 200_000;
 /// Window length: the stream spans 2 s of event time, so short windows give
@@ -179,7 +179,6 @@ fn many_keys_travel_as_records_and_stay_exact() {
     assert!(on.pre_aggregated < N / 4, "{} of {N} pre-aggregated", on.pre_aggregated);
 }
 
-
 #[test]
 fn an_input_that_was_idle_sends_its_late_records_as_themselves() {
     type Ev = (i64, u32);
@@ -192,7 +191,13 @@ fn an_input_that_was_idle_sends_its_late_records_as_themselves() {
     let job = JobBuilder::new("idle");
     let (late_sink, late) = CollectSink::new();
     let windowed = job
-        .parallel_source("pushed", 2, move |i| sources[i].take().expect("one source per instance"), |e: &Ev| e.0, strategy)
+        .parallel_source(
+            "pushed",
+            2,
+            move |i| sources[i].take().expect("one source per instance"),
+            |e: &Ev| e.0,
+            strategy,
+        )
         .key_by(|e: &Ev| e.1, 2)
         .window("windows", Windows::tumbling(1000))
         .late_data(|stream| stream.sink("late", late_sink));

@@ -44,8 +44,22 @@ fn crash_and_resume(workload: &str, keys: &str, throttle: &str, seed: u64, want:
     let ckpt = dir.path().join("checkpoints");
     let out = dir.path().join("out.csv");
     let args = [
-        "run", workload, "--events", "3000000", "--keys", keys, "--parallelism", "2", "--throttle", throttle,
-        "--checkpoint-dir", ckpt.to_str().unwrap(), "--checkpoint-interval-ms", "200", "--output", out.to_str().unwrap(),
+        "run",
+        workload,
+        "--events",
+        "3000000",
+        "--keys",
+        keys,
+        "--parallelism",
+        "2",
+        "--throttle",
+        throttle,
+        "--checkpoint-dir",
+        ckpt.to_str().unwrap(),
+        "--checkpoint-interval-ms",
+        "200",
+        "--output",
+        out.to_str().unwrap(),
     ];
     let mut rng = Rng(seed);
     let mut kills = 0;
@@ -86,7 +100,8 @@ fn wl1_killed_and_resumed_commits_every_row_exactly_once() {
 
 #[test]
 fn wl3_killed_and_resumed_commits_every_row_exactly_once() {
-    let want = Checksum { rows: 1_813_513, events: 3_000_000, total: 1_498_945_689, digest: 12_511_146_539_894_680_399 };
+    let want =
+        Checksum { rows: 1_813_513, events: 3_000_000, total: 1_498_945_689, digest: 12_511_146_539_894_680_399 };
     crash_and_resume("wl3", "100000", "1000000", 0xC0FFEE, want);
 }
 
@@ -102,14 +117,16 @@ fn resuming_with_other_parameters_is_refused_and_leaves_the_output_alone() {
     let dir = tempfile::tempdir().unwrap();
     let (ckpt, out) = (dir.path().join("checkpoints"), dir.path().join("out.csv"));
     let (ckpt, out) = (ckpt.to_str().unwrap(), out.to_str().unwrap());
-    let common = ["--events", "300000", "--throttle", "600000", "--checkpoint-dir", ckpt, "--checkpoint-interval-ms", "50"];
+    let common =
+        ["--events", "300000", "--throttle", "600000", "--checkpoint-dir", ckpt, "--checkpoint-interval-ms", "50"];
     let first: Vec<&str> = ["run", "wl1", "--keys", "16", "--output", out].iter().chain(&common).copied().collect();
     let (code, _, stderr) = run_to_end(&first);
     assert_eq!(code, 0, "{stderr}");
     let before = std::fs::read(out).unwrap();
 
     // Another number of keys: refused, naming the setting; the output stays.
-    let other_keys: Vec<&str> = ["run", "wl1", "--keys", "100", "--output", out].iter().chain(&common).copied().collect();
+    let other_keys: Vec<&str> =
+        ["run", "wl1", "--keys", "100", "--output", out].iter().chain(&common).copied().collect();
     let (code, _, stderr) = run_to_end(&other_keys);
     assert_ne!(code, 0, "a resume with other keys must be refused");
     assert!(stderr.contains("keys was 16, is now 100"), "{stderr}");
@@ -152,13 +169,25 @@ fn after_a_resume_the_late_count_covers_the_whole_job() {
     let ckpt = dir.path().join("checkpoints");
     let n = events.to_string();
     let args = [
-        "run", "wl1", "--events", &n, "--bound", "1000", "--throttle", "1500000", "--checkpoint-dir", ckpt.to_str().unwrap(),
-        "--checkpoint-interval-ms", "100",
+        "run",
+        "wl1",
+        "--events",
+        &n,
+        "--bound",
+        "1000",
+        "--throttle",
+        "1500000",
+        "--checkpoint-dir",
+        ckpt.to_str().unwrap(),
+        "--checkpoint-interval-ms",
+        "100",
     ];
     // Killed once two checkpoints are complete.
     let mut child = weir(&args).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    let complete = |d: &Path| std::fs::read_dir(d).map(|e| e.flatten().filter(|e| e.path().join("_metadata").exists()).count()).unwrap_or(0);
+    let complete = |d: &Path| {
+        std::fs::read_dir(d).map(|e| e.flatten().filter(|e| e.path().join("_metadata").exists()).count()).unwrap_or(0)
+    };
     while complete(&ckpt) < 2 {
         assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "no checkpoint before the end");
         std::thread::sleep(Duration::from_millis(10));

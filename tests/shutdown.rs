@@ -59,7 +59,8 @@ struct Proc {
 
 impl Proc {
     fn spawn(cmd: &mut Command) -> Proc {
-        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("the process starts");
+        let mut child =
+            cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("the process starts");
         let stdout = lines(child.stdout.take().expect("piped stdout"));
         let stderr = lines(child.stderr.take().expect("piped stderr"));
         Proc { child, stdout, stderr }
@@ -67,7 +68,11 @@ impl Proc {
 
     /// Sends `signal` (`INT`, `TERM`) with `kill`.
     fn signal(&self, signal: &str) {
-        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().expect("kill runs");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
         assert!(status.success(), "kill -{signal} failed");
     }
 
@@ -78,7 +83,10 @@ impl Proc {
             if let Some(status) = self.child.try_wait().expect("the process can be waited for") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "the process did not exit within {EXIT_DEADLINE:?} of the signal: it hangs");
+            assert!(
+                Instant::now() < deadline,
+                "the process did not exit within {EXIT_DEADLINE:?} of the signal: it hangs"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -162,7 +170,8 @@ fn post_views(addr: SocketAddr, n: usize) {
     let mut i = 0;
     while i < n {
         let end = (i + 100).min(n);
-        let body: String = (i..end).map(view).map(|(page, ts)| format!("{{\"page\":\"{page}\",\"ts\":{ts}}}\n")).collect();
+        let body: String =
+            (i..end).map(view).map(|(page, ts)| format!("{{\"page\":\"{page}\",\"ts\":{ts}}}\n")).collect();
         let (status, report) = request(addr, "POST", "/ingest", &body);
         match (status, report["retry_from_line"].as_u64()) {
             (200, _) => i = end,
@@ -182,7 +191,8 @@ fn post_views(addr: SocketAddr, n: usize) {
 fn example_drains_on(signal: &str) {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("results.jsonl");
-    let mut p = Proc::spawn(Command::new(web_service_example()).args(["--serve", "127.0.0.1:0", "--output"]).arg(&output));
+    let mut p =
+        Proc::spawn(Command::new(web_service_example()).args(["--serve", "127.0.0.1:0", "--output"]).arg(&output));
     let addr = address(&line_with(&p.stdout, "dashboard  http://"));
 
     const VIEWS: usize = 600;
@@ -197,7 +207,8 @@ fn example_drains_on(signal: &str) {
     let status = p.exit_status();
     let (stdout, stderr) = (rest(&p.stdout), rest(&p.stderr));
     assert!(status.success(), "{status}\nstdout: {stdout:#?}\nstderr: {stderr:#?}");
-    let text = std::fs::read_to_string(&output).unwrap_or_else(|e| panic!("{}: {e}; stdout: {stdout:#?}", output.display()));
+    let text =
+        std::fs::read_to_string(&output).unwrap_or_else(|e| panic!("{}: {e}; stdout: {stdout:#?}", output.display()));
     let mut got: BTreeMap<(String, i64), u64> = BTreeMap::new();
     for line in text.lines() {
         let r: Value = serde_json::from_str(line).unwrap();
@@ -228,7 +239,13 @@ fn events_read(addr: SocketAddr) -> u64 {
     let (_, jobs) = request(addr, "GET", "/api/jobs", "");
     let id = jobs[0]["id"].as_str().expect("one job").to_string();
     let (_, job) = request(addr, "GET", &format!("/api/jobs/{id}"), "");
-    job["actors"].as_array().unwrap().iter().filter(|a| a["kind"] == "Source").map(|a| a["records_in"].as_u64().unwrap()).sum()
+    job["actors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "Source")
+        .map(|a| a["records_in"].as_u64().unwrap())
+        .sum()
 }
 
 /// `weir run wl1 --serve` gets `signal` while its generator is far from
@@ -252,7 +269,8 @@ fn weir_run_drains_on(signal: &str) {
     assert!(status.success(), "{status}\nstdout: {stdout:#?}\nstderr: {stderr:#?}");
     let stopped = stderr.iter().find(|l| l.contains("stopped by")).unwrap_or_else(|| panic!("{stderr:#?}"));
     assert!(stopped.contains(&format!("stopped by SIG{signal} after reading ")), "{stopped}");
-    let read: u64 = stopped.split("after reading ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
+    let read: u64 =
+        stopped.split("after reading ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
     let checksum: Vec<u64> = stdout.last().expect("a checksum line").split(' ').map(|n| n.parse().unwrap()).collect();
     let [rows, events, total, _digest] = checksum[..] else { panic!("not a checksum: {stdout:#?}") };
 

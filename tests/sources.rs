@@ -53,10 +53,10 @@ fn malformed_csv_line_goes_to_dead_letters_with_its_line_number() {
     writeln!(f, "2,b,not-a-number").unwrap();
     writeln!(f, "3,c,3.5").unwrap();
     let (got, dead, _) = run_file(FileSource::csv(f.path()));
-    assert_eq!(got, vec![
-        Reading { ts: 1, sensor: "a".into(), value: 1.5 },
-        Reading { ts: 3, sensor: "c".into(), value: 3.5 },
-    ]);
+    assert_eq!(
+        got,
+        vec![Reading { ts: 1, sensor: "a".into(), value: 1.5 }, Reading { ts: 3, sensor: "c".into(), value: 3.5 },]
+    );
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].line, 3);
     assert!(dead[0].raw.contains("not-a-number"));
@@ -105,8 +105,13 @@ fn dead_letters_without_a_sink_are_counted() {
     writeln!(f, r#"{{"ts": 3, "sensor": "c", "value": 3.5}}"#).unwrap();
     let job = JobBuilder::new("file");
     let (sink, got) = CollectSink::new();
-    job.source("readings", FileSource::<Reading>::json_lines(f.path()), |r: &Reading| r.ts, WatermarkStrategy::monotonic())
-        .sink("out", sink);
+    job.source(
+        "readings",
+        FileSource::<Reading>::json_lines(f.path()),
+        |r: &Reading| r.ts,
+        WatermarkStrategy::monotonic(),
+    )
+    .sink("out", sink);
     let report = job.build().unwrap().run_blocking().unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(report.metrics.dead_letters(), 1);
@@ -126,8 +131,13 @@ fn push_handle_try_send_hands_the_record_back_when_full() {
 fn throttled_source_is_slowed_to_its_rate_and_loses_nothing() {
     let job = JobBuilder::new("throttle").batch_size(100);
     let (sink, got) = CollectSink::new();
-    job.source("slow", Throttled::new(IterSource::new(0..2_000i64), 10_000.0), |n: &i64| *n, WatermarkStrategy::monotonic())
-        .sink("out", sink);
+    job.source(
+        "slow",
+        Throttled::new(IterSource::new(0..2_000i64), 10_000.0),
+        |n: &i64| *n,
+        WatermarkStrategy::monotonic(),
+    )
+    .sink("out", sink);
     let start = Instant::now();
     job.build().unwrap().run_blocking().unwrap();
     let took = start.elapsed();

@@ -9,7 +9,6 @@ use support::wait_until;
 use weir::prelude::*;
 use weir::PushHandle;
 
-
 type Ev = (i64, u32);
 
 type Running = (JobHandle, PushHandle<Ev>, PushHandle<Ev>, Collected<WindowResult<u32, u64>>);
@@ -21,17 +20,25 @@ fn two_input_job(strategy: WatermarkStrategy) -> Running {
     let mut sources = [Some(a), Some(b)];
     let job = JobBuilder::new("two-inputs");
     let (sink, got) = CollectSink::new();
-    job.parallel_source("pushed", 2, move |i| sources[i].take().expect("one source per instance"), |e: &Ev| e.0, strategy)
-        .key_by(|e| e.1, 1)
-        .window("counts", Windows::tumbling(1000))
-        .aggregate(Count)
-        .sink("out", sink);
+    job.parallel_source(
+        "pushed",
+        2,
+        move |i| sources[i].take().expect("one source per instance"),
+        |e: &Ev| e.0,
+        strategy,
+    )
+    .key_by(|e| e.1, 1)
+    .window("counts", Windows::tumbling(1000))
+    .aggregate(Count)
+    .sink("out", sink);
     (job.build().unwrap().spawn().unwrap(), ha, hb, got)
 }
 
 fn finish(handle: JobHandle) -> weir::JobReport {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async { tokio::time::timeout(Duration::from_secs(20), handle.wait()).await }).expect("job ends").unwrap()
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(20), handle.wait()).await })
+        .expect("job ends")
+        .unwrap()
 }
 
 #[test]
@@ -204,8 +211,13 @@ fn an_idle_instance_does_not_hold_an_aligned_source_back() {
 #[test]
 fn an_alignment_drift_of_zero_is_a_build_error() {
     let job = JobBuilder::new("bad");
-    job.source("s", IterSource::new(vec![(0i64, 0u32)]), |e: &Ev| e.0, WatermarkStrategy::monotonic().with_alignment(0))
-        .sink("out", CollectSink::new().0);
+    job.source(
+        "s",
+        IterSource::new(vec![(0i64, 0u32)]),
+        |e: &Ev| e.0,
+        WatermarkStrategy::monotonic().with_alignment(0),
+    )
+    .sink("out", CollectSink::new().0);
     let err = job.build().expect_err("drift 0 is invalid").to_string();
     assert!(err.contains("alignment drift") && err.contains("must be > 0"), "{err}");
 }

@@ -205,7 +205,9 @@ async fn job_api_lists_the_job_and_its_detail_covers_every_actor_of_its_graph() 
         .as_array()
         .unwrap()
         .iter()
-        .map(|n| (n["name"].as_str().unwrap().into(), n["kind"].as_str().unwrap().into(), n["parallelism"].as_u64().unwrap()))
+        .map(|n| {
+            (n["name"].as_str().unwrap().into(), n["kind"].as_str().unwrap().into(), n["parallelism"].as_u64().unwrap())
+        })
         .collect();
     let graph_actors: BTreeSet<String> =
         nodes.iter().flat_map(|(name, _, p)| (0..*p).map(move |i| format!("{name}#{i}"))).collect();
@@ -218,9 +220,26 @@ async fn job_api_lists_the_job_and_its_detail_covers_every_actor_of_its_graph() 
     let edges = d["graph"]["edges"].as_array().unwrap();
     assert!(edges.iter().all(|e| ["main", "side"].contains(&e["output"].as_str().unwrap())));
     let fields = [
-        "name", "node", "kind", "records_in", "records_out", "batches_in", "batches_out", "rate_in", "rate_out",
-        "mailbox_len", "mailbox_capacity", "mailbox_fill", "backpressure_ratio", "backpressured_ms", "blocked",
-        "watermark", "watermark_lag_ms", "late_records", "dead_letters", "open_windows",
+        "name",
+        "node",
+        "kind",
+        "records_in",
+        "records_out",
+        "batches_in",
+        "batches_out",
+        "rate_in",
+        "rate_out",
+        "mailbox_len",
+        "mailbox_capacity",
+        "mailbox_fill",
+        "backpressure_ratio",
+        "backpressured_ms",
+        "blocked",
+        "watermark",
+        "watermark_lag_ms",
+        "late_records",
+        "dead_letters",
+        "open_windows",
     ];
     for a in actors {
         for f in fields {
@@ -303,7 +322,8 @@ fn parse_prometheus(text: &str) -> Vec<PromSample> {
             None => (series.to_string(), BTreeMap::new()),
         };
         assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "bad name in {line}");
-        let family = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).filter(|f| types.contains(*f));
+        let family =
+            ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).filter(|f| types.contains(*f));
         let family = family.unwrap_or(&name);
         assert!(help.contains(family) && types.contains(family), "no HELP/TYPE for {family}");
         samples.push(PromSample { name, labels, value });
@@ -325,8 +345,10 @@ async fn metrics_parse_as_prometheus_text_and_equal_the_job_counters_once_it_fin
     let text = String::from_utf8(test::read_body(resp).await.to_vec()).unwrap();
     let samples = parse_prometheus(&text);
     let value = |name: &str, actor: &str| {
-        let found: Vec<&PromSample> =
-            samples.iter().filter(|s| s.name == name && s.labels.get("actor").map(String::as_str) == Some(actor)).collect();
+        let found: Vec<&PromSample> = samples
+            .iter()
+            .filter(|s| s.name == name && s.labels.get("actor").map(String::as_str) == Some(actor))
+            .collect();
         assert_eq!(found.len(), 1, "{name} of {actor}");
         found[0].value
     };
@@ -376,7 +398,12 @@ impl Sink<Ev> for SlowSink {
 /// Posts lines `first..=LINES` of batch `r` (record id `r * LINES + line - 1`)
 /// and checks the answer's invariants: the lines taken are exactly those
 /// before `retry_from_line`, and a 503 carries `Retry-After`.
-async fn post_from(client: awc::Client, addr: std::net::SocketAddr, r: u64, first: u64) -> (u64, u64, StatusCode, IngestReport) {
+async fn post_from(
+    client: awc::Client,
+    addr: std::net::SocketAddr,
+    r: u64,
+    first: u64,
+) -> (u64, u64, StatusCode, IngestReport) {
     let body: String = (first..=LINES).map(|l| format!("{{\"id\":{},\"ts\":{l}}}\n", r * LINES + l - 1)).collect();
     let mut resp = client
         .post(format!("http://{addr}/ingest"))
@@ -487,8 +514,10 @@ fn web_types_are_send_and_sync() {
 
 /// The sample of `name` whose labels include `job_id`.
 fn job_sample(samples: &[PromSample], name: &str, job_id: &str) -> f64 {
-    let found: Vec<&PromSample> =
-        samples.iter().filter(|s| s.name == name && s.labels.get("job_id").map(String::as_str) == Some(job_id)).collect();
+    let found: Vec<&PromSample> = samples
+        .iter()
+        .filter(|s| s.name == name && s.labels.get("job_id").map(String::as_str) == Some(job_id))
+        .collect();
     assert_eq!(found.len(), 1, "{name} of job {job_id}");
     found[0].value
 }
@@ -498,7 +527,8 @@ async fn metrics_observe_each_checkpoint_once_and_count_past_the_checkpoints_a_j
     let dir = tempfile::tempdir().unwrap();
     let (source, push) = push_source::<Ev>(16);
     let (sink, _got) = CollectSink::new();
-    let job = JobBuilder::new("checkpointed").checkpointing(weir::CheckpointConfig::new(dir.path(), Duration::from_millis(5)));
+    let job = JobBuilder::new("checkpointed")
+        .checkpointing(weir::CheckpointConfig::new(dir.path(), Duration::from_millis(5)));
     job.source("events", source, |e: &Ev| e.ts, WatermarkStrategy::monotonic()).sink("out", sink);
     let handle = job.build().unwrap().start().unwrap();
     let state = WebState::with_sample_interval(Duration::from_millis(50));

@@ -34,7 +34,9 @@ fn run(
     let (late_sink, late) = CollectSink::new();
     let key: fn(&Ev) -> char = |e| e.1;
     let windowed = configure(
-        job.source("events", IterSource::new(events), |e: &Ev| e.0, strategy(bound)).key_by(key, 1).window("windows", windows),
+        job.source("events", IterSource::new(events), |e: &Ev| e.0, strategy(bound))
+            .key_by(key, 1)
+            .window("windows", windows),
     )
     .late_data(|late| late.sink("late", late_sink));
     windowed.aggregate(Sum::of(|e: &Ev| e.2)).sink("out", sink);
@@ -57,12 +59,15 @@ fn tumbling_windows_take_out_of_order_records_and_route_late_ones() {
         (3500, 'a', 32),
     ];
     let (results, late) = run(events, 1000, Windows::tumbling(1000), |w| w);
-    assert_eq!(results, vec![
-        ('a', 0, 1000, 5, OnTime),
-        ('a', 1000, 2000, 2, OnTime),
-        ('b', 2000, 3000, 8, OnTime),
-        ('a', 3000, 4000, 32, OnTime),
-    ]);
+    assert_eq!(
+        results,
+        vec![
+            ('a', 0, 1000, 5, OnTime),
+            ('a', 1000, 2000, 2, OnTime),
+            ('b', 2000, 3000, 8, OnTime),
+            ('a', 3000, 4000, 32, OnTime),
+        ]
+    );
     assert_eq!(late, vec![('a', 200)]);
 }
 
@@ -71,12 +76,15 @@ fn sliding_windows_count_each_record_in_every_window_it_falls_in() {
     let events = vec![(100, 'a', 1), (700, 'a', 2), (1200, 'a', 4)];
     let (mut results, late) = run(events, 0, Windows::sliding(1000, 500), |w| w);
     results.sort_by_key(|r| r.1);
-    assert_eq!(results, vec![
-        ('a', -500, 500, 1, OnTime),
-        ('a', 0, 1000, 3, OnTime),
-        ('a', 500, 1500, 6, OnTime),
-        ('a', 1000, 2000, 4, OnTime),
-    ]);
+    assert_eq!(
+        results,
+        vec![
+            ('a', -500, 500, 1, OnTime),
+            ('a', 0, 1000, 3, OnTime),
+            ('a', 500, 1500, 6, OnTime),
+            ('a', 1000, 2000, 4, OnTime),
+        ]
+    );
     assert!(late.is_empty());
 }
 
@@ -117,11 +125,7 @@ fn late_record_within_allowed_lateness_refires_window_as_an_update() {
         (400, 'a', 16), // late beyond the lateness: late output
     ];
     let (results, late) = run(events, 0, Windows::tumbling(1000), |w| w.allowed_lateness(500));
-    assert_eq!(results, vec![
-        ('a', 0, 1000, 1, OnTime),
-        ('a', 0, 1000, 5, Late),
-        ('b', 1000, 2000, 10, OnTime),
-    ]);
+    assert_eq!(results, vec![('a', 0, 1000, 1, OnTime), ('a', 0, 1000, 5, Late), ('b', 1000, 2000, 10, OnTime),]);
     assert_eq!(late, vec![('a', 400)]);
 }
 
@@ -137,11 +141,7 @@ fn count_windows_fire_every_n_records_and_the_rest_at_end_of_input() {
 fn early_firing_by_count_emits_partial_results_before_the_on_time_one() {
     let events: Vec<Ev> = (1..=5).map(|i| (i, 'a', i)).collect();
     let (results, _) = run(events, 0, Windows::tumbling(10_000), |w| w.early_firing_count(2));
-    assert_eq!(results, vec![
-        ('a', 0, 10_000, 3, Early),
-        ('a', 0, 10_000, 10, Early),
-        ('a', 0, 10_000, 15, OnTime),
-    ]);
+    assert_eq!(results, vec![('a', 0, 10_000, 3, Early), ('a', 0, 10_000, 10, Early), ('a', 0, 10_000, 15, OnTime),]);
 }
 
 #[test]

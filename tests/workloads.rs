@@ -3,7 +3,14 @@
 
 use weir_harness::workload::{self, Checksum, StreamParams, Workload, WorkloadResult, WorkloadSpec};
 
-fn run(workload: Workload, events: u64, keys: u64, parallelism: usize, batch_size: usize, bound: i64) -> WorkloadResult {
+fn run(
+    workload: Workload,
+    events: u64,
+    keys: u64,
+    parallelism: usize,
+    batch_size: usize,
+    bound: i64,
+) -> WorkloadResult {
     let spec = WorkloadSpec {
         stream: StreamParams { events, keys, rate: 100_000, disorder: 2_000 },
         bound,

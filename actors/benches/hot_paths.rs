@@ -198,7 +198,8 @@ impl Handler<Envelope<Ev>> for Ponger {
 fn mailbox(c: &mut Criterion) {
     let _system = actix::System::new();
     let (a, b) = (actix::Arbiter::new(), actix::Arbiter::new());
-    let batch: Vec<Record<Ev>> = (0..BATCH as u64).map(|i| event(i, 16)).map(|e| Record { ts: e.ts, value: e }).collect();
+    let batch: Vec<Record<Ev>> =
+        (0..BATCH as u64).map(|i| event(i, 16)).map(|e| Record { ts: e.ts, value: e }).collect();
     let pinger = Pinger::start_in_arbiter(&a.handle(), move |ctx| {
         ctx.set_mailbox_capacity(16);
         Pinger { batch: Some(batch), run: None }

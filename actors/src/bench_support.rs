@@ -14,7 +14,7 @@ use actix::{Actor, Context, Handler};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::message::{Envelope, StreamElement, Record, Timestamp};
+use crate::message::{Envelope, Record, StreamElement, Timestamp};
 use crate::metrics::{ActorKind, ActorMetrics};
 use crate::output::edge::KeyBy;
 use crate::output::mailbox::MailboxGauge;
@@ -39,7 +39,11 @@ where
 {
     /// A core for `windows` (default options: no lateness, no early firing).
     pub fn new(windows: Windows, agg: A) -> Self {
-        WindowBench { core: WindowCore::new(windows, WindowOptions::default(), agg), fired: Vec::new(), late: Vec::new() }
+        WindowBench {
+            core: WindowCore::new(windows, WindowOptions::default(), agg),
+            fired: Vec::new(),
+            late: Vec::new(),
+        }
     }
 
     /// Adds every record of `batch` (leaves it empty); returns the number

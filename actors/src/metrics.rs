@@ -265,8 +265,7 @@ impl Registry {
     }
 
     pub(crate) fn snapshot(&self) -> JobMetrics {
-        let mut actors: Vec<MetricsSnapshot> =
-            self.actors.iter().map(|e| e.value().snapshot()).collect();
+        let mut actors: Vec<MetricsSnapshot> = self.actors.iter().map(|e| e.value().snapshot()).collect();
         actors.sort_by(|a, b| a.name.cmp(&b.name));
         JobMetrics { actors }
     }
@@ -288,9 +287,7 @@ impl JobMetrics {
     /// Returns an iterator over the instances of node `node` (the actors
     /// named `<node>#<i>`), in name order.
     pub fn of_node<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a MetricsSnapshot> {
-        self.actors
-            .iter()
-            .filter(move |a| a.name.split('#').next() == Some(node))
+        self.actors.iter().filter(move |a| a.name.split('#').next() == Some(node))
     }
 
     /// Records read by all sources.

@@ -87,7 +87,12 @@ pub trait Operator: Send + 'static {
     type Out: Send + 'static;
 
     /// Handles a batch of input records (take them out with `drain(..)`).
-    fn process(&mut self, batch: &mut Vec<Record<Self::In>>, ctx: &mut OperatorContext, out: &mut Collector<'_, Self::Out>);
+    fn process(
+        &mut self,
+        batch: &mut Vec<Record<Self::In>>,
+        ctx: &mut OperatorContext,
+        out: &mut Collector<'_, Self::Out>,
+    );
 
     /// The watermark advanced to `wm`. Default: nothing (weir forwards it).
     fn on_watermark(&mut self, wm: Timestamp, ctx: &mut OperatorContext, out: &mut Collector<'_, Self::Out>) {
@@ -228,8 +233,11 @@ impl<O: Operator> OperatorCore<O> {
     }
 
     fn encode(&self) -> Result<Snapshot, SnapshotError> {
-        let snap =
-            OperatorSnapshot { user: self.op.snapshot()?, timers: self.ctx.timers.iter().copied().collect(), watermark: self.ctx.watermark };
+        let snap = OperatorSnapshot {
+            user: self.op.snapshot()?,
+            timers: self.ctx.timers.iter().copied().collect(),
+            watermark: self.ctx.watermark,
+        };
         Snapshot::encode(&snap)
     }
 

@@ -160,8 +160,16 @@ fn run(args: RunArgs) -> ExitCode {
         watermark_interval: Duration::from_millis(args.watermark_interval_ms),
         max_drift: (args.max_drift_ms > 0).then_some(args.max_drift_ms.min(i64::MAX as u64) as i64),
         output: args.output,
-        placement: args.slots.map(|n| if n == 0 { weir::Placement::ThreadPerActor } else { weir::Placement::Slots(n as usize) }),
-        checkpoint: args.checkpoint_dir.map(|dir| weir::CheckpointConfig::new(dir, Duration::from_millis(args.checkpoint_interval_ms))),
+        placement: args.slots.map(|n| {
+            if n == 0 {
+                weir::Placement::ThreadPerActor
+            } else {
+                weir::Placement::Slots(n as usize)
+            }
+        }),
+        checkpoint: args
+            .checkpoint_dir
+            .map(|dir| weir::CheckpointConfig::new(dir, Duration::from_millis(args.checkpoint_interval_ms))),
         ..WorkloadSpec::new(workload)
     };
     let (builder, outputs) = workload::build(&spec);
@@ -174,13 +182,14 @@ fn run(args: RunArgs) -> ExitCode {
     };
     #[cfg(feature = "web")]
     if let Some(addr) = args.serve {
-        let (report, stopped_by) = match served::run(job, addr, Duration::from_secs(args.linger_secs), progress_bar(spec.stream.events)) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+        let (report, stopped_by) =
+            match served::run(job, addr, Duration::from_secs(args.linger_secs), progress_bar(spec.stream.events)) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
         if let Some(signal) = stopped_by {
             eprintln!(
                 "weir: stopped by {signal} after reading {} of the {} events; the results cover every event read",
@@ -223,9 +232,11 @@ fn progress_bar(events: u64) -> Option<ProgressBar> {
     std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(events);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} events ({per_sec}, eta {eta})")
-                .expect("a valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} events ({per_sec}, eta {eta})",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
         );
         bar
     })
@@ -233,7 +244,12 @@ fn progress_bar(events: u64) -> Option<ProgressBar> {
 
 /// Prints the throughput line (stderr), the late count and the checksum
 /// (the last line of stdout).
-fn print_result(report: &weir::JobReport, spec: &WorkloadSpec, workload: Workload, outputs: &workload::WorkloadOutputs) -> ExitCode {
+fn print_result(
+    report: &weir::JobReport,
+    spec: &WorkloadSpec,
+    workload: Workload,
+    outputs: &workload::WorkloadOutputs,
+) -> ExitCode {
     let result = outputs.result();
     let secs = report.elapsed.as_secs_f64();
     match report.resumed_from {
@@ -286,7 +302,12 @@ mod served {
     /// SIGTERM while it runs, stops the job and lets it drain (a second
     /// signal cancels it). Then stops the server and returns the report
     /// and the signal that stopped the job, if one did.
-    pub(super) fn run(job: Job, addr: SocketAddr, linger: Duration, bar: Option<ProgressBar>) -> Result<(JobReport, Option<&'static str>), String> {
+    pub(super) fn run(
+        job: Job,
+        addr: SocketAddr,
+        linger: Duration,
+        bar: Option<ProgressBar>,
+    ) -> Result<(JobReport, Option<&'static str>), String> {
         let listener = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let local = listener.local_addr().map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let sys = actix_web::rt::System::new();

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use actix_web::{web, HttpResponse};
 
+use super::error_json;
 use super::state::{JobEntry, WebState};
 use super::view::{self, JobDetail, JobSummary};
-use super::error_json;
 
 /// `GET /api/jobs`.
 pub(crate) async fn list_jobs(state: web::Data<WebState>) -> HttpResponse {

@@ -15,10 +15,10 @@
 //! ([`super::WebState::registry`]), where an application may register its
 //! own metrics too.
 
-use actix_web::{http::header, web, HttpResponse};
 use ::prometheus::core::{Collector, Desc};
 use ::prometheus::proto::MetricFamily;
 use ::prometheus::{CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, Opts, TextEncoder};
+use actix_web::{http::header, web, HttpResponse};
 
 use crate::{ActorKind, JobMetrics, MetricsSnapshot};
 
@@ -275,7 +275,9 @@ impl Collector for JobsCollector {
         // A job removed while this scrape read it may have left its series
         // behind: show the jobs exposed now only.
         for family in &mut durations {
-            family.mut_metric().retain(|m| m.get_label().iter().any(|l| l.name() == "job_id" && ids.iter().any(|id| id == l.value())));
+            family
+                .mut_metric()
+                .retain(|m| m.get_label().iter().any(|l| l.name() == "job_id" && ids.iter().any(|id| id == l.value())));
         }
         out.extend(durations);
         out
@@ -302,9 +304,7 @@ pub(crate) fn render(registry: &prometheus::Registry) -> Result<String, promethe
 /// `GET /metrics`.
 pub(crate) async fn metrics(state: web::Data<WebState>) -> HttpResponse {
     match render(state.registry()) {
-        Ok(text) => HttpResponse::Ok()
-            .insert_header((header::CONTENT_TYPE, prometheus::TEXT_FORMAT))
-            .body(text),
+        Ok(text) => HttpResponse::Ok().insert_header((header::CONTENT_TYPE, prometheus::TEXT_FORMAT)).body(text),
         Err(e) => {
             tracing::error!(error = %e, "cannot render /metrics");
             HttpResponse::InternalServerError().body(format!("cannot render the metrics: {e}\n"))

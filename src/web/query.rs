@@ -41,7 +41,11 @@ pub struct LatestWindows<K, R> {
 
 impl<K, R> Clone for LatestWindows<K, R> {
     fn clone(&self) -> Self {
-        LatestWindows { latest: Arc::clone(&self.latest), score: Arc::clone(&self.score), include_early: self.include_early }
+        LatestWindows {
+            latest: Arc::clone(&self.latest),
+            score: Arc::clone(&self.score),
+            include_early: self.include_early,
+        }
     }
 }
 

@@ -62,12 +62,17 @@ impl ShutdownSignals {
     /// it is an error.
     pub fn new() -> io::Result<Self> {
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(io::Error::other("ShutdownSignals::new must be called inside an actix System or tokio runtime"));
+            return Err(io::Error::other(
+                "ShutdownSignals::new must be called inside an actix System or tokio runtime",
+            ));
         }
         #[cfg(unix)]
         {
             use actix_web::rt::signal::unix::{signal, SignalKind};
-            Ok(ShutdownSignals { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
+            Ok(ShutdownSignals {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
         }
         #[cfg(not(unix))]
         Ok(ShutdownSignals {})
@@ -162,7 +167,11 @@ impl ShutdownSignals {
 ///     Ok(())
 /// }
 /// ```
-pub async fn serve_until_signal(server: Server, job: &JobHandle, mut signals: ShutdownSignals) -> Result<JobReport, JobError> {
+pub async fn serve_until_signal(
+    server: Server,
+    job: &JobHandle,
+    mut signals: ShutdownSignals,
+) -> Result<JobReport, JobError> {
     let server_handle = server.handle();
     let mut serving = actix_web::rt::spawn(server);
     let mut server_stopped = false;

@@ -93,7 +93,12 @@ impl Faults {
     /// `n` faults drawn with `rng`: a kind, a place, how it fails, and a
     /// record of that kind's input (`records`) or a row of its expected
     /// results (`rows`) to strike at, once or twice.
-    pub(crate) fn plan(rng: &mut Rng, n: usize, records: impl Fn(Kind) -> Vec<u64>, rows: impl Fn(Kind) -> Vec<Row>) -> Self {
+    pub(crate) fn plan(
+        rng: &mut Rng,
+        n: usize,
+        records: impl Fn(Kind) -> Vec<u64>,
+        rows: impl Fn(Kind) -> Vec<Row>,
+    ) -> Self {
         let faults = (0..n)
             .map(|_| {
                 let kind = Kind::ALL[rng.below(4) as usize];
@@ -131,8 +136,12 @@ impl Faults {
             if (f.kind, f.place, f.at) != (kind, place, at) {
                 return None;
             }
-            let struck = f.struck.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| (s < f.times).then_some(s + 1)).ok()?;
-            Some((f.how, format!("{MARK}{n}: {:?} {:?} at {:?}, strike {} of {}", f.kind, f.place, f.at, struck + 1, f.times)))
+            let struck =
+                f.struck.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| (s < f.times).then_some(s + 1)).ok()?;
+            Some((
+                f.how,
+                format!("{MARK}{n}: {:?} {:?} at {:?}, strike {} of {}", f.kind, f.place, f.at, struck + 1, f.times),
+            ))
         })
     }
 

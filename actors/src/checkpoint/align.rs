@@ -49,7 +49,12 @@ impl<T> Alignment<T> {
     /// (returns `None`), pausing that input at its senders once the cap is
     /// reached; otherwise hands it back to be handled now, noting when the
     /// first barrier of an alignment arrives.
-    pub(crate) fn admit(&mut self, inputs: &InputTracker, gauge: &MailboxGauge, env: Envelope<T>) -> Option<Envelope<T>> {
+    pub(crate) fn admit(
+        &mut self,
+        inputs: &InputTracker,
+        gauge: &MailboxGauge,
+        env: Envelope<T>,
+    ) -> Option<Envelope<T>> {
         if inputs.is_blocked(env.input) {
             self.held_records += env.records();
             if self.held_records >= self.cap {

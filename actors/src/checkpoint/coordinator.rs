@@ -80,7 +80,12 @@ pub(crate) struct Coordinator {
 const NAME: &str = "checkpoint-coordinator";
 
 impl Coordinator {
-    pub(crate) fn new(config: CheckpointConfig, backend: Box<dyn StateBackend>, plan: CheckpointPlan, lifecycle: Arc<Lifecycle>) -> Self {
+    pub(crate) fn new(
+        config: CheckpointConfig,
+        backend: Box<dyn StateBackend>,
+        plan: CheckpointPlan,
+        lifecycle: Arc<Lifecycle>,
+    ) -> Self {
         let guard = ActorGuard::new(NAME.to_string(), Arc::clone(&lifecycle));
         Coordinator {
             next_seq: plan.next_seq,
@@ -111,15 +116,18 @@ impl Coordinator {
         let id = self.id(seq);
         let span = tracing::info_span!("checkpoint", job = %self.lifecycle.name, seq);
         span.in_scope(|| tracing::debug!("checkpoint triggered"));
-        self.pending.insert(seq, Pending {
-            span,
-            started: Instant::now(),
-            waiting: self.plan.actors.iter().cloned().collect(),
-            bytes: 0,
-            alignment: Duration::ZERO,
-            failed: None,
-            reply: reply.into_iter().collect(),
-        });
+        self.pending.insert(
+            seq,
+            Pending {
+                span,
+                started: Instant::now(),
+                waiting: self.plan.actors.iter().cloned().collect(),
+                bytes: 0,
+                alignment: Duration::ZERO,
+                failed: None,
+                reply: reply.into_iter().collect(),
+            },
+        );
         for s in &self.sources {
             // Control plane: a source's mailbox only holds triggers and
             // stop requests, so waiting for room briefly is fine.
@@ -148,9 +156,16 @@ impl Coordinator {
     fn abort(&mut self, seq: u64, why: &str) {
         let Some(p) = self.pending.remove(&seq) else { return };
         let waiting: Vec<&String> = p.waiting.iter().take(5).collect();
-        p.span.in_scope(|| tracing::warn!(job = %self.lifecycle.name, seq, reason = why, ?waiting, "checkpoint aborted"));
+        p.span
+            .in_scope(|| tracing::warn!(job = %self.lifecycle.name, seq, reason = why, ?waiting, "checkpoint aborted"));
         let _ = self.backend.abort(self.id(seq));
-        let stats = CheckpointStats { seq, duration: p.started.elapsed(), alignment: p.alignment, bytes: p.bytes, completed: false };
+        let stats = CheckpointStats {
+            seq,
+            duration: p.started.elapsed(),
+            alignment: p.alignment,
+            bytes: p.bytes,
+            completed: false,
+        };
         self.lifecycle.record_checkpoint(stats);
         for r in p.reply {
             let _ = r.send(Err(format!("checkpoint {seq} aborted: {why}")));
@@ -172,7 +187,13 @@ impl Coordinator {
         if let Err(e) = self.backend.commit(&meta) {
             p.span.in_scope(|| tracing::error!(job = %self.lifecycle.name, seq, error = %e, "checkpoint metadata could not be written"));
             let _ = self.backend.abort(id);
-            let stats = CheckpointStats { seq, duration: p.started.elapsed(), alignment: p.alignment, bytes: p.bytes, completed: false };
+            let stats = CheckpointStats {
+                seq,
+                duration: p.started.elapsed(),
+                alignment: p.alignment,
+                bytes: p.bytes,
+                completed: false,
+            };
             self.lifecycle.record_checkpoint(stats);
             for r in p.reply {
                 let _ = r.send(Err(format!("checkpoint {seq}: {e}")));
@@ -184,7 +205,13 @@ impl Coordinator {
         for s in older {
             self.abort(s, "a newer checkpoint completed first");
         }
-        let stats = CheckpointStats { seq, duration: p.started.elapsed(), alignment: p.alignment, bytes: p.bytes, completed: true };
+        let stats = CheckpointStats {
+            seq,
+            duration: p.started.elapsed(),
+            alignment: p.alignment,
+            bytes: p.bytes,
+            completed: true,
+        };
         p.span.in_scope(|| {
             tracing::info!(job = %self.lifecycle.name, seq, bytes = p.bytes, duration_ms = stats.duration.as_millis() as u64, "checkpoint complete")
         });
@@ -309,18 +336,22 @@ mod tests {
         let lifecycle = Lifecycle::new("job".into(), 1, Default::default());
         let backend = Recording::default();
         let actors: Vec<String> = actors.iter().map(|a| a.to_string()).collect();
-        let plan = CheckpointPlan { next_seq: 1, topology: "t".into(), configuration: Vec::new(), actors: actors.clone() };
+        let plan =
+            CheckpointPlan { next_seq: 1, topology: "t".into(), configuration: Vec::new(), actors: actors.clone() };
         let config = CheckpointConfig::on_demand("unused");
         let mut c = Coordinator::new(config, Box::new(backend.clone()), plan, Arc::clone(&lifecycle));
-        c.pending.insert(1, Pending {
-            started: Instant::now(),
-            waiting: actors.into_iter().collect(),
-            bytes: 0,
-            alignment: Duration::ZERO,
-            failed: None,
-            reply: Vec::new(),
-            span: tracing::Span::none(),
-        });
+        c.pending.insert(
+            1,
+            Pending {
+                started: Instant::now(),
+                waiting: actors.into_iter().collect(),
+                bytes: 0,
+                alignment: Duration::ZERO,
+                failed: None,
+                reply: Vec::new(),
+                span: tracing::Span::none(),
+            },
+        );
         c.next_seq = 2;
         (c, backend, lifecycle)
     }

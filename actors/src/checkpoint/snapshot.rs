@@ -40,18 +40,15 @@ impl Snapshot {
 
     /// Encodes `value`.
     pub fn encode<S: Serialize + ?Sized>(value: &S) -> Result<Self, SnapshotError> {
-        rmp_serde::to_vec(value).map(Snapshot).map_err(|e| SnapshotError::Encode {
-            what: std::any::type_name::<S>().to_string(),
-            reason: e.to_string(),
-        })
+        rmp_serde::to_vec(value)
+            .map(Snapshot)
+            .map_err(|e| SnapshotError::Encode { what: std::any::type_name::<S>().to_string(), reason: e.to_string() })
     }
 
     /// Decodes the value [`Self::encode`] stored; the error names `S`.
     pub fn decode<S: DeserializeOwned>(&self) -> Result<S, SnapshotError> {
-        rmp_serde::from_slice(&self.0).map_err(|e| SnapshotError::Decode {
-            what: std::any::type_name::<S>().to_string(),
-            reason: e.to_string(),
-        })
+        rmp_serde::from_slice(&self.0)
+            .map_err(|e| SnapshotError::Decode { what: std::any::type_name::<S>().to_string(), reason: e.to_string() })
     }
 
     /// The bytes.

@@ -30,7 +30,13 @@ pub(crate) struct RoundRobin<T: Send + 'static> {
 impl<T: Send + 'static> RoundRobin<T> {
     pub(crate) fn new(targets: Vec<Target<T>>, input: usize, batch_size: usize, metrics: Arc<ActorMetrics>) -> Self {
         let held = HeldWatermarks::new(targets.len());
-        RoundRobin { sender: Sender::new(targets, input, metrics), buf: Vec::with_capacity(batch_size), batch_size, next: 0, held }
+        RoundRobin {
+            sender: Sender::new(targets, input, metrics),
+            buf: Vec::with_capacity(batch_size),
+            batch_size,
+            next: 0,
+            held,
+        }
     }
 
     /// Sends the batch being filled (if any) to the next target, and the

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use actix::dev::SendError;
 use actix::Recipient;
 
-use crate::message::{CheckpointId, Envelope, StreamElement, Record, Timestamp};
+use crate::message::{CheckpointId, Envelope, Record, StreamElement, Timestamp};
 use crate::metrics::ActorMetrics;
 use mailbox::MailboxGauge;
 use pool::BatchPool;
@@ -115,7 +115,11 @@ impl<T: Send + 'static> Target<T> {
     }
 
     /// Like [`Target::new`], with the receiver's buffer pool.
-    pub(crate) fn with_pool(recipient: Recipient<Envelope<T>>, queued: &Arc<MailboxGauge>, pool: Arc<BatchPool<T>>) -> Self {
+    pub(crate) fn with_pool(
+        recipient: Recipient<Envelope<T>>,
+        queued: &Arc<MailboxGauge>,
+        pool: Arc<BatchPool<T>>,
+    ) -> Self {
         Target { pool, ..Target::new(recipient, queued) }
     }
 
@@ -326,7 +330,13 @@ impl HeldWatermarks {
     /// source batches). [`MAX_HOLD`] bounds the wait when batches come
     /// slowly.
     pub(crate) fn new(targets: usize) -> Self {
-        HeldWatermarks { per_target: vec![None; targets], latest: None, count: 0, limit: (16 * targets).max(4), since: None }
+        HeldWatermarks {
+            per_target: vec![None; targets],
+            latest: None,
+            count: 0,
+            limit: (16 * targets).max(4),
+            since: None,
+        }
     }
 
     /// Whether `batch` may follow what is held without releasing it first:

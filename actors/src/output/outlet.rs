@@ -4,7 +4,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-
 use crate::message::{CheckpointId, Record, Timestamp};
 use crate::metrics::ActorMetrics;
 use crate::output::{Blocked, Control, Emit};
@@ -100,5 +99,4 @@ impl<T: Send + 'static> Outlet<T> {
     pub fn is_blocked(&self) -> bool {
         self.emit.is_blocked()
     }
-
 }

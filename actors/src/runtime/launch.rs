@@ -26,7 +26,10 @@ use crate::topology::graph::{Graph, Placement};
 
 /// Opens the checkpoint directory and reads the checkpoint to resume from,
 /// if any, refusing one of another topology or configuration.
-fn open_checkpoints(graph: &Graph, config: &CheckpointConfig) -> Result<(LocalDirBackend, Option<RestoredCheckpoint>), JobError> {
+fn open_checkpoints(
+    graph: &Graph,
+    config: &CheckpointConfig,
+) -> Result<(LocalDirBackend, Option<RestoredCheckpoint>), JobError> {
     let err = |e: crate::state::StateError| JobError::State(e.to_string());
     let backend = LocalDirBackend::new(config.dir.clone(), config.retain).map_err(err)?;
     let latest = backend.latest().map_err(err)?;
@@ -34,7 +37,11 @@ fn open_checkpoints(graph: &Graph, config: &CheckpointConfig) -> Result<(LocalDi
         for e in &r.skipped {
             tracing::error!(job = %graph.config.name, error = %e, "unusable checkpoint skipped; using the previous complete one");
         }
-        let refuse = |reason: String| JobError::Restore { checkpoint: r.meta.id.seq, dir: config.dir.display().to_string(), reason };
+        let refuse = |reason: String| JobError::Restore {
+            checkpoint: r.meta.id.seq,
+            dir: config.dir.display().to_string(),
+            reason,
+        };
         let want = graph.fingerprint();
         if r.meta.topology != want {
             return Err(refuse(format!(
@@ -119,7 +126,10 @@ pub(crate) fn launch(mut graph: Graph) -> Result<JobHandle, JobError> {
         tracing::info!(job = %graph.config.name, seq = id.seq, ms = started.elapsed().as_millis() as u64, "checkpoint restored and job started");
     }
     if let Some(c) = &coordinator {
-        let register = Register { sources: std::mem::take(&mut spawner.triggers), sinks: std::mem::take(&mut spawner.completions) };
+        let register = Register {
+            sources: std::mem::take(&mut spawner.triggers),
+            sinks: std::mem::take(&mut spawner.completions),
+        };
         if c.try_send(register).is_err() {
             lifecycle.cancel();
             for a in spawner.arbiters.drain(..) {

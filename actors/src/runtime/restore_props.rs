@@ -90,7 +90,8 @@ fn restore_operator(bytes: Vec<u8>, rest: &[(i64, u64)]) -> Result<(), TestCaseE
     match r.restore_core("echo#0", &mut core) {
         Err(e) => refused(e, "echo#0")?,
         Ok(()) => {
-            let mut h = OperatorHarness::restored(Echo::default(), &Snapshot::from_bytes(bytes)).expect("the harness restores it too");
+            let mut h = OperatorHarness::restored(Echo::default(), &Snapshot::from_bytes(bytes))
+                .expect("the harness restores it too");
             h.process(records(rest));
             h.end();
             let _ = h.take_output();

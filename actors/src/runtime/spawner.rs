@@ -24,9 +24,9 @@ use crate::message::CheckpointId;
 use crate::metrics::ActorMetrics;
 use crate::output::edge::Discard;
 use crate::output::outlet::Outlet;
+use crate::output::pool::BatchPool;
 use crate::output::OutputFactory;
 use crate::runtime::lifecycle::Lifecycle;
-use crate::output::pool::BatchPool;
 use crate::shell::{ActorGuard, Core, Shell, ShellWiring};
 use crate::source::actor::StopSource;
 use crate::source::DeadLetter;
@@ -50,7 +50,11 @@ pub(crate) struct Restorer {
 }
 
 impl Restorer {
-    pub(crate) fn new(checkpointing: bool, restored: Option<(CheckpointId, HashMap<String, Vec<u8>>)>, dir: String) -> Self {
+    pub(crate) fn new(
+        checkpointing: bool,
+        restored: Option<(CheckpointId, HashMap<String, Vec<u8>>)>,
+        dir: String,
+    ) -> Self {
         Restorer { checkpointing, restored, dir }
     }
 
@@ -66,7 +70,9 @@ impl Restorer {
         let id = *id;
         match snaps.remove(actor) {
             Some(bytes) => Ok(Some((id, Snapshot::from_bytes(bytes)))),
-            None => Err(self.refuse(actor, "the checkpoint has no snapshot for it: it was written by a different topology")),
+            None => {
+                Err(self.refuse(actor, "the checkpoint has no snapshot for it: it was written by a different topology"))
+            }
         }
     }
 
@@ -182,7 +188,12 @@ impl Spawner {
     }
 
     /// The dead-letter output of a source instance.
-    pub(crate) fn dead_letters(&mut self, node: &NodeInfo, i: usize, metrics: &Arc<ActorMetrics>) -> Outlet<DeadLetter> {
+    pub(crate) fn dead_letters(
+        &mut self,
+        node: &NodeInfo,
+        i: usize,
+        metrics: &Arc<ActorMetrics>,
+    ) -> Outlet<DeadLetter> {
         let emit = match &mut self.dead {
             Some(f) => f(node.dead_offset + i, metrics),
             None => Box::new(Discard),
@@ -190,7 +201,12 @@ impl Spawner {
         Outlet::new(emit, Arc::clone(metrics))
     }
 
-    pub(crate) fn register_source(&mut self, stop: Recipient<StopSource>, trigger: Recipient<Trigger>, flag: Arc<AtomicBool>) {
+    pub(crate) fn register_source(
+        &mut self,
+        stop: Recipient<StopSource>,
+        trigger: Recipient<Trigger>,
+        flag: Arc<AtomicBool>,
+    ) {
         self.sources.push(stop);
         self.stop_flags.push(flag);
         if self.participant.is_some() {

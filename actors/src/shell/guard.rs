@@ -58,7 +58,6 @@ impl ActorGuard {
     pub(crate) fn lifecycle(&self) -> &Arc<Lifecycle> {
         &self.lifecycle
     }
-
 }
 
 impl Drop for ActorGuard {

@@ -37,8 +37,8 @@ mod guard;
 pub(crate) mod outputs;
 
 pub(crate) use guard::{guarded, ActorGuard};
-pub use outputs::Outputs;
 use outputs::sealed::Ports;
+pub use outputs::Outputs;
 
 use std::fmt;
 use std::sync::atomic::Ordering::Relaxed;
@@ -471,7 +471,12 @@ impl<C: Core> ShellState<C> {
 
     /// Runs `step` as a guarded hook: an error or a panic fails the job and
     /// stops the actor.
-    fn step(&mut self, ctx: &mut Context<Shell<C>>, during: &str, step: impl FnOnce(&mut Self) -> Result<(), OperatorError>) {
+    fn step(
+        &mut self,
+        ctx: &mut Context<Shell<C>>,
+        during: &str,
+        step: impl FnOnce(&mut Self) -> Result<(), OperatorError>,
+    ) {
         if self.failed {
             return;
         }

@@ -198,4 +198,3 @@ impl<T: Serialize + Send + 'static> Sink<T> for FileSink {
         Ok(())
     }
 }
-

@@ -146,4 +146,3 @@ impl<T: Send + 'static, S: Sink<T>> Core for SinkCore<T, S> {
         true
     }
 }
-

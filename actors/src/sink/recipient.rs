@@ -57,7 +57,9 @@ impl<T: actix::Message<Result = ()> + Send + 'static> RecipientPort<T> {
                         self.held.push(v);
                         break;
                     }
-                    Err(SendError::Closed(_)) => return Err(SinkError::Other("the recipient actor has stopped".into())),
+                    Err(SendError::Closed(_)) => {
+                        return Err(SinkError::Other("the recipient actor has stopped".into()))
+                    }
                 }
             }
         }
@@ -79,7 +81,8 @@ impl<T: actix::Message<Result = ()> + Send + 'static> Ports for RecipientPort<T>
             return None;
         }
         let held = std::mem::take(&mut self.held);
-        let (recipient, metrics, lifecycle) = (self.recipient.clone(), Arc::clone(&self.metrics), Arc::clone(&self.lifecycle));
+        let (recipient, metrics, lifecycle) =
+            (self.recipient.clone(), Arc::clone(&self.metrics), Arc::clone(&self.lifecycle));
         Some(Box::pin(async move {
             for v in held {
                 if recipient.send(v).await.is_err() {

@@ -78,7 +78,9 @@ impl TransactionalFile {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
         };
-        let corrupt = |why: String| io::Error::new(io::ErrorKind::InvalidData, format!("{}: corrupt manifest: {why}", path.display()));
+        let corrupt = |why: String| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("{}: corrupt manifest: {why}", path.display()))
+        };
         let text = std::str::from_utf8(&bytes).map_err(|e| corrupt(format!("not UTF-8 text ({e})")))?;
         let mut entries: Vec<(u64, u64)> = Vec::new();
         for (n, line) in (1..).zip(text.lines()).filter(|(_, l)| !l.trim().is_empty()) {
@@ -89,7 +91,9 @@ impl TransactionalFile {
             };
             if let Some(&(seq, len)) = entries.last() {
                 if entry.0 <= seq || entry.1 < len {
-                    return Err(corrupt(format!("line {n} ({line:?}) does not follow checkpoint {seq} at {len} bytes")));
+                    return Err(corrupt(format!(
+                        "line {n} ({line:?}) does not follow checkpoint {seq} at {len} bytes"
+                    )));
                 }
             }
             entries.push(entry);
@@ -284,7 +288,8 @@ impl ExactlyOnceFileSink {
 impl<T: serde::Serialize + Send + 'static> crate::sink::Sink<T> for ExactlyOnceFileSink {
     fn write(&mut self, batch: &mut Vec<crate::message::Record<T>>) -> Result<(), crate::sink::SinkError> {
         let path = self.file.path.clone();
-        let encode = |e: &dyn std::fmt::Display| crate::sink::SinkError::Encode { path: path.clone(), message: e.to_string() };
+        let encode =
+            |e: &dyn std::fmt::Display| crate::sink::SinkError::Encode { path: path.clone(), message: e.to_string() };
         let mut bytes = Vec::new();
         if self.csv {
             let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut bytes);
@@ -307,7 +312,10 @@ impl<T: serde::Serialize + Send + 'static> crate::sink::Sink<T> for ExactlyOnceF
         res.map_err(|e| self.io(e))
     }
 
-    fn pre_commit(&mut self, id: crate::message::CheckpointId) -> Result<crate::checkpoint::Snapshot, crate::sink::SinkError> {
+    fn pre_commit(
+        &mut self,
+        id: crate::message::CheckpointId,
+    ) -> Result<crate::checkpoint::Snapshot, crate::sink::SinkError> {
         let res = self.file.pre_commit(id.seq);
         res.map_err(|e| self.io(e))?;
         Ok(crate::checkpoint::Snapshot::empty())
@@ -318,7 +326,11 @@ impl<T: serde::Serialize + Send + 'static> crate::sink::Sink<T> for ExactlyOnceF
         res.map_err(|e| self.io(e))
     }
 
-    fn restore(&mut self, id: crate::message::CheckpointId, _state: &crate::checkpoint::Snapshot) -> Result<(), crate::sink::SinkError> {
+    fn restore(
+        &mut self,
+        id: crate::message::CheckpointId,
+        _state: &crate::checkpoint::Snapshot,
+    ) -> Result<(), crate::sink::SinkError> {
         let res = self.file.restore(id.seq);
         res.map_err(|e| self.io(e))
     }

@@ -231,7 +231,8 @@ where
     /// Records the position, injects the barrier, acknowledges.
     fn checkpoint(&mut self, id: CheckpointId) {
         let Some(p) = &self.settings.participant else { return };
-        let snap = SourceSnapshot { position: self.source.position(), max_ts: self.wm.max_ts, emitted: self.wm.emitted };
+        let snap =
+            SourceSnapshot { position: self.source.position(), max_ts: self.wm.max_ts, emitted: self.wm.emitted };
         let state = match Snapshot::encode(&snap) {
             Ok(s) => s,
             Err(e) => {

@@ -244,7 +244,10 @@ impl StateBackend for LocalDirBackend {
         // case-insensitive file system; refuse rather than overwrite.
         if let Some(other) = open.files.values().find(|f| f.actor != actor && f.file.eq_ignore_ascii_case(&file)) {
             let msg = format!("actors {:?} and {actor:?} map to the same snapshot file", other.actor);
-            return Err(StateError::Io { path: dir.join(&file), source: io::Error::new(io::ErrorKind::AlreadyExists, msg) });
+            return Err(StateError::Io {
+                path: dir.join(&file),
+                source: io::Error::new(io::ErrorKind::AlreadyExists, msg),
+            });
         }
         let (framed, info) = frame::encode(SNAPSHOT_MAGIC, bytes);
         write_atomic(&dir, &file, &framed)?;
@@ -275,8 +278,10 @@ impl StateBackend for LocalDirBackend {
         }
         let meta_path = dir.join(METADATA_FILE);
         let stored = StoredMeta { meta: meta.clone(), files };
-        let payload = rmp_serde::to_vec_named(&stored)
-            .map_err(|e| StateError::Io { path: meta_path.clone(), source: io::Error::new(io::ErrorKind::InvalidData, e) })?;
+        let payload = rmp_serde::to_vec_named(&stored).map_err(|e| StateError::Io {
+            path: meta_path.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidData, e),
+        })?;
         let (framed, _) = frame::encode(META_MAGIC, &payload);
         // Every snapshot is already durable, so once this rename is, the
         // checkpoint is complete.
@@ -340,7 +345,10 @@ fn read_metadata(seq: u64, dir: &Path) -> Result<Option<StoredMeta>, StateError>
     let stored: StoredMeta =
         rmp_serde::from_slice(payload).map_err(|e| corrupt(&path, format!("cannot decode metadata: {e}")))?;
     if stored.meta.id.seq != seq {
-        return Err(corrupt(&path, format!("belongs to checkpoint {}, found in the directory of {seq}", stored.meta.id.seq)));
+        return Err(corrupt(
+            &path,
+            format!("belongs to checkpoint {}, found in the directory of {seq}", stored.meta.id.seq),
+        ));
     }
     Ok(Some(stored))
 }

@@ -120,10 +120,9 @@ pub enum StateError {
 impl Clone for StateError {
     fn clone(&self) -> Self {
         match self {
-            StateError::Io { path, source } => StateError::Io {
-                path: path.clone(),
-                source: std::io::Error::new(source.kind(), source.to_string()),
-            },
+            StateError::Io { path, source } => {
+                StateError::Io { path: path.clone(), source: std::io::Error::new(source.kind(), source.to_string()) }
+            }
             StateError::Corrupt { path, reason } => StateError::Corrupt { path: path.clone(), reason: reason.clone() },
         }
     }

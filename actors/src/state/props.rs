@@ -23,7 +23,8 @@ use super::{RestoredCheckpoint, StateBackend, StateError};
 use crate::edits::{changing_edit, edit, edited, Edit};
 
 /// What a frame decoder says about a frame that is not valid.
-const FRAME_ERRORS: [&str; 5] = ["truncated", "trailing bytes", "bad magic", "unsupported format version", "checksum mismatch"];
+const FRAME_ERRORS: [&str; 5] =
+    ["truncated", "trailing bytes", "bad magic", "unsupported format version", "checksum mismatch"];
 
 /// The path an error names.
 fn path_of(e: &StateError) -> &Path {
@@ -42,7 +43,8 @@ fn skipped_dirs(f: &Fixture, restored: Option<&RestoredCheckpoint>, skipped: &[S
             let path = path_of(e);
             assert!(path.starts_with(&f.dir), "{e} names a path outside {}", f.dir.display());
             assert!(e.to_string().contains(&path.display().to_string()), "{e} shows its path");
-            let dir = path.ancestors().find(|p| p.parent() == Some(f.dir.as_path())).expect("inside a checkpoint directory");
+            let dir =
+                path.ancestors().find(|p| p.parent() == Some(f.dir.as_path())).expect("inside a checkpoint directory");
             dir.to_path_buf()
         })
         .collect();

@@ -275,7 +275,14 @@ fn committing_twice_leaves_the_complete_checkpoint_intact() {
 #[test]
 fn a_checkpoint_without_actors_can_be_committed() {
     let mut f = fixture(3);
-    let meta = CheckpointMeta { id: f.id(1), topology: "t".into(), config: Vec::new(), actors: Vec::new(), completed_at_ms: 0, bytes: 0 };
+    let meta = CheckpointMeta {
+        id: f.id(1),
+        topology: "t".into(),
+        config: Vec::new(),
+        actors: Vec::new(),
+        completed_at_ms: 0,
+        bytes: 0,
+    };
     f.backend.commit(&meta).expect("commit");
     let restored = f.latest();
     assert_eq!(restored.meta, meta);
@@ -313,7 +320,14 @@ fn a_stale_directory_with_the_same_seq_is_replaced() {
     assert_eq!(restarted.latest().expect("latest").expect("checkpoint").meta.id.seq, 1);
     let id = CheckpointId { job: Uuid::new_v4(), seq: 2 };
     let n = restarted.write_snapshot(id, "source#0", b"again").expect("write");
-    let meta = CheckpointMeta { id, topology: "t".into(), config: Vec::new(), actors: vec!["source#0".into()], completed_at_ms: 0, bytes: n };
+    let meta = CheckpointMeta {
+        id,
+        topology: "t".into(),
+        config: Vec::new(),
+        actors: vec!["source#0".into()],
+        completed_at_ms: 0,
+        bytes: n,
+    };
     restarted.commit(&meta).expect("commit");
 
     let restored = restarted.latest().expect("latest").expect("checkpoint");

@@ -87,7 +87,16 @@ pub(crate) struct Graph {
 
 impl Graph {
     pub(crate) fn new(config: JobConfig) -> Self {
-        Graph { config, nodes: Vec::new(), edges: Vec::new(), edge_main: Vec::new(), errors: Vec::new(), names: HashSet::new(), dead: None, dead_requested: false }
+        Graph {
+            config,
+            nodes: Vec::new(),
+            edges: Vec::new(),
+            edge_main: Vec::new(),
+            errors: Vec::new(),
+            names: HashSet::new(),
+            dead: None,
+            dead_requested: false,
+        }
     }
 
     pub(crate) fn error(&mut self, e: BuildError) {
@@ -161,7 +170,8 @@ impl Graph {
             }
         }
         if let Some(dead) = self.dead.as_ref().map(|d| d.0) {
-            let sources: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].info.kind == ActorKind::Source).collect();
+            let sources: Vec<usize> =
+                (0..self.nodes.len()).filter(|&i| self.nodes[i].info.kind == ActorKind::Source).collect();
             for s in sources {
                 let offset = self.nodes[dead].info.inputs;
                 self.nodes[s].info.dead_offset = offset;

@@ -56,7 +56,13 @@ where
     /// Like [`KeyedStream::connect`], through a combining edge that folds
     /// each batch's records of one key and one interval of `len` ms with
     /// `agg` before they leave (`window::partial`).
-    fn connect_combining<A: Aggregate<T>>(self, g: &mut Graph, id: usize, agg: A, len: i64) -> Inbox<Keyed<K, T, A::Acc>> {
+    fn connect_combining<A: Aggregate<T>>(
+        self,
+        g: &mut Graph,
+        id: usize,
+        agg: A,
+        len: i64,
+    ) -> Inbox<Keyed<K, T, A::Acc>> {
         self.connect_with(g, id, move |out, key| Box::new(Combine::new(out, key, agg.clone(), len)))
     }
 

@@ -197,7 +197,14 @@ impl JobBuilder {
 
     /// A source read by `parallelism` actors, instance `i` made by
     /// `make(i)` (each reads its own share).
-    pub fn parallel_source<S, M, F>(&self, name: &str, parallelism: usize, mut make: M, timestamps: F, strategy: WatermarkStrategy) -> Stream<S::Item>
+    pub fn parallel_source<S, M, F>(
+        &self,
+        name: &str,
+        parallelism: usize,
+        mut make: M,
+        timestamps: F,
+        strategy: WatermarkStrategy,
+    ) -> Stream<S::Item>
     where
         S: Source,
         M: FnMut(usize) -> S + Send + 'static,
@@ -220,7 +227,8 @@ impl JobBuilder {
                 let mut snapshot = None;
                 if let Some((_, state)) = r.take(&actor)? {
                     let snap: SourceSnapshot = state.decode().map_err(|e| r.refuse(&actor, e))?;
-                    snap.seek(&mut source).map_err(|e| r.refuse(&actor, format!("cannot seek to the checkpointed position: {e}")))?;
+                    snap.seek(&mut source)
+                        .map_err(|e| r.refuse(&actor, format!("cannot seek to the checkpointed position: {e}")))?;
                     snapshot = Some(snap);
                 }
                 if r.checkpointing && source.position().is_none() {
@@ -329,7 +337,13 @@ pub struct ActorOperatorInfo {
 
 impl<T: Send + 'static> Stream<T> {
     /// The stream of `node`'s main (or side) output `port`.
-    pub(crate) fn from_port_side(graph: Arc<Mutex<Graph>>, node: usize, parallelism: usize, port: Port<T>, main: bool) -> Self {
+    pub(crate) fn from_port_side(
+        graph: Arc<Mutex<Graph>>,
+        node: usize,
+        parallelism: usize,
+        port: Port<T>,
+        main: bool,
+    ) -> Self {
         Stream {
             graph,
             parallelism,
@@ -351,16 +365,23 @@ impl<T: Send + 'static> Stream<T> {
     }
 
     /// Wraps every output made for this stream by `wrap` (a fused stage).
-    fn stage<U: Send + 'static>(self, wrap: impl Fn(Box<dyn Emit<U>>) -> Box<dyn Emit<T>> + Send + 'static) -> Stream<U> {
+    fn stage<U: Send + 'static>(
+        self,
+        wrap: impl Fn(Box<dyn Emit<U>>) -> Box<dyn Emit<T>> + Send + 'static,
+    ) -> Stream<U> {
         let prev = self.connect;
         Stream {
             graph: self.graph,
             parallelism: self.parallelism,
             connect: Box::new(move |g: &mut Graph, to: usize, make: EdgeMaker<U>| {
-                prev(g, to, Box::new(move |offset| {
-                    let mut inner = make(offset);
-                    Box::new(move |i, m: &Arc<ActorMetrics>| wrap(inner(i, m)))
-                }));
+                prev(
+                    g,
+                    to,
+                    Box::new(move |offset| {
+                        let mut inner = make(offset);
+                        Box::new(move |i, m: &Arc<ActorMetrics>| wrap(inner(i, m)))
+                    }),
+                );
             }),
         }
     }
@@ -472,7 +493,14 @@ impl<T: Send + 'static> Stream<T> {
     /// batches round-robin) and returns the node's output stream.
     /// `prepare` is the node's phase one; it returns the starter of its
     /// instances.
-    pub(crate) fn into_node<U, P>(self, name: &str, kind: ActorKind, parallelism: usize, forward: bool, prepare: P) -> Stream<U>
+    pub(crate) fn into_node<U, P>(
+        self,
+        name: &str,
+        kind: ActorKind,
+        parallelism: usize,
+        forward: bool,
+        prepare: P,
+    ) -> Stream<U>
     where
         U: Send + 'static,
         P: FnOnce(&mut Restorer, &NodeInfo) -> Result<Starter<T, U>, JobError> + Send + 'static,
@@ -550,7 +578,9 @@ where
 
 /// Phase one of a custom [`Operator`] node: `make(i)` for each instance,
 /// restored.
-pub(crate) fn operator_prepare<O, M>(mut make: M) -> impl FnOnce(&mut Restorer, &NodeInfo) -> Result<Starter<O::In, O::Out>, JobError> + Send + 'static
+pub(crate) fn operator_prepare<O, M>(
+    mut make: M,
+) -> impl FnOnce(&mut Restorer, &NodeInfo) -> Result<Starter<O::In, O::Out>, JobError> + Send + 'static
 where
     O: Operator,
     M: FnMut(usize) -> O + Send + 'static,

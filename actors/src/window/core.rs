@@ -81,7 +81,14 @@ impl<K, T, A: Aggregate<T>> WindowCore<K, T, A> {
     /// firings by count are emitted into `out` as they happen. (The actor
     /// feeds whole batches, [`WindowCore::add_batch`]; tests one record.)
     #[cfg(test)]
-    pub(crate) fn add(&mut self, key: K, ts: Timestamp, value: T, out: &mut Fired<K, A::Out>, late: &mut Vec<Record<(K, T)>>) {
+    pub(crate) fn add(
+        &mut self,
+        key: K,
+        ts: Timestamp,
+        value: T,
+        out: &mut Fired<K, A::Out>,
+        late: &mut Vec<Record<(K, T)>>,
+    ) {
         self.core.add(key, ts, value, out, late)
     }
 
@@ -195,7 +202,12 @@ impl<K, T, A: Aggregate<T>> WindowCore<K, T, A> {
 pub(super) trait Core<K, T, A: Aggregate<T>> {
     #[cfg(test)]
     fn add(&mut self, key: K, ts: Timestamp, value: T, out: &mut Fired<K, A::Out>, late: &mut Vec<Record<(K, T)>>);
-    fn add_batch(&mut self, batch: &mut Vec<Record<(K, T)>>, out: &mut Fired<K, A::Out>, late: &mut Vec<Record<(K, T)>>);
+    fn add_batch(
+        &mut self,
+        batch: &mut Vec<Record<(K, T)>>,
+        out: &mut Fired<K, A::Out>,
+        late: &mut Vec<Record<(K, T)>>,
+    );
     fn add_partials(
         &mut self,
         batch: &mut Vec<Record<Keyed<K, T, A::Acc>>>,
@@ -256,7 +268,12 @@ where
         }
     }
 
-    fn add_batch(&mut self, batch: &mut Vec<Record<(K, T)>>, out: &mut Fired<K, A::Out>, late: &mut Vec<Record<(K, T)>>) {
+    fn add_batch(
+        &mut self,
+        batch: &mut Vec<Record<(K, T)>>,
+        out: &mut Fired<K, A::Out>,
+        late: &mut Vec<Record<(K, T)>>,
+    ) {
         let late_before = late.len();
         self.kind.add_batch(&self.agg, self.watermark, batch, out, late);
         self.late_records += (late.len() - late_before) as u64;

@@ -146,13 +146,7 @@ where
 
     /// At end of input, fires every partly filled window (by ascending
     /// window end) and forgets every key; other watermarks change nothing.
-    fn on_watermark(
-        &mut self,
-        agg: &A,
-        _previous: Timestamp,
-        wm: Timestamp,
-        out: &mut Fired<K, A::Out>,
-    ) {
+    fn on_watermark(&mut self, agg: &A, _previous: Timestamp, wm: Timestamp, out: &mut Fired<K, A::Out>) {
         if wm != END_OF_TIME {
             return;
         }

@@ -47,8 +47,15 @@ pub(super) trait WindowKind<K, T, A: Aggregate<T>>: Sized + Send + 'static {
 
     /// Adds one record unless every window it belongs to is gone: then its
     /// key is handed back (a late record).
-    fn add(&mut self, agg: &A, wm: Timestamp, key: K, ts: Timestamp, value: &T, out: &mut Fired<K, A::Out>)
-        -> Option<K>;
+    fn add(
+        &mut self,
+        agg: &A,
+        wm: Timestamp,
+        key: K,
+        ts: Timestamp,
+        value: &T,
+        out: &mut Fired<K, A::Out>,
+    ) -> Option<K>;
 
     /// Adds every record `records` yields as [`WindowKind::add`] would, late
     /// records to `late`; stops at the first `None` (the iterator need not

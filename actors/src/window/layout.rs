@@ -17,8 +17,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::core::{Core, KindCore};
-use super::kind::WindowKind;
 use super::count_windows::CountWindows;
+use super::kind::WindowKind;
 use super::marks::{Dirty, Early, NoMarks};
 use super::pane_windows::PaneWindows;
 use super::session_windows::SessionWindows;
@@ -103,14 +103,24 @@ impl Layout {
             Windows::Session { .. } | Windows::Count { .. } => (1, 1),
         };
         match (self, windows) {
-            (Layout::Time, _) => boxed(windows, options, agg, TimeWindows::<K, A::Acc, NoMarks>::new(size, slide, lateness, None)),
-            (Layout::TimeEarly, _) => boxed(windows, options, agg, TimeWindows::<K, A::Acc, Early>::new(size, slide, lateness, early)),
-            (Layout::Panes, _) => boxed(windows, options, agg, PaneWindows::<K, A::Acc, NoMarks>::new(size, slide, lateness)),
-            (Layout::PanesEarly, _) => boxed(windows, options, agg, PaneWindows::<K, A::Acc, Dirty>::new(size, slide, lateness)),
+            (Layout::Time, _) => {
+                boxed(windows, options, agg, TimeWindows::<K, A::Acc, NoMarks>::new(size, slide, lateness, None))
+            }
+            (Layout::TimeEarly, _) => {
+                boxed(windows, options, agg, TimeWindows::<K, A::Acc, Early>::new(size, slide, lateness, early))
+            }
+            (Layout::Panes, _) => {
+                boxed(windows, options, agg, PaneWindows::<K, A::Acc, NoMarks>::new(size, slide, lateness))
+            }
+            (Layout::PanesEarly, _) => {
+                boxed(windows, options, agg, PaneWindows::<K, A::Acc, Dirty>::new(size, slide, lateness))
+            }
             (Layout::Session, Windows::Session { gap }) => {
                 boxed(windows, options, agg, SessionWindows::new(gap.max(1), lateness, early))
             }
-            (Layout::Count, Windows::Count { size }) => boxed(windows, options, agg, CountWindows::new(size.max(1), early)),
+            (Layout::Count, Windows::Count { size }) => {
+                boxed(windows, options, agg, CountWindows::new(size.max(1), early))
+            }
             (layout, windows) => unreachable!("Layout::of never gives {windows:?} the {layout:?} layout"),
         }
     }

@@ -167,19 +167,12 @@ impl Windows {
     /// Checks the parameters; the error names the offending one.
     pub(crate) fn validate(&self) -> Result<(), (&'static str, String)> {
         match *self {
-            Windows::Tumbling { size } if size <= 0 => {
-                Err(("window size", format!("{size} (must be > 0)")))
+            Windows::Tumbling { size } if size <= 0 => Err(("window size", format!("{size} (must be > 0)"))),
+            Windows::Sliding { size, .. } if size <= 0 => Err(("window size", format!("{size} (must be > 0)"))),
+            Windows::Sliding { size, slide } if slide <= 0 || slide > size => {
+                Err(("window slide", format!("{slide} (must be > 0 and <= the size {size})")))
             }
-            Windows::Sliding { size, .. } if size <= 0 => {
-                Err(("window size", format!("{size} (must be > 0)")))
-            }
-            Windows::Sliding { size, slide } if slide <= 0 || slide > size => Err((
-                "window slide",
-                format!("{slide} (must be > 0 and <= the size {size})"),
-            )),
-            Windows::Session { gap } if gap <= 0 => {
-                Err(("session gap", format!("{gap} (must be > 0)")))
-            }
+            Windows::Session { gap } if gap <= 0 => Err(("session gap", format!("{gap} (must be > 0)"))),
             Windows::Count { size: 0 } => Err(("count window size", "0 (must be > 0)".into())),
             _ => Ok(()),
         }

@@ -80,7 +80,15 @@ pub(super) struct PaneWindows<K, Acc, M> {
 impl<K: Hash + Eq + Clone, Acc: Clone, M: Marks> PaneWindows<K, Acc, M> {
     /// Windows of `size` every `slide`, `size` a multiple of `slide`.
     pub(super) fn new(size: i64, slide: i64, lateness: i64) -> Self {
-        PaneWindows { size, slide, lateness, panes: Buckets::new(), scratch: Vec::new(), merged: key_map(), recent: RecentSpan::new() }
+        PaneWindows {
+            size,
+            slide,
+            lateness,
+            panes: Buckets::new(),
+            scratch: Vec::new(),
+            merged: key_map(),
+            recent: RecentSpan::new(),
+        }
     }
 
     /// The window ending at `end`.
@@ -296,13 +304,7 @@ where
 
     /// Fires the windows with end in `(previous, wm]` in ascending end, then
     /// drops the panes no kept window needs.
-    fn on_watermark(
-        &mut self,
-        agg: &A,
-        previous: Timestamp,
-        wm: Timestamp,
-        out: &mut Fired<K, A::Out>,
-    ) {
+    fn on_watermark(&mut self, agg: &A, previous: Timestamp, wm: Timestamp, out: &mut Fired<K, A::Out>) {
         let from = self.first_end_after(previous);
         self.each_window_end(from, wm, |me, end| me.fire_window(agg, end, Timing::OnTime, false, out));
         let reach = (self.size - self.slide).saturating_add(self.lateness);
@@ -320,12 +322,7 @@ where
 
     /// Fires early every window after the watermark that changed since it
     /// last fired, then marks every pane clean.
-    fn fire_early(
-        &mut self,
-        agg: &A,
-        wm: Timestamp,
-        out: &mut Fired<K, A::Out>,
-    ) {
+    fn fire_early(&mut self, agg: &A, wm: Timestamp, out: &mut Fired<K, A::Out>) {
         debug_assert!(M::TRACKED, "early firing by processing time needs dirty flags");
         let from = self.first_end_after(wm);
         self.each_window_end(from, Timestamp::MAX, |me, end| me.fire_window(agg, end, Timing::Early, true, out));

@@ -90,15 +90,7 @@ const SWEEP_MIN: usize = 1024;
 impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
     /// Sessions with inactivity gap `gap`.
     pub(super) fn new(gap: i64, lateness: i64, early_every: Option<u64>) -> Self {
-        SessionWindows {
-            gap,
-            lateness,
-            early_every,
-            keys: key_map(),
-            wakeups: Wakeups::default(),
-            open: 0,
-            empty: 0,
-        }
+        SessionWindows { gap, lateness, early_every, keys: key_map(), wakeups: Wakeups::default(), open: 0, empty: 0 }
     }
 
     /// Brings the map slots of `keys` into the cache before they are used.
@@ -118,9 +110,10 @@ impl<K: Hash + Eq + Clone, Acc> SessionWindows<K, Acc> {
         }
         for key in keys {
             // Every line of the slot: the key, the wake-up, each session.
-            let slot = self.keys.get(key).map(|state| {
-                state.sessions.as_slice().iter().fold(state.wake, |t, s| t ^ s.window.end)
-            });
+            let slot = self
+                .keys
+                .get(key)
+                .map(|state| state.sessions.as_slice().iter().fold(state.wake, |t, s| t ^ s.window.end));
             std::hint::black_box(slot);
         }
     }
@@ -234,13 +227,7 @@ where
 
     /// Fires the sessions the watermark passed, in ascending end, and
     /// discards those whose lateness expired.
-    fn on_watermark(
-        &mut self,
-        agg: &A,
-        _previous: Timestamp,
-        wm: Timestamp,
-        out: &mut Fired<K, A::Out>,
-    ) {
+    fn on_watermark(&mut self, agg: &A, _previous: Timestamp, wm: Timestamp, out: &mut Fired<K, A::Out>) {
         while let Some((at, mut keys)) = self.wakeups.pop_due(wm) {
             self.touch(keys.iter());
             for key in keys.drain(..) {

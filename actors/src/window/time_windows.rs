@@ -159,10 +159,17 @@ where
             if slide_end.saturating_add(lateness) <= wm {
                 return Some(key); // dropped for good: late
             }
-            self.update(agg, wm, &key, Window::new(last_start, slide_end), |acc| {
-                agg.add(acc, value);
-                1
-            }, out);
+            self.update(
+                agg,
+                wm,
+                &key,
+                Window::new(last_start, slide_end),
+                |acc| {
+                    agg.add(acc, value);
+                    1
+                },
+                out,
+            );
             return None;
         }
         // Windows starting before `last_start` that still hold `ts`: their
@@ -178,10 +185,17 @@ where
                 continue; // dropped for good
             }
             kept = true;
-            self.update(agg, wm, &key, window, |acc| {
-                agg.add(acc, value);
-                1
-            }, out);
+            self.update(
+                agg,
+                wm,
+                &key,
+                window,
+                |acc| {
+                    agg.add(acc, value);
+                    1
+                },
+                out,
+            );
         }
         if kept {
             None
@@ -244,22 +258,23 @@ where
         }
         let window = Window::new(end.saturating_sub(self.size), end);
         // Counted as no record: early firing by count is never combined.
-        self.update(agg, wm, key, window, |slot_acc| {
-            agg.merge(slot_acc, acc);
-            0
-        }, out);
+        self.update(
+            agg,
+            wm,
+            key,
+            window,
+            |slot_acc| {
+                agg.merge(slot_acc, acc);
+                0
+            },
+            out,
+        );
         true
     }
 
     /// Fires the windows with end in `(previous, wm]` in ascending end and
     /// drops those whose lateness expired.
-    fn on_watermark(
-        &mut self,
-        agg: &A,
-        previous: Timestamp,
-        wm: Timestamp,
-        out: &mut Fired<K, A::Out>,
-    ) {
+    fn on_watermark(&mut self, agg: &A, previous: Timestamp, wm: Timestamp, out: &mut Fired<K, A::Out>) {
         let (size, lateness) = (self.size, self.lateness);
         // The earliest windows may expire in this very step: they fire (if
         // not fired yet) as they go, and their keys move into the results.
@@ -291,12 +306,7 @@ where
 
     /// Fires early every window after the watermark that changed since it
     /// last fired.
-    fn fire_early(
-        &mut self,
-        agg: &A,
-        wm: Timestamp,
-        out: &mut Fired<K, A::Out>,
-    ) {
+    fn fire_early(&mut self, agg: &A, wm: Timestamp, out: &mut Fired<K, A::Out>) {
         debug_assert!(M::TRACKED, "early firing by processing time needs dirty flags");
         let size = self.size;
         let mut after = wm;

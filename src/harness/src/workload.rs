@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use strength_reduce::StrengthReducedU64;
 use weir_actors::prelude::*;
 use weir_actors::{
-    CheckpointConfig, CheckpointId, Sink, SinkError, Snapshot, SnapshotError, Source, SourceBatch, SourceStatus, TransactionalFile,
+    CheckpointConfig, CheckpointId, Sink, SinkError, Snapshot, SnapshotError, Source, SourceBatch, SourceStatus,
+    TransactionalFile,
 };
 
 /// SplitMix64's increment.
@@ -196,7 +197,10 @@ impl Source for Generator {
         if block_end > self.params.events || next > block_end {
             return Err(SnapshotError::Mismatch {
                 what: "generator position".into(),
-                reason: format!("event {next} of a block ending at {block_end} is not in a stream of {} events", self.params.events),
+                reason: format!(
+                    "event {next} of a block ending at {block_end} is not in a stream of {} events",
+                    self.params.events
+                ),
             });
         }
         self.next = next;
@@ -353,7 +357,8 @@ impl ChecksumSink {
     /// A sink adding to `sum`, writing CSV to `csv` if given (exactly once
     /// when `exactly_once`: rows appear when their checkpoint completes).
     pub fn new(sum: Arc<Mutex<Checksum>>, csv: Option<PathBuf>, sessions: bool, exactly_once: bool) -> Self {
-        let header = if sessions { "session_start,key,count,sum,session_end\n" } else { "window_start,key,count,sum\n" };
+        let header =
+            if sessions { "session_start,key,count,sum,session_end\n" } else { "window_start,key,count,sum\n" };
         let header = header.as_bytes().to_vec();
         let csv = csv.map(|path| {
             if exactly_once {
@@ -474,11 +479,13 @@ impl Sink<(u64, Event)> for LateCounter {
     }
 
     fn pre_commit(&mut self, _id: CheckpointId) -> Result<Snapshot, SinkError> {
-        Snapshot::encode(&self.0.load(std::sync::atomic::Ordering::Relaxed)).map_err(|e| SinkError::Other(e.to_string()))
+        Snapshot::encode(&self.0.load(std::sync::atomic::Ordering::Relaxed))
+            .map_err(|e| SinkError::Other(e.to_string()))
     }
 
     fn restore(&mut self, id: CheckpointId, state: &Snapshot) -> Result<(), SinkError> {
-        let late: u64 = state.decode().map_err(|e| SinkError::Other(format!("checkpoint {}: the late count: {e}", id.seq)))?;
+        let late: u64 =
+            state.decode().map_err(|e| SinkError::Other(format!("checkpoint {}: the late count: {e}", id.seq)))?;
         self.0.store(late, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
@@ -550,7 +557,12 @@ pub fn build(spec: &WorkloadSpec) -> (JobBuilder, WorkloadOutputs) {
         strategy,
     );
     let outputs = WorkloadOutputs { sum: Arc::default(), late: Arc::default() };
-    let sink = ChecksumSink::new(Arc::clone(&outputs.sum), spec.output.clone(), spec.workload == Workload::Wl3, spec.checkpoint.is_some());
+    let sink = ChecksumSink::new(
+        Arc::clone(&outputs.sum),
+        spec.output.clone(),
+        spec.workload == Workload::Wl3,
+        spec.checkpoint.is_some(),
+    );
     let windows = match spec.workload {
         Workload::Wl1 => Windows::tumbling(10_000),
         Workload::Wl2 => Windows::sliding(10_000, 2_000),

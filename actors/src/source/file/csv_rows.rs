@@ -285,7 +285,11 @@ impl<R: BufRead + Seek> CsvRows<R> {
             match fed {
                 Ok(true) => return Ok(Some(Frame::Fields(at, line.end))),
                 Err(AfterQuote(i)) => {
-                    break InputError::AfterQuote { field: self.fields.count() + 1, line: line.at.number(), column: i + 1 }
+                    break InputError::AfterQuote {
+                        field: self.fields.count() + 1,
+                        line: line.at.number(),
+                        column: i + 1,
+                    }
                 }
                 Ok(false) => {
                     let field = self.fields.count() + 1;

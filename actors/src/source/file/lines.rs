@@ -171,23 +171,29 @@ mod tests {
     #[test]
     fn lines_keep_their_offsets_and_lose_their_endings() {
         let got = lines(b"ab\r\n\ncd\nef", 10);
-        assert_eq!(got, vec![
-            (b"ab".to_vec(), 2, false, 0, 4),
-            (b"".to_vec(), 0, false, 4, 5),
-            (b"cd".to_vec(), 2, false, 5, 8),
-            (b"ef".to_vec(), 2, false, 8, 10),
-        ]);
+        assert_eq!(
+            got,
+            vec![
+                (b"ab".to_vec(), 2, false, 0, 4),
+                (b"".to_vec(), 0, false, 4, 5),
+                (b"cd".to_vec(), 2, false, 5, 8),
+                (b"ef".to_vec(), 2, false, 8, 10),
+            ]
+        );
     }
 
     #[test]
     fn a_line_longer_than_the_limit_holds_only_the_limit_and_the_next_line_starts_right() {
         let got = lines(b"0123456789\r\nab\n0123\n012345", 4);
-        assert_eq!(got, vec![
-            (b"0123".to_vec(), 10, true, 0, 12),
-            (b"ab".to_vec(), 2, false, 12, 15),
-            (b"0123".to_vec(), 4, false, 15, 20),
-            (b"0123".to_vec(), 6, true, 20, 26),
-        ]);
+        assert_eq!(
+            got,
+            vec![
+                (b"0123".to_vec(), 10, true, 0, 12),
+                (b"ab".to_vec(), 2, false, 12, 15),
+                (b"0123".to_vec(), 4, false, 15, 20),
+                (b"0123".to_vec(), 6, true, 20, 26),
+            ]
+        );
         // Exactly at the limit, with either line ending, and one over it.
         assert_eq!(lines(b"0123\r\n", 4), vec![(b"0123".to_vec(), 4, false, 0, 6)]);
         assert_eq!(lines(b"01234\n", 4), vec![(b"0123".to_vec(), 5, true, 0, 6)]);

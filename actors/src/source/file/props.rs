@@ -27,8 +27,8 @@ use super::lines::LinePos;
 use super::read::{blank, Item};
 use super::tests::{file, poll, read_all};
 use super::{FileFormat, FileSource, SourceStatus};
-use crate::source::Source;
 use crate::source::DeadLetter;
+use crate::source::Source;
 
 /// What one unit was, comparable.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,7 +57,12 @@ fn seen<T>(item: Item<T>) -> Seen<T> {
 }
 
 /// Everything a reader yields from `start`, and its final position.
-fn read_units<T: DeserializeOwned>(format: FileFormat, bytes: &[u8], start: LinePos, max: usize) -> (Units<T>, LinePos) {
+fn read_units<T: DeserializeOwned>(
+    format: FileFormat,
+    bytes: &[u8],
+    start: LinePos,
+    max: usize,
+) -> (Units<T>, LinePos) {
     let inner = Cursor::new(bytes);
     let mut units = Vec::new();
     match format {

@@ -186,7 +186,8 @@ where
 fn positions_recorded_after_bad_lines_resume_exactly_the_rest() {
     let json = b"[1,\"a\"]\n[2,\"\xff\"]\n[3,\"this line is too long\"]\n\nnope\n[5,\"e\"]\r\n[6,\"f\"]";
     every_position_resumes_the_rest::<(i64, String)>(FileFormat::JsonLines, json, 16);
-    let csv = b"n,s\n1,a\n2,\xff\n3,this line is too long\n\n4,\"unterminated\n5,\"multi\nline\"\n6,x,y\n7,\"q\"x\n8,h\n";
+    let csv =
+        b"n,s\n1,a\n2,\xff\n3,this line is too long\n\n4,\"unterminated\n5,\"multi\nline\"\n6,x,y\n7,\"q\"x\n8,h\n";
     every_position_resumes_the_rest::<Row>(FileFormat::Csv, csv, 16);
 }
 

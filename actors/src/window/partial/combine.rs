@@ -27,8 +27,8 @@ use crate::message::{Record, Timestamp};
 use crate::output::edge::{partition, Partitioned};
 use crate::output::keys::BatchKeys;
 use crate::output::{Blocked, Control, Emit};
-use crate::window::span::RecentSpan;
 use crate::window::partial::{Keyed, Partial};
+use crate::window::span::RecentSpan;
 use crate::window::Aggregate;
 
 /// Batches sent record by record after one that combined poorly.
@@ -73,7 +73,12 @@ where
 {
     /// An edge sending through `out`, combining over intervals of `len` ms
     /// (`> 0`, from `window::partial::combinable`).
-    pub(crate) fn new(out: Partitioned<Keyed<K, T, A::Acc>>, key_fn: Box<dyn BatchKeys<K, T>>, agg: A, len: i64) -> Self {
+    pub(crate) fn new(
+        out: Partitioned<Keyed<K, T, A::Acc>>,
+        key_fn: Box<dyn BatchKeys<K, T>>,
+        agg: A,
+        len: i64,
+    ) -> Self {
         let receivers = out.sender.watermarks();
         // The metrics count the records a partial stands for.
         let out = out.weighed(|batch| batch.iter().map(|r| r.value.1.records()).sum());
@@ -220,7 +225,12 @@ type Span = (Timestamp, Timestamp, usize);
 
 /// Folds `value` of `key` into its group in `keys`.
 #[inline(always)]
-fn fold<K: Hash + Eq, T, A: Aggregate<T>>(agg: &A, keys: &mut HashMap<K, (A::Acc, u32), FixedState>, key: K, value: &T) {
+fn fold<K: Hash + Eq, T, A: Aggregate<T>>(
+    agg: &A,
+    keys: &mut HashMap<K, (A::Acc, u32), FixedState>,
+    key: K,
+    value: &T,
+) {
     match keys.get_mut(&key) {
         Some((acc, n)) => {
             agg.add(acc, value);

@@ -152,10 +152,8 @@ fn model(steps: &[Step], size: i64, slide: i64, lateness: i64) -> (Results, Vec<
             Step::Batch(records) => {
                 for &(ts, key, value) in records {
                     let first = ts.div_euclid(slide) * slide;
-                    let kept: Vec<i64> = (0..size / slide)
-                        .map(|j| first - j * slide)
-                        .filter(|&s| s + size + lateness > wm)
-                        .collect();
+                    let kept: Vec<i64> =
+                        (0..size / slide).map(|j| first - j * slide).filter(|&s| s + size + lateness > wm).collect();
                     if kept.is_empty() {
                         late.push((key, ts, value));
                     }

@@ -63,7 +63,14 @@ fn run(windows: Windows, options: WindowOptions, panes: bool, steps: &[Step], fi
 /// [`run`], but with `Some(n)` the records go in through
 /// [`WindowCore::add_batch`], as the actor feeds them: consecutive records
 /// in batches of up to `n`, each batch added at its last record's step.
-fn run_in_batches(windows: Windows, options: WindowOptions, panes: bool, steps: &[Step], finish: bool, batch: Option<usize>) -> Run {
+fn run_in_batches(
+    windows: Windows,
+    options: WindowOptions,
+    panes: bool,
+    steps: &[Step],
+    finish: bool,
+    batch: Option<usize>,
+) -> Run {
     run_with(windows, options, panes, steps, finish, batch, None)
 }
 
@@ -103,7 +110,11 @@ fn run_with(
                             None => core.add_batch(&mut pending, &mut out, &mut late),
                             Some(len) => {
                                 let mut partials = combined(&agg, core.watermark(), len, &mut pending);
-                                assert_eq!(core.add_partials(&mut partials, &mut Vec::new(), &mut out, &mut late), 0, "nothing lost");
+                                assert_eq!(
+                                    core.add_partials(&mut partials, &mut Vec::new(), &mut out, &mut late),
+                                    0,
+                                    "nothing lost"
+                                );
                             }
                         }
                         assert!(pending.is_empty(), "add_batch leaves the batch empty");
@@ -117,7 +128,7 @@ fn run_with(
                     assert!(ends.windows(2).all(|w| w[0] <= w[1]), "watermark {t} fired out of order: {ends:?}");
                 }
             }
-            Step::Early => core.fire_early(&mut out)
+            Step::Early => core.fire_early(&mut out),
         }
         let fired: Vec<_> =
             out.drain(..).map(|r| (r.value.key, r.value.window, r.value.value, r.value.timing)).collect();
@@ -166,10 +177,12 @@ fn combined(
         agg.add(&mut groups[i].2, &value);
         groups[i].3 += 1;
     }
-    out.extend(groups.into_iter().map(|(key, end, acc, records)| Record {
-        ts: end - 1,
-        value: (key, Partial::Combined { end, acc, records }),
-    }));
+    out.extend(
+        groups.into_iter().map(|(key, end, acc, records)| Record {
+            ts: end - 1,
+            value: (key, Partial::Combined { end, acc, records }),
+        }),
+    );
     out
 }
 

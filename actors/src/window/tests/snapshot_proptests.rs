@@ -22,12 +22,12 @@ fn steps(keys: u32) -> impl Strategy<Value = Vec<Step>> {
 
 /// A stream and a point to snapshot it at; `finish` appends end of input.
 fn split_stream() -> impl Strategy<Value = (Vec<Step>, usize, bool, bool)> {
-    (1u32..4, any::<bool>())
-        .prop_flat_map(|(keys, finish)| (steps(keys), Just(keys == 1), Just(finish)))
-        .prop_flat_map(|(steps, one_key, finish)| {
+    (1u32..4, any::<bool>()).prop_flat_map(|(keys, finish)| (steps(keys), Just(keys == 1), Just(finish))).prop_flat_map(
+        |(steps, one_key, finish)| {
             let len = steps.len();
             (Just(steps), 0..=len, Just(one_key), Just(finish))
-        })
+        },
+    )
 }
 
 /// Allowed lateness, early firing by count (sometimes none) and by

@@ -12,8 +12,8 @@ use super::snapshot_harness::{assert_resumes_identically, core, opts, run, timed
 use crate::message::Record;
 use crate::window::core::WindowCore;
 use crate::window::layout::Layout;
-use crate::window::{Timing, Window, WindowOptions, WindowResult, Windows};
 use crate::window::{Count, Sum};
+use crate::window::{Timing, Window, WindowOptions, WindowResult, Windows};
 use Step::{Add, Wm};
 use Timing::{Early, Late, OnTime};
 
@@ -34,20 +34,20 @@ fn tumbling_windows_resume_with_early_counts_dirty_flags_and_lateness_state() {
         Add(1, 3, 2), // [0, 10) of 1 fires early: its count restarts
         Add(1, 4, 4), // ... and is 1 at the snapshot
         Add(2, 12, 8),
-        Step::Early, // 1's [0, 10) and 2's [10, 20) fire: clean
+        Step::Early,    // 1's [0, 10) and 2's [10, 20) fire: clean
         Add(3, 15, 16), // 3's [10, 20): dirty
-        Wm(10),       // 1's [0, 10) fires on time, kept until 30
+        Wm(10),         // 1's [0, 10) fires on time, kept until 30
         Add(2, -15, 1), // [-20, -10) is gone: late
         Add(1, 25, 32),
     ];
     let suffix = [
-        Add(1, 8, 64),  // late, within the lateness: an update of [0, 10)
-        Add(3, 16, 1),  // 3's [10, 20) reaches 2: early
-        Add(2, 13, 2),  // 2's [10, 20): 1 since its early firing
-        Step::Early,    // the dirty ones only
-        Wm(30),         // [10, 20), [20, 30) on time; [0, 10) expires
-        Add(1, 9, 4),   // late for good
-        Add(1, 29, 8),  // an update of [20, 30), kept until 50
+        Add(1, 8, 64), // late, within the lateness: an update of [0, 10)
+        Add(3, 16, 1), // 3's [10, 20) reaches 2: early
+        Add(2, 13, 2), // 2's [10, 20): 1 since its early firing
+        Step::Early,   // the dirty ones only
+        Wm(30),        // [10, 20), [20, 30) on time; [0, 10) expires
+        Add(1, 9, 4),  // late for good
+        Add(1, 29, 8), // an update of [20, 30), kept until 50
         Wm(i64::MAX),
     ];
     let seen = assert_resumes_identically(Windows::tumbling(10), timed(20, Some(2)), true, &prefix, &suffix, false);
@@ -126,13 +126,13 @@ fn sessions_resume_with_fired_sessions_kept_for_lateness_and_early_counts() {
         Add(3, 40, 64),
     ];
     let suffix = [
-        Add(2, 4, 1),   // joins the fired [3, 13): an update
-        Add(1, 37, 2),  // 1's [30, 47): count 2
-        Add(1, 38, 4),  // count 3: early
-        Add(3, 45, 8),  // bridges nothing: 3's [40, 55)
+        Add(2, 4, 1),  // joins the fired [3, 13): an update
+        Add(1, 37, 2), // 1's [30, 47): count 2
+        Add(1, 38, 4), // count 3: early
+        Add(3, 45, 8), // bridges nothing: 3's [40, 55)
         Step::Early,
-        Wm(50), // 1's [30, 48) fires; the sessions of 16 expire
-        Add(2, 1, 16), // late for good
+        Wm(50),         // 1's [30, 48) fires; the sessions of 16 expire
+        Add(2, 1, 16),  // late for good
         Add(1, 35, 32), // joins the fired [30, 48): an update
         Wm(i64::MAX),
     ];
@@ -298,8 +298,10 @@ fn snapshot_of_100k_keys_of_tumbling_count_and_sum() {
 /// One core of every layout, fed the same short stream of three keys: what
 /// [`snapshot_bytes_of_format_2_are_stable`] encodes.
 fn one_of_each_layout() -> Vec<(&'static str, Core)> {
-    let stream = [Add(1, 1, 1), Add(2, 3, 2), Add(1, 12, 4), Step::Early, Add(3, 14, 8), Wm(10), Add(1, 9, 16), Add(2, 25, 32)];
-    let mut cores: Vec<_> = ["Time", "TimeEarly", "Panes", "PanesEarly", "Session", "Count"].map(|name| (name, fresh_like(name))).into();
+    let stream =
+        [Add(1, 1, 1), Add(2, 3, 2), Add(1, 12, 4), Step::Early, Add(3, 14, 8), Wm(10), Add(1, 9, 16), Add(2, 25, 32)];
+    let mut cores: Vec<_> =
+        ["Time", "TimeEarly", "Panes", "PanesEarly", "Session", "Count"].map(|name| (name, fresh_like(name))).into();
     for (_, c) in &mut cores {
         run(c, &stream);
     }
@@ -334,10 +336,15 @@ fn snapshot_bytes_of_format_2_are_stable() {
     let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
     for ((name, c), (fixture_name, fixture)) in one_of_each_layout().into_iter().zip(FORMAT_2_FIXTURES) {
         assert_eq!(name, fixture_name);
-        assert_eq!(hex(&c.snapshot()), fixture, "{name}: the encoding changed; bump FORMAT and say so in docs/checkpoints.md");
+        assert_eq!(
+            hex(&c.snapshot()),
+            fixture,
+            "{name}: the encoding changed; bump FORMAT and say so in docs/checkpoints.md"
+        );
         // A fresh core of the configuration restores the fixture and
         // writes it back unchanged.
-        let bytes: Vec<u8> = (0..fixture.len()).step_by(2).map(|i| u8::from_str_radix(&fixture[i..i + 2], 16).expect("hex")).collect();
+        let bytes: Vec<u8> =
+            (0..fixture.len()).step_by(2).map(|i| u8::from_str_radix(&fixture[i..i + 2], 16).expect("hex")).collect();
         let mut restored = fresh_like(name);
         restored.restore(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(hex(&restored.snapshot()), fixture, "{name}: restored and written again");

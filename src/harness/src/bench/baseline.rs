@@ -116,8 +116,8 @@ fn drive<S: State>(params: &StreamParams, bound: i64, mut state: S) -> Output {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::check::check_value;
+    use super::*;
 
     fn check(workload: Workload, keys: u64) {
         let params = StreamParams { events: 3_000_000, keys, rate: 100_000, disorder: 2_000 };

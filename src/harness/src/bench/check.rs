@@ -18,10 +18,8 @@ pub(crate) fn check_value(workload: Workload, params: &StreamParams, bound: i64,
     if !standard || (workload == Workload::Wl3 && gap != 500) {
         return None;
     }
-    TABLE.iter().find(|row| row.0 == workload && row.1 == params.keys).map(|&(_, _, rows, events, total, digest)| Checksum {
-        rows,
-        events,
-        total,
-        digest,
-    })
+    TABLE
+        .iter()
+        .find(|row| row.0 == workload && row.1 == params.keys)
+        .map(|&(_, _, rows, events, total, digest)| Checksum { rows, events, total, digest })
 }

@@ -79,7 +79,12 @@ impl Measurement {
             events: num("events")?,
             secs: field("secs")?.parse().map_err(|e| format!("secs in '{line}': {e}"))?,
             rss_kb: num("rss_kb")?,
-            checksum: Checksum { rows: num("rows")?, events: num("sum_count")?, total: num("total")?, digest: num("digest")? },
+            checksum: Checksum {
+                rows: num("rows")?,
+                events: num("sum_count")?,
+                total: num("total")?,
+                digest: num("digest")?,
+            },
             late: num("late")?,
         })
     }

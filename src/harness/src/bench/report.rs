@@ -104,10 +104,20 @@ impl Report {
     /// The table (Markdown), then each case's checksum.
     pub(crate) fn table(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "N = {} events, median of {} run(s); M events/s of wall time, build to end", self.events, self.runs);
+        let _ = writeln!(
+            s,
+            "N = {} events, median of {} run(s); M events/s of wall time, build to end",
+            self.events, self.runs
+        );
         let _ = writeln!(s);
-        let _ = writeln!(s, "| workload | K | engine | M events/s | min–max | vs baseline | p=N / p=1 | peak RSS MB | checksum |");
-        let _ = writeln!(s, "|----------|---|--------|-----------:|---------|------------:|----------:|------------:|----------|");
+        let _ = writeln!(
+            s,
+            "| workload | K | engine | M events/s | min–max | vs baseline | p=N / p=1 | peak RSS MB | checksum |"
+        );
+        let _ = writeln!(
+            s,
+            "|----------|---|--------|-----------:|---------|------------:|----------:|------------:|----------|"
+        );
         for r in &self.rows {
             let (base, p1) = self.ratios(r);
             let lo = r.rates.iter().copied().fold(f64::INFINITY, f64::min);
@@ -152,7 +162,11 @@ impl Report {
     /// The results as JSON.
     pub(crate) fn json(&self) -> String {
         let mut s = String::new();
-        let _ = write!(s, "{{\n  \"events\": {},\n  \"runs\": {},\n  \"gap\": {},\n  \"results\": [", self.events, self.runs, self.gap);
+        let _ = write!(
+            s,
+            "{{\n  \"events\": {},\n  \"runs\": {},\n  \"gap\": {},\n  \"results\": [",
+            self.events, self.runs, self.gap
+        );
         for (i, r) in self.rows.iter().enumerate() {
             let (base, p1) = self.ratios(r);
             let num = |x: Option<f64>| x.map_or("null".to_string(), |x| format!("{x:.4}"));

@@ -54,7 +54,15 @@ impl Sliding {
     /// Windows of `size` every `slide` ms.
     pub(crate) fn new(size: i64, slide: i64) -> Self {
         assert!(slide > 0 && size % slide == 0, "the window size is a multiple of the slide");
-        Sliding { slide, size, panes: VecDeque::new(), spare: Vec::new(), next_end: i64::MIN, merged: fast_map(), late: 0 }
+        Sliding {
+            slide,
+            size,
+            panes: VecDeque::new(),
+            spare: Vec::new(),
+            next_end: i64::MIN,
+            merged: fast_map(),
+            late: 0,
+        }
     }
 
     /// Adds one event, unless all its windows have fired already (`wm` is

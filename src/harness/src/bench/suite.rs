@@ -47,14 +47,25 @@ pub fn run(plan: &Plan) -> ExitCode {
         // Alternate the engines run by run, so that noise spreads evenly.
         for run in 0..plan.runs {
             for &engine in &engines {
-                let what = format!("{} K={} {} run {}/{}", workload_name(case.workload), case.keys, engine.label(), run + 1, plan.runs);
+                let what = format!(
+                    "{} K={} {} run {}/{}",
+                    workload_name(case.workload),
+                    case.keys,
+                    engine.label(),
+                    run + 1,
+                    plan.runs
+                );
                 if let Some(bar) = &bar {
                     bar.set_message(what.clone());
                 }
                 match run_child(case, engine, plan.events, plan.gap) {
                     Ok(m) => {
                         if bar.is_none() {
-                            eprintln!("  {what}: {:.2} M events/s, {} MB peak", m.events_per_sec() / 1e6, m.rss_kb / 1024);
+                            eprintln!(
+                                "  {what}: {:.2} M events/s, {} MB peak",
+                                m.events_per_sec() / 1e6,
+                                m.rss_kb / 1024
+                            );
                         }
                         measurements.push(m);
                     }
