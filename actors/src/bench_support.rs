@@ -15,9 +15,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::message::{Envelope, Record, StreamElement, Timestamp};
+use crate::metrics::mailbox::MailboxGauge;
 use crate::metrics::{ActorKind, ActorMetrics};
 use crate::output::edge::KeyBy;
-use crate::output::mailbox::MailboxGauge;
 use crate::output::pool::BatchPool;
 use crate::output::{Emit, Target};
 use crate::window::core::{Fired, WindowCore};

@@ -57,7 +57,7 @@ pub enum JobError {
         /// The sink actor (`<node>#<instance>`).
         actor: String,
         /// Its error.
-        source: Arc<crate::sink::SinkError>,
+        source: Arc<SinkError>,
     },
     /// A hook of an operator (or window manager) reported an error.
     #[error("{actor} failed: {source}")]
@@ -120,7 +120,7 @@ pub enum OperatorError {
     Snapshot(#[from] SnapshotError),
     /// A sink could not write, pre-commit or commit.
     #[error(transparent)]
-    Sink(#[from] crate::sink::SinkError),
+    Sink(#[from] SinkError),
     /// Anything else, in words.
     #[error("{0}")]
     Other(String),
@@ -162,4 +162,28 @@ pub enum SnapshotError {
         /// What differs.
         reason: String,
     },
+}
+
+/// A sink failed: what and where.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Writing to a file failed.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A record could not be encoded.
+    #[error("cannot encode a record for {path}: {message}")]
+    Encode {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The encoder's error.
+        message: String,
+    },
+    /// A user sink's own error.
+    #[error("{0}")]
+    Other(String),
 }

@@ -17,12 +17,14 @@
 //! away because their actix System was stopped under them.
 
 use std::fmt;
+use std::sync::Arc;
 
-use crate::error::JobError;
+use crate::error::{BuildError, JobError};
 use crate::runtime::handle::JobHandle;
 use crate::runtime::launch::launch;
 use crate::runtime::JobReport;
 use crate::topology::graph::Graph;
+use crate::topology::{lock, JobBuilder};
 
 /// A validated topology, ready to run. Built by
 /// [`crate::JobBuilder::build`].
@@ -33,6 +35,24 @@ pub struct Job {
 impl fmt::Debug for Job {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Job").field("name", &self.graph.config.name).finish()
+    }
+}
+
+impl JobBuilder {
+    /// Validates the topology.
+    pub fn build(self) -> Result<Job, BuildError> {
+        let graph = match Arc::try_unwrap(self.graph) {
+            Ok(m) => m.into_inner().unwrap_or_else(|e| e.into_inner()),
+            Err(shared) => {
+                // Clones of the builder remain: take the graph out.
+                let mut g = lock(&shared);
+                let config = g.config.clone();
+                std::mem::replace(&mut *g, Graph::new(config))
+            }
+        };
+        let mut graph = graph;
+        graph.validate()?;
+        Ok(Job { graph })
     }
 }
 

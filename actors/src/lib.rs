@@ -18,6 +18,7 @@
 #[cfg(feature = "bench-internals")]
 pub mod bench_support;
 mod checkpoint;
+mod control;
 #[cfg(test)]
 mod edits;
 mod error;
@@ -30,6 +31,7 @@ mod runtime;
 mod shell;
 mod sink;
 mod source;
+mod spawn;
 mod state;
 mod time;
 mod topology;
@@ -37,7 +39,7 @@ mod window;
 mod window_manager;
 
 pub use checkpoint::{CheckpointConfig, CheckpointStats, Snapshot};
-pub use error::{BuildError, JobError, OperatorError, SnapshotError};
+pub use error::{BuildError, JobError, OperatorError, SinkError, SnapshotError};
 pub use job::Job;
 pub use message::{CheckpointId, Envelope, Record, StreamElement, Timestamp, END_OF_TIME};
 pub use metrics::{ActorKind, JobMetrics, MetricsSnapshot};
@@ -45,18 +47,16 @@ pub use operator::{Collector, Operator, OperatorContext, OperatorHarness};
 pub use output::outlet::Outlet;
 pub use runtime::{CheckpointSummary, JobHandle, JobReport};
 pub use shell::{Core, Cx, Outputs, Shell};
-pub use sink::{
-    CollectSink, Collected, ExactlyOnceFileSink, FileSink, FnSink, Sink, SinkError, StdoutSink, TransactionalFile,
-};
+pub use sink::{CollectSink, Collected, ExactlyOnceFileSink, FileSink, FnSink, Sink, StdoutSink, TransactionalFile};
 pub use source::{
     push_source, DeadLetter, FileFormat, FileSource, IterSource, PushHandle, PushSource, Source, SourceBatch,
     SourceStatus, Throttled, TrySendError,
 };
+pub use spawn::Placement;
 pub use state::{CheckpointInfo, CheckpointMeta, LocalDirBackend, RestoredCheckpoint, StateBackend, StateError};
 pub use time::{InputEvent, InputTracker, WatermarkStrategy};
 pub use topology::{
-    ActorOperatorInfo, EdgeOutput, GraphEdge, GraphNode, JobBuilder, JobGraph, KeyedStream, Placement, Stream,
-    WindowedStream,
+    ActorOperatorInfo, EdgeOutput, GraphEdge, GraphNode, JobBuilder, JobGraph, KeyedStream, Stream, WindowedStream,
 };
 pub use window::{
     Aggregate, Average, Collect, Count, Max, Min, Sum, Timing, Window, WindowOptions, WindowResult, Windows,

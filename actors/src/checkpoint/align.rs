@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::message::{Envelope, StreamElement};
-use crate::output::mailbox::MailboxGauge;
+use crate::metrics::mailbox::MailboxGauge;
 use crate::time::InputTracker;
 
 /// Records held by one alignment before its inputs are paused, unless the

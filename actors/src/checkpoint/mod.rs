@@ -1,7 +1,7 @@
 //! Checkpoints: consistent snapshots of a running job (asynchronous barrier
 //! snapshotting, Carbone et al. 2015, as in Flink).
 //!
-//! The coordinator ([`coordinator`]) triggers a checkpoint by telling every
+//! The coordinator (`runtime::coordinator`) triggers a checkpoint by telling every
 //! source to record its position and inject a barrier into its outputs. An
 //! actor with several inputs aligns barriers ([`align`]): once an input has
 //! delivered the barrier, what arrives on it is held back until every input
@@ -22,7 +22,6 @@
 //! completes (see `align`).
 
 pub(crate) mod align;
-pub(crate) mod coordinator;
 mod snapshot;
 
 pub use snapshot::Snapshot;

@@ -14,7 +14,7 @@
 //! `ctx.wait(..)`, so it stops handling its own mailbox until the receiver
 //! has room — its own senders then fill up in turn. The future retries
 //! `try_send` on the same sender each time the receiver takes a message
-//! from its mailbox ([`mailbox::MailboxGauge::room`]): no spinning, no
+//! from its mailbox ([`MailboxGauge::room`]): no spinning, no
 //! sleeping. (Every receiver is a weir actor, which signals room for every
 //! message it takes.)
 //!
@@ -24,7 +24,6 @@
 
 pub(crate) mod edge;
 pub(crate) mod keys;
-pub(crate) mod mailbox;
 pub(crate) mod outlet;
 pub(crate) mod pool;
 pub(crate) mod stage;
@@ -39,8 +38,8 @@ use actix::dev::SendError;
 use actix::Recipient;
 
 use crate::message::{CheckpointId, Envelope, Record, StreamElement, Timestamp};
+use crate::metrics::mailbox::MailboxGauge;
 use crate::metrics::ActorMetrics;
-use mailbox::MailboxGauge;
 use pool::BatchPool;
 
 /// A control message, broadcast to every destination after pending data.

@@ -10,11 +10,11 @@ use actix::{Arbiter, Recipient};
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
-use crate::checkpoint::coordinator::TriggerNow;
 use crate::checkpoint::CheckpointStats;
+use crate::control::lifecycle::Lifecycle;
 use crate::error::JobError;
 use crate::metrics::JobMetrics;
-use crate::runtime::lifecycle::Lifecycle;
+use crate::runtime::coordinator::TriggerNow;
 use crate::source::actor::StopSource;
 use crate::topology::JobGraph;
 
@@ -49,6 +49,7 @@ pub struct CheckpointSummary {
 #[derive(Clone)]
 pub struct JobHandle {
     pub(crate) lifecycle: Arc<Lifecycle>,
+    pub(crate) graph: Arc<JobGraph>,
     pub(crate) sources: Arc<Vec<Recipient<StopSource>>>,
     pub(crate) stop_flags: Arc<Vec<Arc<AtomicBool>>>,
     pub(crate) arbiters: Arc<Mutex<Vec<Arbiter>>>,
@@ -81,7 +82,7 @@ impl JobHandle {
 
     /// The job's nodes and edges (fixed for the life of the job).
     pub fn graph(&self) -> &JobGraph {
-        &self.lifecycle.graph
+        &self.graph
     }
 
     /// Every actor's counters right now (cheap; callable from any thread).

@@ -14,13 +14,13 @@ use std::time::Instant;
 
 use actix::{Actor, Arbiter};
 
-use crate::checkpoint::coordinator::{CheckpointPlan, Coordinator, Register};
 use crate::checkpoint::{CheckpointConfig, Participant};
+use crate::control::lifecycle::Lifecycle;
 use crate::error::JobError;
 use crate::metrics::ActorKind;
+use crate::runtime::coordinator::{CheckpointPlan, Coordinator, Register};
 use crate::runtime::handle::JobHandle;
-use crate::runtime::lifecycle::Lifecycle;
-use crate::runtime::spawner::{Restorer, Spawner, StartFn};
+use crate::spawn::{Restorer, Spawner, StartFn};
 use crate::state::{LocalDirBackend, RestoredCheckpoint, StateBackend};
 use crate::topology::graph::{Graph, Placement};
 
@@ -65,7 +65,8 @@ fn open_checkpoints(
 pub(crate) fn launch(mut graph: Graph) -> Result<JobHandle, JobError> {
     let started = Instant::now();
     let sinks: usize = graph.nodes.iter().filter(|n| n.info.kind == ActorKind::Sink).map(|n| n.info.parallelism).sum();
-    let lifecycle = Lifecycle::new(graph.config.name.clone(), sinks, graph.describe());
+    let lifecycle = Lifecycle::new(graph.config.name.clone(), sinks);
+    let description = Arc::new(graph.describe());
     let checkpoint = graph.config.checkpoint.clone();
     let opened = checkpoint.as_ref().map(|c| open_checkpoints(&graph, c)).transpose()?;
     let (backend, latest) = match opened {
@@ -140,6 +141,7 @@ pub(crate) fn launch(mut graph: Graph) -> Result<JobHandle, JobError> {
     }
     Ok(JobHandle {
         lifecycle,
+        graph: description,
         sources: Arc::new(spawner.sources),
         stop_flags: Arc::new(spawner.stop_flags),
         arbiters: Arc::new(Mutex::new(spawner.arbiters)),

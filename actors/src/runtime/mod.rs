@@ -1,17 +1,18 @@
-//! The runtime of a job: launching it ([`launch`]: restore, coordinator,
-//! actors), its handle, the lifecycle its actors report to, and the
-//! spawner that starts actor instances on threads.
+//! The runtime of a job: launching it ([`launch`]: open the checkpoint,
+//! restore in two phases, start the checkpoint [`coordinator`] and the
+//! actors through [`crate::spawn`]) and its [`handle`].
 //!
-//! Layering: the actors (`shell`, `source`, `operator`, `window_manager`,
-//! `sink`, `checkpoint`) know only [`lifecycle`]; the topology builder
-//! knows the [`spawner`]; only [`launch`] knows the builder's graph; the
-//! public facade (`job.rs`) calls [`launch`].
+//! Layering, from the bottom: `message`, `time`, `error`, `state`; then
+//! `metrics`, `output`, `checkpoint` (snapshots, barrier alignment);
+//! `control` (the lifecycle and start gate the actors report to); `shell`;
+//! the actors (`source`, `operator`, `window_manager`, `sink`); `spawn`;
+//! the builder (`topology`); this module; the public facade (`job.rs`).
+//! Each module imports only modules below it.
 
+pub(crate) mod coordinator;
 pub(crate) mod handle;
 pub(crate) mod launch;
-pub(crate) mod lifecycle;
 #[cfg(test)]
 mod restore_props;
-pub(crate) mod spawner;
 
 pub use handle::{CheckpointSummary, JobHandle, JobReport};

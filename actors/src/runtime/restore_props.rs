@@ -12,13 +12,13 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 
-use super::spawner::Restorer;
 use crate::checkpoint::Snapshot;
 use crate::edits::{edit, edited};
 use crate::error::{JobError, SnapshotError};
 use crate::message::{CheckpointId, Record};
 use crate::operator::{Collector, Operator, OperatorContext, OperatorCore, OperatorHarness};
 use crate::source::actor::SourceSnapshot;
+use crate::spawn::Restorer;
 use crate::window::core::WindowCore;
 use crate::window::{Count, Sum, WindowOptions, Windows};
 use crate::window_manager::WindowManager;

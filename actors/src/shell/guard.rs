@@ -13,8 +13,8 @@ use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
+use crate::control::lifecycle::Lifecycle;
 use crate::error::JobError;
-use crate::runtime::lifecycle::Lifecycle;
 
 /// The message of a panic payload.
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {

@@ -12,39 +12,14 @@ mod builtin;
 pub(crate) mod recipient;
 mod transactional;
 
-use std::path::PathBuf;
-
 use crate::checkpoint::Snapshot;
 use crate::error::OperatorError;
+pub(crate) use crate::error::SinkError;
 use crate::message::{CheckpointId, Record, Timestamp};
 use crate::shell::{Core, Cx};
 
 pub use builtin::{CollectSink, Collected, FileSink, FnSink, StdoutSink};
 pub use transactional::{ExactlyOnceFileSink, TransactionalFile};
-
-/// A sink failed: what and where.
-#[derive(Debug, thiserror::Error)]
-pub enum SinkError {
-    /// Writing to a file failed.
-    #[error("cannot write {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// A record could not be encoded.
-    #[error("cannot encode a record for {path}: {message}")]
-    Encode {
-        /// The file.
-        path: PathBuf,
-        /// The encoder's error.
-        message: String,
-    },
-    /// A user sink's own error.
-    #[error("{0}")]
-    Other(String),
-}
 
 /// Somewhere results go.
 ///

@@ -15,11 +15,11 @@ use std::sync::Arc;
 use actix::dev::SendError;
 use actix::Recipient;
 
+use crate::control::lifecycle::Lifecycle;
 use crate::error::{JobError, OperatorError};
 use crate::message::{CheckpointId, Record, Timestamp};
 use crate::metrics::ActorMetrics;
 use crate::output::Blocked;
-use crate::runtime::lifecycle::Lifecycle;
 use crate::shell::outputs::sealed::Ports;
 use crate::shell::{Core, Cx};
 use crate::sink::SinkError;

@@ -22,6 +22,7 @@ use actix::{Actor, ActorContext, AsyncContext, Context, Handler};
 use tokio::time::Sleep;
 
 use crate::checkpoint::{Ack, Participant, Snapshot, Trigger};
+use crate::control::start_gate::StartGate;
 use crate::error::SnapshotError;
 use crate::message::{CheckpointId, Record};
 use crate::metrics::ActorMetrics;
@@ -31,7 +32,6 @@ use crate::shell::ActorGuard;
 use crate::source::{DeadLetter, Source, SourceBatch, SourceStatus};
 use crate::time::alignment::AlignmentGroup;
 use crate::time::{WatermarkGenerator, WatermarkStrategy};
-use crate::topology::start_gate::StartGate;
 
 /// Batches handled per pump turn before yielding: one, so that on a thread
 /// shared with its consumers (slot placement) each batch is consumed while

@@ -188,7 +188,9 @@ proptest! {
         let mut touched = std::collections::BTreeMap::new();
         for d in &damage {
             // One change per file, so that no two undo each other.
-            if touched.insert((d.seq, d.file), d.what.clone()).is_none() {
+            // (The first change of a file is the one applied and kept.)
+            if let std::collections::btree_map::Entry::Vacant(e) = touched.entry((d.seq, d.file)) {
+                e.insert(d.what.clone());
                 d.apply(&f, &originals);
             }
         }

@@ -2,7 +2,7 @@
 //! `JobBuilder::build`, launched by `runtime::launch`.
 //!
 //! Nodes are added as the builder is used; each holds a type-erased prepare
-//! function that knows its node's types (see `runtime::spawner` for the two
+//! function that knows its node's types (see `crate::spawn` for the two
 //! phases of starting a node). Edges are recorded when a stream is
 //! connected to the node that consumes it. Nodes start downstream-first
 //! ([`Graph::spawn_order`]), so that every node finds the addresses of the
@@ -10,60 +10,13 @@
 
 use std::collections::HashSet;
 
-use crate::checkpoint::CheckpointConfig;
 use crate::error::BuildError;
 use crate::metrics::ActorKind;
 use crate::output::OutputFactory;
-use crate::runtime::spawner::PrepareFn;
 use crate::source::DeadLetter;
+use crate::spawn::PrepareFn;
+pub(crate) use crate::spawn::{JobConfig, NodeInfo, Placement};
 use crate::topology::{EdgeOutput, GraphEdge, GraphNode, JobGraph};
-
-/// Job-wide settings.
-#[derive(Debug, Clone)]
-pub(crate) struct JobConfig {
-    pub(crate) name: String,
-    pub(crate) batch_size: usize,
-    pub(crate) mailbox_capacity: usize,
-    pub(crate) checkpoint: Option<CheckpointConfig>,
-    /// `None`: [`Placement::Slots`] with as many slots as the largest
-    /// parallelism of any node.
-    pub(crate) placement: Option<Placement>,
-    /// What the job declared about the settings that shape its input and
-    /// results (`JobBuilder::configuration`): recorded in every checkpoint,
-    /// compared on restore.
-    pub(crate) configuration: Vec<(String, String)>,
-}
-
-/// How a job's actor instances are placed on threads (actix Arbiters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Placement {
-    /// Every actor instance on a thread of its own: stages of a pipeline
-    /// overlap, at the cost of a thread wake-up per message between them.
-    ThreadPerActor,
-    /// `n` threads ("slots"); instance `i` of every node runs on slot
-    /// `i % n`, so a slot holds one slice of the whole pipeline (source `i`,
-    /// window manager `i`, ...), as Flink's slot sharing does. Messages
-    /// within a slot never wake another thread.
-    Slots(usize),
-}
-
-/// What a node's spawn function is told about its node.
-#[derive(Debug, Clone)]
-pub(crate) struct NodeInfo {
-    pub(crate) name: String,
-    pub(crate) kind: ActorKind,
-    pub(crate) parallelism: usize,
-    pub(crate) inputs: usize,
-    /// First input index of this node's instances at the dead-letter sink.
-    pub(crate) dead_offset: usize,
-}
-
-impl NodeInfo {
-    /// The name of instance `i`: `<node>#<i>`.
-    pub(crate) fn actor(&self, i: usize) -> String {
-        format!("{}#{}", self.name, i)
-    }
-}
 
 pub(crate) struct Node {
     pub(crate) info: NodeInfo,

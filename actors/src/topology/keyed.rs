@@ -15,7 +15,7 @@ use crate::output::keys::{BatchKeys, KeyMaker};
 use crate::output::outlet::Outlet;
 use crate::output::pool::BatchPool;
 use crate::output::{Emit, Inbox, Target};
-use crate::runtime::spawner::{Restorer, Spawner, StartFn};
+use crate::spawn::{Restorer, Spawner, StartFn};
 use crate::topology::graph::{Graph, NodeInfo};
 use crate::topology::{install, lock, operator_prepare, take_port, EdgeMaker, Port, Stream};
 use crate::window::core::WindowCore;
@@ -288,7 +288,7 @@ fn window_prepare<K, T, A, I>(
     agg: A,
     late: Port<(K, T)>,
     out_port: Port<WindowResult<K, A::Out>>,
-) -> crate::runtime::spawner::PrepareFn
+) -> crate::spawn::PrepareFn
 where
     K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     T: Send + 'static,

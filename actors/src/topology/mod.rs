@@ -27,7 +27,6 @@
 mod describe;
 pub(crate) mod graph;
 mod keyed;
-pub(crate) mod start_gate;
 
 use std::fmt;
 use std::sync::atomic::AtomicBool;
@@ -37,7 +36,6 @@ use actix::Recipient;
 
 use crate::checkpoint::CheckpointConfig;
 use crate::error::{BuildError, JobError};
-use crate::job::Job;
 use crate::metrics::{ActorKind, ActorMetrics};
 use crate::operator::{Operator, OperatorCore};
 use crate::output::edge::RoundRobin;
@@ -45,17 +43,16 @@ use crate::output::outlet::Outlet;
 use crate::output::pool::BatchPool;
 use crate::output::stage::{Filter, FlatMap, Map};
 use crate::output::{Emit, Inbox, OutputFactory, Target};
-use crate::runtime::spawner::{Restorer, Spawner};
 use crate::shell::Core;
 use crate::sink::recipient::{RecipientPort, RecipientSink};
 use crate::sink::{Sink, SinkCore};
 use crate::source::actor::{SourceActor, SourceSettings, SourceSnapshot};
 use crate::source::{DeadLetter, Source};
+use crate::spawn::{Placement, Restorer, Spawner};
 use crate::time::alignment::AlignmentGroup;
 use crate::time::WatermarkStrategy;
 
 pub use describe::{EdgeOutput, GraphEdge, GraphNode, JobGraph};
-pub use graph::Placement;
 use graph::{Graph, JobConfig, NodeInfo};
 pub use keyed::{KeyedStream, WindowedStream};
 
@@ -266,7 +263,7 @@ impl JobBuilder {
                     });
                     sp.register_source(addr.clone().recipient(), addr.recipient(), stop);
                 }
-            }) as crate::runtime::spawner::StartFn)
+            }) as crate::spawn::StartFn)
         }));
         drop(g);
         Stream::from_port(self.graph.clone(), id, parallelism.max(1), port)
@@ -289,22 +286,6 @@ impl JobBuilder {
                 g.dead = Some((to, make(0)));
             }),
         }
-    }
-
-    /// Validates the topology.
-    pub fn build(self) -> Result<Job, BuildError> {
-        let graph = match Arc::try_unwrap(self.graph) {
-            Ok(m) => m.into_inner().unwrap_or_else(|e| e.into_inner()),
-            Err(shared) => {
-                // Clones of the builder remain: take the graph out.
-                let mut g = lock(&shared);
-                let config = g.config.clone();
-                std::mem::replace(&mut *g, Graph::new(config))
-            }
-        };
-        let mut graph = graph;
-        graph.validate()?;
-        Ok(Job { graph })
     }
 }
 
@@ -547,7 +528,7 @@ where
             if inbox.set(targets).is_err() {
                 unreachable!("a node is started once");
             }
-        }) as crate::runtime::spawner::StartFn)
+        }) as crate::spawn::StartFn)
     }));
     port
 }

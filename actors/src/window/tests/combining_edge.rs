@@ -20,10 +20,10 @@ use proptest::prelude::*;
 use tokio::sync::oneshot;
 
 use crate::message::{Envelope, Record, StreamElement, Timestamp};
+use crate::metrics::mailbox::MailboxGauge;
 use crate::metrics::{ActorKind, ActorMetrics};
 use crate::output::edge::{partition, Partitioned};
 use crate::output::keys::key_maker;
-use crate::output::mailbox::MailboxGauge;
 use crate::output::{Control, Emit, Target};
 use crate::window::core::WindowCore;
 use crate::window::partial::combine::Combine;

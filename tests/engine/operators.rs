@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-mod support;
+use crate::support;
 
 use support::wait_until;
 use weir::dev::*;

@@ -1,7 +1,7 @@
 //! Watermarks across inputs: the minimum over active inputs; an idle input
 //! does not hold the watermark back.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

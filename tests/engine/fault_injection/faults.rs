@@ -16,7 +16,7 @@ use weir::dev::*;
 use weir::prelude::*;
 use weir::{CheckpointId, ExactlyOnceFileSink, SinkError};
 
-use crate::model::{Ev, Kind, Rng, Row};
+use super::model::{Ev, Kind, Rng, Row};
 
 /// Where in a pipeline a fault strikes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

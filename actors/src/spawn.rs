@@ -18,20 +18,68 @@ use std::sync::Arc;
 
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, Context, Recipient};
 
+use crate::checkpoint::CheckpointConfig;
 use crate::checkpoint::{Completed, Participant, Snapshot, Trigger};
+use crate::control::lifecycle::Lifecycle;
+use crate::control::start_gate::StartGate;
 use crate::error::JobError;
 use crate::message::CheckpointId;
+use crate::metrics::ActorKind;
 use crate::metrics::ActorMetrics;
 use crate::output::edge::Discard;
 use crate::output::outlet::Outlet;
 use crate::output::pool::BatchPool;
 use crate::output::OutputFactory;
-use crate::runtime::lifecycle::Lifecycle;
 use crate::shell::{ActorGuard, Core, Shell, ShellWiring};
 use crate::source::actor::StopSource;
 use crate::source::DeadLetter;
-use crate::topology::graph::{JobConfig, NodeInfo, Placement};
-use crate::topology::start_gate::StartGate;
+
+/// Job-wide settings.
+#[derive(Debug, Clone)]
+pub(crate) struct JobConfig {
+    pub(crate) name: String,
+    pub(crate) batch_size: usize,
+    pub(crate) mailbox_capacity: usize,
+    pub(crate) checkpoint: Option<CheckpointConfig>,
+    /// `None`: [`Placement::Slots`] with as many slots as the largest
+    /// parallelism of any node.
+    pub(crate) placement: Option<Placement>,
+    /// What the job declared about the settings that shape its input and
+    /// results (`JobBuilder::configuration`): recorded in every checkpoint,
+    /// compared on restore.
+    pub(crate) configuration: Vec<(String, String)>,
+}
+
+/// How a job's actor instances are placed on threads (actix Arbiters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Every actor instance on a thread of its own: stages of a pipeline
+    /// overlap, at the cost of a thread wake-up per message between them.
+    ThreadPerActor,
+    /// `n` threads ("slots"); instance `i` of every node runs on slot
+    /// `i % n`, so a slot holds one slice of the whole pipeline (source `i`,
+    /// window manager `i`, ...), as Flink's slot sharing does. Messages
+    /// within a slot never wake another thread.
+    Slots(usize),
+}
+
+/// What a node's spawn function is told about its node.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeInfo {
+    pub(crate) name: String,
+    pub(crate) kind: ActorKind,
+    pub(crate) parallelism: usize,
+    pub(crate) inputs: usize,
+    /// First input index of this node's instances at the dead-letter sink.
+    pub(crate) dead_offset: usize,
+}
+
+impl NodeInfo {
+    /// The name of instance `i`: `<node>#<i>`.
+    pub(crate) fn actor(&self, i: usize) -> String {
+        format!("{}#{}", self.name, i)
+    }
+}
 
 /// Phase one of starting a node: make and restore its user objects.
 pub(crate) type PrepareFn = Box<dyn FnOnce(&mut Restorer, &NodeInfo) -> Result<StartFn, JobError> + Send>;

@@ -11,11 +11,9 @@
 //! every late record and every dead letter, each once — every input line
 //! ends up in exactly one of them (in several windows for sliding ones).
 
-mod support;
+use crate::support;
 
-#[path = "fault_injection/faults.rs"]
 mod faults;
-#[path = "fault_injection/model.rs"]
 mod model;
 
 use std::path::{Path, PathBuf};

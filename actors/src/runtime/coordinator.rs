@@ -16,8 +16,8 @@ use actix::{Actor, AsyncContext, Context, Handler, Recipient};
 use tokio::sync::oneshot;
 
 use crate::checkpoint::{Ack, CheckpointConfig, CheckpointStats, Completed, Trigger};
+use crate::control::lifecycle::Lifecycle;
 use crate::message::CheckpointId;
-use crate::runtime::lifecycle::Lifecycle;
 use crate::shell::ActorGuard;
 use crate::state::{CheckpointMeta, StateBackend};
 
@@ -333,7 +333,7 @@ mod tests {
 
     /// A coordinator of `actors` with checkpoint 1 pending.
     fn coordinator(actors: &[&str]) -> (Coordinator, Recording, Arc<Lifecycle>) {
-        let lifecycle = Lifecycle::new("job".into(), 1, Default::default());
+        let lifecycle = Lifecycle::new("job".into(), 1);
         let backend = Recording::default();
         let actors: Vec<String> = actors.iter().map(|a| a.to_string()).collect();
         let plan =

@@ -6,6 +6,8 @@
 //! dashboard on another thread — can read them at any time without stopping
 //! anyone. Reading gives a [`MetricsSnapshot`].
 
+pub(crate) mod mailbox;
+
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,7 +53,7 @@ pub(crate) struct ActorMetrics {
     pub(crate) open_windows: AtomicU64,
     /// Messages queued in this actor's mailbox (raised by senders, lowered
     /// by this actor when it takes a message).
-    pub(crate) mailbox: Arc<crate::output::mailbox::MailboxGauge>,
+    pub(crate) mailbox: Arc<crate::metrics::mailbox::MailboxGauge>,
     pub(crate) mailbox_capacity: usize,
     /// `actor{actor, kind}`: open while the actor runs.
     span: std::sync::Mutex<Option<tracing::Span>>,

@@ -19,7 +19,6 @@ use uuid::Uuid;
 use crate::checkpoint::CheckpointStats;
 use crate::error::JobError;
 use crate::metrics::Registry;
-use crate::topology::JobGraph;
 
 /// Checkpoint figures kept in memory (the newest ones); older ones are
 /// only counted.
@@ -38,7 +37,6 @@ pub(crate) struct Lifecycle {
     pub(crate) id: Uuid,
     pub(crate) name: String,
     pub(crate) registry: Registry,
-    pub(crate) graph: JobGraph,
     remaining_sinks: AtomicUsize,
     started: Instant,
     finished: Mutex<Option<Instant>>,
@@ -58,13 +56,12 @@ impl fmt::Debug for Lifecycle {
 }
 
 impl Lifecycle {
-    pub(crate) fn new(name: String, sinks: usize, graph: JobGraph) -> Arc<Self> {
+    pub(crate) fn new(name: String, sinks: usize) -> Arc<Self> {
         let (done, _) = watch::channel(sinks == 0);
         Arc::new(Lifecycle {
             id: Uuid::new_v4(),
             name,
             registry: Registry::default(),
-            graph,
             remaining_sinks: AtomicUsize::new(sinks),
             started: Instant::now(),
             finished: Mutex::new(None),
@@ -174,7 +171,7 @@ mod tests {
 
     #[test]
     fn the_checkpoint_history_keeps_the_newest_and_counts_them_all() {
-        let l = Lifecycle::new("job".into(), 1, JobGraph::default());
+        let l = Lifecycle::new("job".into(), 1);
         for seq in 1..=200 {
             l.record_checkpoint(stats(seq, seq % 10 != 0));
         }
@@ -187,7 +184,7 @@ mod tests {
 
     #[test]
     fn the_first_failure_is_the_outcome_and_later_ones_are_ignored() {
-        let l = Lifecycle::new("job".into(), 1, JobGraph::default());
+        let l = Lifecycle::new("job".into(), 1);
         l.fail(JobError::Runtime("first".into()));
         l.fail(JobError::Runtime("second".into()));
         l.actor_gone("a#0");
@@ -197,7 +194,7 @@ mod tests {
 
     #[test]
     fn an_actor_gone_after_a_cancel_is_not_a_failure() {
-        let l = Lifecycle::new("job".into(), 1, JobGraph::default());
+        let l = Lifecycle::new("job".into(), 1);
         l.cancel();
         l.actor_gone("a#0");
         assert!(matches!(l.error(), Some(JobError::Cancelled)));

@@ -3,9 +3,7 @@
 //! `weir run --serve` — which must exit 0 with the results of everything
 //! they took, the windows still open at the signal included.
 
-#![cfg(unix)]
-
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -23,8 +21,9 @@ use support::wait_until;
 const EXIT_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The `web_service` example, built once per test run with this test's
-/// profile into this test's target directory (`cargo test` builds
-/// examples only when no target is selected).
+/// profile, into this test's target directory and with the features this
+/// test binary was built with (`cli`): after `cargo test --features cli`,
+/// which builds the examples before it runs any test, that is a no-op.
 fn web_service_example() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
@@ -37,15 +36,17 @@ fn web_service_example() -> &'static Path {
             Some(name) => name,
             None => panic!("cannot tell the profile of {}", exe.display()),
         };
+        let built = profile_dir.join("examples").join(format!("web_service{}", std::env::consts::EXE_SUFFIX));
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", "web_service", "--profile", profile, "--manifest-path"])
+            .args(["build", "--quiet", "--features", "cli", "--example", "web_service", "--profile", profile])
+            .arg("--manifest-path")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
             .arg("--target-dir")
             .arg(target_dir)
             .status()
             .expect("cargo runs");
         assert!(status.success(), "cargo build --example web_service failed: {status}");
-        profile_dir.join("examples").join(format!("web_service{}", std::env::consts::EXE_SUFFIX))
+        built
     })
 }
 

@@ -7,7 +7,7 @@
 //! (key, window) the last result plus the late records of that window equal
 //! what a brute-force count of the stream gives.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

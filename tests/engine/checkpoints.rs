@@ -1,7 +1,7 @@
 //! Checkpoints: alignment, corrupt snapshots, topology mismatch, stop with
 //! a checkpoint and resume.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

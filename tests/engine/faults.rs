@@ -4,7 +4,7 @@
 //! under a running job. Barrier alignment holds a bounded number of
 //! records however long a barrier is stalled.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,22 @@
+//! The engine's integration tests, through the public API, in one test
+//! binary (one link and one copy of the generic actor code instead of one
+//! per file): each module is one subject.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod backpressure;
+mod builder;
+mod checkpoints;
+mod docs_links;
+mod fault_injection;
+mod faults;
+mod operators;
+mod pipeline;
+mod pre_aggregation;
+mod send_sync;
+mod sources;
+mod time;
+mod web;
+mod windows;
+mod workloads;
