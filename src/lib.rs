@@ -42,6 +42,9 @@
 
 pub use weir_actors::*;
 
+#[cfg(feature = "nats")]
+pub mod nats;
+
 #[cfg(feature = "web")]
 pub mod web;
 

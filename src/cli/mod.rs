@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use weir_harness::workload::{self, StreamParams, Workload, WorkloadSpec};
 
 mod bench;
+mod nats;
 
 #[derive(Parser, Debug)]
 #[command(name = "weir", version, about = "Event-time stream processing on actix: run the reference workloads")]
@@ -30,6 +31,10 @@ enum Command {
     /// One measurement of `weir bench`, run in a child process.
     #[command(hide = true)]
     BenchOne(bench::BenchOneArgs),
+    /// NATS JetStream: publish a workload's events to a partitioned stream,
+    /// collect the result rows of an output stream.
+    #[command(subcommand)]
+    Nats(nats::NatsCommand),
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -93,6 +98,19 @@ struct RunArgs {
     /// Also write every result row as CSV to FILE.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// NATS server URL, for --input and --nats-output.
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
+    /// Read the events from the partitioned JetStream stream S (written by
+    /// `weir nats publish`), one source instance per partition, instead of
+    /// generating them; --events, --keys, --rate and --disorder are then
+    /// the stream's business.
+    #[arg(long, value_name = "S", requires = "nats")]
+    input: Option<String>,
+    /// Also publish every result row to JetStream stream O, exactly once
+    /// with --checkpoint-dir (read them with `weir nats collect`).
+    #[arg(long, value_name = "O", requires = "nats")]
+    nats_output: Option<String>,
     /// Run the actors on N threads, instance i of every node on thread
     /// i % N (0: a thread per actor instance; default: one per instance of
     /// the widest node, i.e. --parallelism).
@@ -141,6 +159,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Bench(args) => bench::bench(args),
         Command::BenchOne(args) => bench::bench_one(args),
+        Command::Nats(cmd) => nats::command(cmd),
     }
 }
 
@@ -172,7 +191,17 @@ fn run(args: RunArgs) -> ExitCode {
             .map(|dir| weir::CheckpointConfig::new(dir, Duration::from_millis(args.checkpoint_interval_ms))),
         ..WorkloadSpec::new(workload)
     };
-    let (builder, outputs) = workload::build(&spec);
+    let (builder, outputs) = if let Some(url) = &args.nats {
+        match nats_job(&spec, url, args.input.as_deref(), args.nats_output.as_deref()) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        workload::build(&spec)
+    };
     let job = match builder.build() {
         Ok(j) => j,
         Err(e) => {
@@ -206,7 +235,7 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let bar = progress_bar(spec.stream.events);
+    let bar = if args.input.is_none() { progress_bar(spec.stream.events) } else { None };
     while !handle.is_finished() {
         if let Some(bar) = &bar {
             bar.set_position(handle.metrics().source_records());
@@ -225,6 +254,51 @@ fn run(args: RunArgs) -> ExitCode {
         }
     };
     print_result(&report, &spec, workload, &outputs)
+}
+
+/// The reference job of `spec` reading from and/or writing to NATS
+/// JetStream: from the partitions of stream `input` (one source instance
+/// each) instead of the generator, and to stream `output` as well as the
+/// checksum.
+fn nats_job(
+    spec: &WorkloadSpec,
+    url: &str,
+    input: Option<&str>,
+    output: Option<&str>,
+) -> Result<(weir::JobBuilder, workload::WorkloadOutputs), weir::nats::NatsError> {
+    use weir::nats::{Format, JetStreamSink, JetStreamSource, Nats};
+    let nats = Nats::connect(url)?;
+    let job = workload::job(spec)
+        .configuration("input", input.map_or("generator".to_string(), |s| format!("nats {s}")))
+        .configuration("nats_output", output.unwrap_or("none"));
+    let events = match input {
+        Some(input) => {
+            let partitions = nats.partitions(input)?;
+            let (from, input) = (nats.clone(), input.to_string());
+            let per_partition = spec.throttle.map_or(f64::INFINITY, |t| t / partitions as f64);
+            job.parallel_source(
+                "nats",
+                partitions,
+                move |p| {
+                    let source = JetStreamSource::<workload::Event>::partition(&from, &input, p, Format::Frames);
+                    weir::Throttled::new(source, per_partition)
+                },
+                |e: &workload::Event| e.ts,
+                workload::watermarks(spec),
+            )
+        }
+        None => workload::generator(&job, spec),
+    };
+    let outputs = workload::WorkloadOutputs::default();
+    let checksum = workload::checksum_sink(spec, &outputs);
+    match output {
+        Some(o) => {
+            let sink = nats::Both(checksum, JetStreamSink::<workload::Row>::new(&nats, o, "results")?);
+            workload::pipeline(events, spec, &outputs, sink);
+        }
+        None => workload::pipeline(events, spec, &outputs, checksum),
+    }
+    Ok((job, outputs))
 }
 
 /// A progress bar over `events` when stderr is a terminal.

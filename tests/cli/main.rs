@@ -5,6 +5,7 @@
 mod support;
 
 mod bench_cli;
+mod nats;
 mod recovery;
 #[cfg(unix)]
 mod shutdown;

@@ -322,7 +322,7 @@ impl WorkloadSpec {
 }
 
 /// One result row: `(window_start, key, count, sum, session_end)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Row {
     /// Window (or session) start.
     pub window_start: i64,
@@ -501,7 +501,7 @@ pub struct WorkloadResult {
 }
 
 /// Handles to read a reference job's results once it has finished.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct WorkloadOutputs {
     sum: Arc<Mutex<Checksum>>,
     late: Arc<std::sync::atomic::AtomicU64>,
@@ -519,6 +519,41 @@ impl WorkloadOutputs {
 
 /// Builds the reference job of `spec` with the public builder API.
 pub fn build(spec: &WorkloadSpec) -> (JobBuilder, WorkloadOutputs) {
+    let job = job(spec);
+    let events = generator(&job, spec);
+    let outputs = WorkloadOutputs::default();
+    let sink = checksum_sink(spec, &outputs);
+    pipeline(events, spec, &outputs, sink);
+    (job, outputs)
+}
+
+/// `spec.parallelism` generator sources of `spec`'s stream (each a share,
+/// throttled to its part of `spec.throttle`), aligned by `spec.max_drift`.
+pub fn generator(job: &JobBuilder, spec: &WorkloadSpec) -> Stream<Event> {
+    let p = spec.parallelism;
+    let params = spec.stream;
+    let per_instance = spec.throttle.map(|t| t / p.max(1) as f64);
+    let mut strategy = watermarks(spec);
+    if let Some(drift) = spec.max_drift {
+        strategy = strategy.with_alignment(drift);
+    }
+    job.parallel_source(
+        "generator",
+        p,
+        move |i| {
+            let g = Generator::new(params, i, p);
+            Throttled::new(g, per_instance.unwrap_or(f64::INFINITY))
+        },
+        |e: &Event| e.ts,
+        strategy,
+    )
+}
+
+/// The job builder of `spec` (name, batch size, placement, checkpointing)
+/// with every setting that shapes the input or the results declared as
+/// its configuration: a checkpoint written with other values is refused,
+/// never resumed into a wrong result.
+pub fn job(spec: &WorkloadSpec) -> JobBuilder {
     let mut job = JobBuilder::new(format!("{:?}", spec.workload).to_lowercase()).batch_size(spec.batch_size);
     if let Some(placement) = spec.placement {
         job = job.placement(placement);
@@ -526,8 +561,6 @@ pub fn build(spec: &WorkloadSpec) -> (JobBuilder, WorkloadOutputs) {
     if let Some(c) = &spec.checkpoint {
         job = job.checkpointing(c.clone());
     }
-    // Everything that shapes the input or the results: a checkpoint written
-    // with other values is refused, never resumed into a wrong result.
     job = job
         .configuration("workload", format!("{:?}", spec.workload).to_lowercase())
         .configuration("events", spec.stream.events)
@@ -539,30 +572,30 @@ pub fn build(spec: &WorkloadSpec) -> (JobBuilder, WorkloadOutputs) {
     if spec.workload == Workload::Wl3 {
         job = job.configuration("gap", spec.gap);
     }
-    let p = spec.parallelism;
-    let params = spec.stream;
-    let per_instance = spec.throttle.map(|t| t / p.max(1) as f64);
-    let mut strategy = WatermarkStrategy::bounded_out_of_orderness(spec.bound).with_interval(spec.watermark_interval);
-    if let Some(drift) = spec.max_drift {
-        strategy = strategy.with_alignment(drift);
-    }
-    let events = job.parallel_source(
-        "generator",
-        p,
-        move |i| {
-            let g = Generator::new(params, i, p);
-            Throttled::new(g, per_instance.unwrap_or(f64::INFINITY))
-        },
-        |e: &Event| e.ts,
-        strategy,
-    );
-    let outputs = WorkloadOutputs { sum: Arc::default(), late: Arc::default() };
-    let sink = ChecksumSink::new(
+    job
+}
+
+/// The watermark strategy of `spec`'s sources (bounded out-of-orderness B,
+/// the watermark interval; alignment is the generator's own).
+pub fn watermarks(spec: &WorkloadSpec) -> WatermarkStrategy {
+    WatermarkStrategy::bounded_out_of_orderness(spec.bound).with_interval(spec.watermark_interval)
+}
+
+/// The sink that folds `spec`'s result rows into `outputs`' checksum and
+/// writes them to `spec.output` (exactly once when checkpointing).
+pub fn checksum_sink(spec: &WorkloadSpec, outputs: &WorkloadOutputs) -> ChecksumSink {
+    ChecksumSink::new(
         Arc::clone(&outputs.sum),
         spec.output.clone(),
         spec.workload == Workload::Wl3,
         spec.checkpoint.is_some(),
-    );
+    )
+}
+
+/// The reference job of `spec` from `events` on: key by key into
+/// `spec.parallelism` window managers, the workload's windows, count and
+/// sum, result rows into `sink`, late events counted in `outputs`.
+pub fn pipeline<S: Sink<Row>>(events: Stream<Event>, spec: &WorkloadSpec, outputs: &WorkloadOutputs, sink: S) {
     let windows = match spec.workload {
         Workload::Wl1 => Windows::tumbling(10_000),
         Workload::Wl2 => Windows::sliding(10_000, 2_000),
@@ -571,7 +604,7 @@ pub fn build(spec: &WorkloadSpec) -> (JobBuilder, WorkloadOutputs) {
     let sessions = spec.workload == Workload::Wl3;
     let late = LateCounter(Arc::clone(&outputs.late));
     events
-        .key_by(|e: &Event| e.key, p)
+        .key_by(|e: &Event| e.key, spec.parallelism)
         .window("windows", windows)
         .late_data(|stream| stream.sink("late", late))
         .aggregate((Count, Sum::of(|e: &Event| e.value)))
@@ -583,7 +616,6 @@ pub fn build(spec: &WorkloadSpec) -> (JobBuilder, WorkloadOutputs) {
             session_end: sessions.then_some(r.window.end),
         })
         .sink("results", sink);
-    (job, outputs)
 }
 
 #[cfg(test)]

@@ -1,0 +1,255 @@
+//! `weir nats publish`, `weir nats collect`, and what `weir run --nats`
+//! reads and writes.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::{pull, DeliverPolicy};
+use async_nats::jetstream::context::PublishAckFuture;
+use async_nats::jetstream::message::PublishMessage;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use weir::nats::{partition_of, partition_subject, Nats, NatsError, END_HEADER};
+use weir::{CheckpointId, Record, Sink, SinkError, Snapshot};
+use weir_harness::workload::{Checksum, Event, Generator, Row, StreamParams};
+
+use super::Wl;
+
+/// Records per published message.
+const FRAME: usize = 1024;
+/// Publishes in flight before waiting for acknowledgements.
+const IN_FLIGHT: usize = 256;
+/// The input stream's duplicate window (a publish that is run again
+/// within it adds nothing).
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
+
+#[derive(clap::Subcommand, Debug)]
+pub(super) enum NatsCommand {
+    /// Create stream S with P partitions and write a workload's events to
+    /// it, partitioned by key, 1,024 per message, then an end marker per
+    /// partition. Run again, it adds nothing (message ids).
+    Publish(PublishArgs),
+    /// Read every result row of stream O (written by `weir run --nats-output
+    /// O`), print `duplicates <n>` if any row is there more than once, and
+    /// `<rows> <events> <total> <digest>` as the last line.
+    Collect(CollectArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub(super) struct PublishArgs {
+    /// Which workload's stream (wl1, wl2 and wl3 share the stream; the
+    /// name is for symmetry with `weir run`).
+    #[arg(value_enum)]
+    workload: Wl,
+    /// Number of events N.
+    #[arg(long, default_value_t = 20_000_000, value_parser = clap::value_parser!(u64).range(0..=super::MAX_EVENTS))]
+    events: u64,
+    /// Distinct keys K.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    keys: u64,
+    /// Events per second of event time R.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    rate: u64,
+    /// Maximum disorder D, ms.
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=super::MAX_MS))]
+    disorder: u64,
+    /// NATS server URL.
+    #[arg(long, value_name = "URL")]
+    nats: String,
+    /// Stream name S (subjects S.0 … S.{P-1}).
+    #[arg(long, value_name = "S")]
+    stream: String,
+    /// Partitions P: fixed for the life of the stream.
+    #[arg(long, value_name = "P", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    partitions: u64,
+}
+
+#[derive(clap::Args, Debug)]
+pub(super) struct CollectArgs {
+    /// NATS server URL.
+    #[arg(long, value_name = "URL")]
+    nats: String,
+    /// Output stream O.
+    #[arg(long, value_name = "O")]
+    stream: String,
+}
+
+pub(super) fn command(cmd: NatsCommand) -> ExitCode {
+    let res = match cmd {
+        NatsCommand::Publish(a) => publish(a),
+        NatsCommand::Collect(a) => collect(a),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn publish(a: PublishArgs) -> Result<(), NatsError> {
+    let nats = Nats::connect(&a.nats)?;
+    let p = a.partitions as usize;
+    nats.create_partitioned_stream(&a.stream, p, DUPLICATE_WINDOW)?;
+    let params = StreamParams { events: a.events, keys: a.keys, rate: a.rate, disorder: a.disorder };
+    let stream = a.stream.clone();
+    let started = Instant::now();
+    let frames = nats.call(move |js| async move {
+        let mut acks: std::collections::VecDeque<PublishAckFuture> = std::collections::VecDeque::new();
+        let mut parts: Vec<Vec<Event>> = vec![Vec::with_capacity(FRAME); p];
+        let mut sent = vec![0u64; p];
+        let mut frames = 0u64;
+        let ack_of = |ack: PublishAckFuture| async move {
+            ack.await.map(|_| ()).map_err(|e| NatsError::jetstream("publishing", e))
+        };
+        // One message: a frame of partition `i`, or its end marker.
+        let send = |i: usize, n: u64, frame: Option<Vec<u8>>| {
+            let subject = partition_subject(&stream, i);
+            let msg = match frame {
+                Some(f) => PublishMessage::build().payload(Bytes::from(f)).message_id(format!("{stream}.{i}.{n}")),
+                None => PublishMessage::build().header(END_HEADER, "true").message_id(format!("{stream}.{i}.end")),
+            };
+            let js = js.clone();
+            async move { js.send_publish(subject.clone(), msg).await.map_err(|e| NatsError::jetstream(subject, e)) }
+        };
+        let flush = |i: usize, parts: &mut [Vec<Event>], sent: &mut [u64]| {
+            let frame = rmp_serde::to_vec(&parts[i]).expect("events encode");
+            parts[i].clear();
+            sent[i] += 1;
+            (i, sent[i] - 1, frame)
+        };
+        for e in Generator::new(params, 0, 1) {
+            let i = partition_of(e.key, p);
+            parts[i].push(e);
+            if parts[i].len() >= FRAME {
+                let (i, n, frame) = flush(i, &mut parts, &mut sent);
+                acks.push_back(send(i, n, Some(frame)).await?);
+                frames += 1;
+                if acks.len() >= IN_FLIGHT {
+                    ack_of(acks.pop_front().expect("not empty")).await?;
+                }
+            }
+        }
+        for i in 0..p {
+            if !parts[i].is_empty() {
+                let (i, n, frame) = flush(i, &mut parts, &mut sent);
+                acks.push_back(send(i, n, Some(frame)).await?);
+                frames += 1;
+            }
+        }
+        while let Some(a) = acks.pop_front() {
+            ack_of(a).await?;
+        }
+        // The end markers only once every record is stored.
+        for i in 0..p {
+            ack_of(send(i, 0, None).await?).await?;
+        }
+        Ok(frames)
+    })?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "published {} events to {} ({} partitions, {frames} messages) in {secs:.3} s = {:.2} M events/s",
+        a.events,
+        a.stream,
+        p,
+        a.events as f64 / secs / 1e6
+    );
+    Ok(())
+}
+
+fn collect(a: CollectArgs) -> Result<(), NatsError> {
+    let nats = Nats::connect(&a.nats)?;
+    let name = a.stream.clone();
+    let rows: Vec<Row> = nats.call(move |js| async move {
+        let mut s = js.get_stream(&name).await.map_err(|e| NatsError::jetstream(format!("stream {name}"), e))?;
+        let total = s.info().await.map_err(|e| NatsError::jetstream(format!("stream {name}"), e))?.state.messages;
+        let mut rows = Vec::new();
+        if total == 0 {
+            return Ok(rows);
+        }
+        let consumer = s
+            .create_consumer(pull::OrderedConfig {
+                deliver_policy: DeliverPolicy::All,
+                max_batch: 64,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| NatsError::jetstream(format!("a consumer of {name}"), e))?;
+        let mut messages = consumer.messages().await.map_err(|e| NatsError::jetstream(format!("reading {name}"), e))?;
+        let mut read = 0u64;
+        while read < total {
+            let m = match tokio::time::timeout(Duration::from_secs(30), messages.next()).await {
+                Ok(Some(m)) => m.map_err(|e| NatsError::jetstream(format!("reading {name}"), e))?,
+                Ok(None) | Err(_) => {
+                    return Err(NatsError::jetstream(
+                        format!("stream {name}"),
+                        format!("only {read} of {total} messages arrived"),
+                    ))
+                }
+            };
+            read += 1;
+            let frame: Vec<Row> = rmp_serde::from_slice(&m.payload).map_err(|e| {
+                NatsError::jetstream(
+                    format!("stream {name}, subject {}", m.subject),
+                    format!("not a frame of result rows: {e}"),
+                )
+            })?;
+            rows.extend(frame);
+        }
+        Ok(rows)
+    })?;
+    let mut seen: HashMap<Row, u64> = HashMap::with_capacity(rows.len());
+    let mut sum = Checksum::default();
+    for r in &rows {
+        *seen.entry(*r).or_default() += 1;
+        sum.add(r.window_start, r.key, r.count, r.sum, r.session_end);
+    }
+    let duplicates: u64 = seen.values().map(|&n| n - 1).sum();
+    if duplicates > 0 {
+        println!("duplicates {duplicates}");
+    }
+    println!("{sum}");
+    Ok(())
+}
+
+/// Two sinks fed the same records (each gets a copy); their snapshots
+/// travel together.
+#[derive(Debug)]
+pub(super) struct Both<A, B>(pub(super) A, pub(super) B);
+
+impl<T: Clone + Send + 'static, A: Sink<T>, B: Sink<T>> Sink<T> for Both<A, B> {
+    fn write(&mut self, batch: &mut Vec<Record<T>>) -> Result<(), SinkError> {
+        let mut copy = batch.clone();
+        self.0.write(batch)?;
+        self.1.write(&mut copy)
+    }
+
+    fn on_watermark(&mut self, wm: weir::Timestamp) -> Result<(), SinkError> {
+        self.0.on_watermark(wm)?;
+        self.1.on_watermark(wm)
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        self.0.finish()?;
+        self.1.finish()
+    }
+
+    fn pre_commit(&mut self, id: CheckpointId) -> Result<Snapshot, SinkError> {
+        let a = self.0.pre_commit(id)?;
+        let b = self.1.pre_commit(id)?;
+        Snapshot::encode(&(a, b)).map_err(|e| SinkError::Other(e.to_string()))
+    }
+
+    fn commit(&mut self, id: CheckpointId) -> Result<(), SinkError> {
+        self.0.commit(id)?;
+        self.1.commit(id)
+    }
+
+    fn restore(&mut self, id: CheckpointId, state: &Snapshot) -> Result<(), SinkError> {
+        let (a, b): (Snapshot, Snapshot) = state.decode().map_err(|e| SinkError::Other(e.to_string()))?;
+        self.0.restore(id, &a)?;
+        self.1.restore(id, &b)
+    }
+}

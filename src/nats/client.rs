@@ -1,0 +1,212 @@
+//! The connection: an async-nats client on an I/O thread of its own.
+
+use std::future::Future;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+
+use super::PARTITIONS_KEY;
+
+/// A NATS connection for weir's connectors: cheap to clone, shared by
+/// every source and sink of a process.
+///
+/// It runs the client on a thread of its own with a current-thread tokio
+/// runtime, so that no actor's work can block it and it lives as long as
+/// any handle. Connect once per process and clone.
+#[derive(Clone)]
+pub struct Nats {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: String,
+    js: jetstream::Context,
+    rt: tokio::runtime::Handle,
+    /// Dropped with the last handle: the I/O thread then ends.
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl std::fmt::Debug for Nats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Nats").field("url", &self.inner.url).finish_non_exhaustive()
+    }
+}
+
+/// What went wrong talking to NATS, naming the server, stream or subject.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NatsError {
+    /// The server could not be reached.
+    #[error("cannot connect to NATS at {url}: {reason}")]
+    Connect {
+        /// The server URL.
+        url: String,
+        /// The client's error.
+        reason: String,
+    },
+    /// A JetStream request about `what` (a stream, a subject) failed.
+    #[error("NATS JetStream, {what}: {reason}")]
+    JetStream {
+        /// The stream, subject or message it was about.
+        what: String,
+        /// The server's or client's error.
+        reason: String,
+    },
+    /// The I/O thread is gone (the process is shutting down).
+    #[error("the NATS I/O thread has stopped")]
+    Stopped,
+}
+
+impl NatsError {
+    /// A [`NatsError::JetStream`] about `what`.
+    pub fn jetstream(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        NatsError::JetStream { what: what.into(), reason: reason.to_string() }
+    }
+}
+
+impl Nats {
+    /// Connects to the server at `url` (e.g. `nats://127.0.0.1:4222`),
+    /// waiting up to 10 s for it. Call it outside any async context or
+    /// inside one: it starts its own thread.
+    pub fn connect(url: &str) -> Result<Nats, NatsError> {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let target = url.to_string();
+        std::thread::Builder::new()
+            .name("weir-nats-io".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(NatsError::Connect { url: target, reason: e.to_string() }));
+                        return;
+                    }
+                };
+                let handle = rt.handle().clone();
+                rt.block_on(async move {
+                    let connected = async_nats::ConnectOptions::new()
+                        .connection_timeout(Duration::from_secs(10))
+                        .name("weir")
+                        .connect(target.as_str())
+                        .await;
+                    match connected {
+                        Ok(client) => {
+                            let js = jetstream::new(client);
+                            if ready_tx.send(Ok((js, handle))).is_err() {
+                                return;
+                            }
+                            // Serve spawned work until the last handle is dropped.
+                            let _ = stop_rx.await;
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(NatsError::Connect { url: target, reason: e.to_string() }));
+                        }
+                    }
+                });
+            })
+            .map_err(|e| NatsError::Connect { url: url.to_string(), reason: e.to_string() })?;
+        let (js, rt) = ready_rx.recv().map_err(|_| NatsError::Stopped)??;
+        Ok(Nats { inner: Arc::new(Inner { url: url.to_string(), js, rt, _stop: stop_tx }) })
+    }
+
+    /// The server URL.
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// The JetStream context (for work spawned on the I/O thread).
+    pub(crate) fn js(&self) -> jetstream::Context {
+        self.inner.js.clone()
+    }
+
+    /// Runs `work` on the I/O thread and returns at once.
+    pub(crate) fn spawn<F>(&self, work: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.inner.rt.spawn(work);
+    }
+
+    /// Runs `work` on the I/O thread and blocks the calling thread until it
+    /// is done. Never call it on the I/O thread itself.
+    pub fn call<T, F>(&self, work: impl FnOnce(jetstream::Context) -> F) -> Result<T, NatsError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, NatsError>> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let fut = work(self.js());
+        self.inner.rt.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv().map_err(|_| NatsError::Stopped)?
+    }
+
+    /// Creates the partitioned stream `name` (subjects `name.0` …
+    /// `name.{partitions-1}`, file storage, the given duplicate window),
+    /// or checks that an existing one has that many partitions.
+    pub fn create_partitioned_stream(
+        &self,
+        name: &str,
+        partitions: usize,
+        duplicate_window: Duration,
+    ) -> Result<(), NatsError> {
+        let name = name.to_string();
+        self.call(move |js| async move {
+            let config = stream::Config {
+                name: name.clone(),
+                subjects: vec![format!("{name}.*")],
+                storage: stream::StorageType::File,
+                duplicate_window,
+                metadata: [(PARTITIONS_KEY.to_string(), partitions.to_string())].into_iter().collect(),
+                ..Default::default()
+            };
+            let mut s =
+                js.get_or_create_stream(config).await.map_err(|e| NatsError::jetstream(format!("stream {name}"), e))?;
+            let info = s.info().await.map_err(|e| NatsError::jetstream(format!("stream {name}"), e))?;
+            let have = info.config.metadata.get(PARTITIONS_KEY).cloned().unwrap_or_default();
+            if have != partitions.to_string() {
+                return Err(NatsError::jetstream(
+                    format!("stream {name}"),
+                    format!("it exists with {PARTITIONS_KEY} = {have:?}, not {partitions}"),
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    /// The number of partitions of stream `name` (its `weir.partitions`
+    /// metadata).
+    pub fn partitions(&self, name: &str) -> Result<usize, NatsError> {
+        let name = name.to_string();
+        self.call(move |js| async move {
+            let mut s = js.get_stream(&name).await.map_err(|e| NatsError::jetstream(format!("stream {name}"), e))?;
+            let info = s.info().await.map_err(|e| NatsError::jetstream(format!("stream {name}"), e))?;
+            let value = info.config.metadata.get(PARTITIONS_KEY).cloned();
+            value.and_then(|v| v.parse::<usize>().ok()).filter(|&p| p > 0).ok_or_else(|| {
+                NatsError::jetstream(
+                    format!("stream {name}"),
+                    format!("it is not a partitioned stream: no positive {PARTITIONS_KEY} in its metadata"),
+                )
+            })
+        })
+    }
+
+    /// Creates stream `name` for a [`super::JetStreamSink`]'s output
+    /// (subjects `name.>`, file storage, the given duplicate window) if it
+    /// does not exist.
+    pub fn create_output_stream(&self, name: &str, duplicate_window: Duration) -> Result<(), NatsError> {
+        let name = name.to_string();
+        self.call(move |js| async move {
+            let config = stream::Config {
+                name: name.clone(),
+                subjects: vec![format!("{name}.>")],
+                storage: stream::StorageType::File,
+                duplicate_window,
+                ..Default::default()
+            };
+            js.get_or_create_stream(config).await.map_err(|e| NatsError::jetstream(format!("stream {name}"), e))?;
+            Ok(())
+        })
+    }
+}

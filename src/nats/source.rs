@@ -1,0 +1,294 @@
+//! The JetStream source: one partition of a partitioned stream, replayable
+//! from a stream sequence.
+
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull, DeliverPolicy};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use weir_actors::dev::{Source, SourceBatch, SourceStatus};
+use weir_actors::{DeadLetter, Snapshot, SnapshotError};
+
+use super::{partition_subject, Format, Nats, END_HEADER};
+
+/// Messages fetched ahead of the source, per partition: with frames of
+/// 1,024 records, 16 messages are about the 16 batches a mailbox holds.
+const AHEAD: usize = 16;
+/// Messages a pull asks for at most (ordered consumer `max_batch`): keeps
+/// what the server has in flight to the client well under the 64 MiB at
+/// which it reports a slow consumer, however many partitions one process
+/// reads.
+const PULL_BATCH: i64 = 64;
+
+/// One partition of a partitioned JetStream stream as a [`Source`].
+///
+/// It reads the partition's subject in stream order from a stream
+/// sequence, decodes each message ([`Format`]) on the source actor's
+/// thread, and ends at the partition's end marker. Its position (the
+/// sequence of the next message and how many of its records were already
+/// handed on) is part of every checkpoint; a restored job resumes right
+/// after what the checkpoint covers. A message that does not decode
+/// becomes a [`DeadLetter`] naming the stream, subject and sequence, and
+/// reading goes on. Run one instance per partition
+/// (`JobBuilder::parallel_source` with [`Nats::partitions`] instances):
+/// each partition then has its own watermark and an idle or ended one
+/// does not hold the others back.
+pub struct JetStreamSource<T> {
+    nats: Nats,
+    stream: String,
+    subject: String,
+    format: Format,
+    /// Where reading resumes: the stream sequence of the message being
+    /// handed on (`current` not empty), or of the next one (0: the start).
+    seq: u64,
+    /// Records of message `seq` already handed on.
+    skip: usize,
+    /// The rest of message `seq`'s records.
+    current: VecDeque<T>,
+    ended: bool,
+    rx: Option<mpsc::Receiver<Fetched>>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for JetStreamSource<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JetStreamSource")
+            .field("subject", &self.subject)
+            .field("seq", &self.seq)
+            .field("skip", &self.skip)
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Fetched {
+    Message { seq: u64, payload: Bytes, end: bool },
+    Failed(String),
+}
+
+/// What a checkpoint records of a [`JetStreamSource`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Position {
+    subject: String,
+    seq: u64,
+    skip: usize,
+    ended: bool,
+}
+
+impl<T: DeserializeOwned + Send + 'static> JetStreamSource<T> {
+    /// Partition `p` of stream `stream` (subject `stream.p`), read from its
+    /// start.
+    pub fn partition(nats: &Nats, stream: &str, p: usize, format: Format) -> Self {
+        Self::subject(nats, stream, &partition_subject(stream, p), format)
+    }
+
+    /// Every message of `subject` in stream `stream`, from its start (for a
+    /// stream that is not partitioned the weir way).
+    pub fn subject(nats: &Nats, stream: &str, subject: &str, format: Format) -> Self {
+        JetStreamSource {
+            nats: nats.clone(),
+            stream: stream.to_string(),
+            subject: subject.to_string(),
+            format,
+            seq: 0,
+            skip: 0,
+            current: VecDeque::new(),
+            ended: false,
+            rx: None,
+            _t: PhantomData,
+        }
+    }
+
+    fn origin(&self, seq: u64) -> String {
+        format!("nats stream {} subject {} sequence {seq}", self.stream, self.subject)
+    }
+
+    /// Starts the fetching task at `self.seq` (or the start).
+    fn start(&mut self) -> &mut mpsc::Receiver<Fetched> {
+        let (tx, rx) = mpsc::channel(AHEAD);
+        let js = self.nats.js();
+        let (stream, subject, from) = (self.stream.clone(), self.subject.clone(), self.seq);
+        self.nats.spawn(fetch(js, stream, subject, from, tx));
+        self.rx.insert(rx)
+    }
+
+    /// Decodes a message into `self.current`, or a dead letter.
+    fn decode(&mut self, seq: u64, payload: &[u8]) -> Result<(), DeadLetter> {
+        let failed = |e: String| DeadLetter::new(self.origin(seq), 0, 0, e).with_raw(payload);
+        match self.format {
+            Format::Json => {
+                let record: T =
+                    serde_json::from_slice(payload).map_err(|e| failed(format!("not a JSON record: {e}")))?;
+                self.current.push_back(record);
+            }
+            Format::Frames => {
+                let records: Vec<T> = rmp_serde::from_slice(payload)
+                    .map_err(|e| failed(format!("not an rmp-serde frame of records: {e}")))?;
+                self.current.extend(records);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads `subject` from sequence `from` (0: the start) with an ordered
+/// consumer (which recreates itself after a gap or a lost heartbeat) and
+/// hands the messages to the source until its end marker or until the
+/// source is gone.
+async fn fetch(
+    js: async_nats::jetstream::Context,
+    stream: String,
+    subject: String,
+    from: u64,
+    tx: mpsc::Sender<Fetched>,
+) {
+    let mut from = from;
+    loop {
+        let failed = match read(&js, &stream, &subject, from, &tx).await {
+            Ok(()) => return,
+            Err((next, e)) => {
+                from = next;
+                e
+            }
+        };
+        tracing::warn!(%stream, %subject, from, error = %failed, "JetStream source: reading failed; retrying in 1 s");
+        if tx.is_closed() {
+            return;
+        }
+        if tx.capacity() == tx.max_capacity() {
+            // Tell the source only when it has nothing else to read, so
+            // that a failure does not overtake messages.
+            let _ = tx.try_send(Fetched::Failed(failed));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// One reading attempt; on failure, the sequence to go on from.
+async fn read(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    subject: &str,
+    from: u64,
+    tx: &mpsc::Sender<Fetched>,
+) -> Result<(), (u64, String)> {
+    let s = js.get_stream(stream).await.map_err(|e| (from, format!("stream {stream}: {e}")))?;
+    let deliver_policy =
+        if from == 0 { DeliverPolicy::All } else { DeliverPolicy::ByStartSequence { start_sequence: from } };
+    let consumer = s
+        .create_consumer(pull::OrderedConfig {
+            filter_subject: subject.to_string(),
+            deliver_policy,
+            max_batch: PULL_BATCH,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| (from, format!("a consumer of {subject}: {e}")))?;
+    let mut messages = consumer.messages().await.map_err(|e| (from, format!("reading {subject}: {e}")))?;
+    let mut next = from;
+    while let Some(m) = messages.next().await {
+        let m = m.map_err(|e| (next, format!("reading {subject}: {e}")))?;
+        let seq =
+            m.info().map_err(|e| (next, format!("a message of {subject} without stream info: {e}")))?.stream_sequence;
+        let end = m.headers.as_ref().and_then(|h| h.get(END_HEADER)).is_some();
+        next = seq + 1;
+        let payload = m.message.payload.clone();
+        if tx.send(Fetched::Message { seq, payload, end }).await.is_err() || end {
+            return Ok(());
+        }
+    }
+    Err((next, format!("the consumer of {subject} ended")))
+}
+
+impl<T: DeserializeOwned + Send + 'static> Source for JetStreamSource<T> {
+    type Item = T;
+
+    fn poll_batch(&mut self, cx: &mut Context<'_>, out: &mut SourceBatch<'_, T>) -> Poll<SourceStatus> {
+        loop {
+            // Hand on what is left of the current message.
+            while out.remaining() > 0 {
+                match self.current.pop_front() {
+                    Some(r) => {
+                        out.push(r);
+                        self.skip += 1;
+                        if self.current.is_empty() {
+                            self.seq += 1;
+                            self.skip = 0;
+                        }
+                    }
+                    None => break,
+                }
+            }
+            if out.remaining() == 0 {
+                return Poll::Ready(SourceStatus::Ready);
+            }
+            if self.ended {
+                return Poll::Ready(SourceStatus::Exhausted);
+            }
+            let rx = match self.rx.as_mut() {
+                Some(rx) => rx,
+                None => self.start(),
+            };
+            match rx.poll_recv(cx) {
+                Poll::Ready(Some(Fetched::Message { seq, payload, end })) => {
+                    if end {
+                        (self.seq, self.skip, self.ended) = (seq + 1, 0, true);
+                        continue;
+                    }
+                    // After a restore, `skip` records of message `seq` were
+                    // handed on before the checkpoint.
+                    let skip = if seq == self.seq { self.skip } else { 0 };
+                    match self.decode(seq, &payload) {
+                        Ok(()) => {
+                            let skip = skip.min(self.current.len());
+                            self.current.drain(..skip);
+                            (self.seq, self.skip) = if self.current.is_empty() { (seq + 1, 0) } else { (seq, skip) };
+                        }
+                        Err(dead) => {
+                            (self.seq, self.skip) = (seq + 1, 0);
+                            out.dead_letter(dead);
+                        }
+                    }
+                }
+                Poll::Ready(Some(Fetched::Failed(e))) => {
+                    tracing::warn!(subject = %self.subject, error = %e, "JetStream source: waiting for the server");
+                }
+                Poll::Ready(None) => {
+                    // The I/O thread dropped the task: the process is
+                    // shutting down. Say so rather than end silently.
+                    out.dead_letter(DeadLetter::new(self.origin(self.seq), 0, 0, "the NATS I/O thread stopped"));
+                    self.ended = true;
+                    return Poll::Ready(SourceStatus::Exhausted);
+                }
+                Poll::Pending => {
+                    return if out.is_empty() { Poll::Pending } else { Poll::Ready(SourceStatus::Ready) };
+                }
+            }
+        }
+    }
+
+    fn position(&self) -> Option<Snapshot> {
+        Snapshot::encode(&Position { subject: self.subject.clone(), seq: self.seq, skip: self.skip, ended: self.ended })
+            .ok()
+    }
+
+    fn seek(&mut self, position: &Snapshot) -> Result<(), SnapshotError> {
+        let p: Position = position.decode()?;
+        if p.subject != self.subject {
+            return Err(SnapshotError::Mismatch {
+                what: format!("the JetStream source of {}", self.subject),
+                reason: format!("the checkpoint read subject {}", p.subject),
+            });
+        }
+        (self.seq, self.skip, self.ended) = (p.seq, p.skip, p.ended);
+        self.current.clear();
+        self.rx = None;
+        Ok(())
+    }
+}

