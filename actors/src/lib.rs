@@ -53,7 +53,9 @@ pub use source::{
     SourceStatus, Throttled, TrySendError,
 };
 pub use spawn::Placement;
-pub use state::{CheckpointInfo, CheckpointMeta, LocalDirBackend, RestoredCheckpoint, StateBackend, StateError};
+pub use state::{
+    BackendFactory, CheckpointInfo, CheckpointMeta, LocalDirBackend, RestoredCheckpoint, StateBackend, StateError,
+};
 pub use time::{InputEvent, InputTracker, WatermarkStrategy};
 pub use topology::{
     ActorOperatorInfo, EdgeOutput, GraphEdge, GraphNode, JobBuilder, JobGraph, KeyedStream, Stream, WindowedStream,

@@ -111,6 +111,11 @@ struct RunArgs {
     /// with --checkpoint-dir (read them with `weir nats collect`).
     #[arg(long, value_name = "O", requires = "nats")]
     nats_output: Option<String>,
+    /// Checkpoint into JetStream (KV bucket weir-ckpt-NAME, object store
+    /// weir-snap-NAME on --nats) instead of --checkpoint-dir, and resume
+    /// from there: any process that reaches the server can resume the job.
+    #[arg(long, value_name = "NAME", requires = "nats", conflicts_with = "checkpoint_dir")]
+    checkpoint_nats: Option<String>,
     /// Run the actors on N threads, instance i of every node on thread
     /// i % N (0: a thread per actor instance; default: one per instance of
     /// the widest node, i.e. --parallelism).
@@ -169,7 +174,7 @@ fn run(args: RunArgs) -> ExitCode {
         Wl::Wl2 => Workload::Wl2,
         Wl::Wl3 => Workload::Wl3,
     };
-    let spec = WorkloadSpec {
+    let mut spec = WorkloadSpec {
         stream: StreamParams { events: args.events, keys: args.keys, rate: args.rate, disorder: args.disorder },
         bound: args.bound.unwrap_or(args.disorder) as i64,
         gap: args.gap,
@@ -191,8 +196,22 @@ fn run(args: RunArgs) -> ExitCode {
             .map(|dir| weir::CheckpointConfig::new(dir, Duration::from_millis(args.checkpoint_interval_ms))),
         ..WorkloadSpec::new(workload)
     };
-    let (builder, outputs) = if let Some(url) = &args.nats {
-        match nats_job(&spec, url, args.input.as_deref(), args.nats_output.as_deref()) {
+    let nats = match args.nats.as_deref().map(weir::nats::Nats::connect).transpose() {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let (Some(name), Some(n)) = (&args.checkpoint_nats, &nats) {
+        let every = Duration::from_millis(args.checkpoint_interval_ms);
+        spec.checkpoint = Some(
+            weir::CheckpointConfig::new(format!("nats-{name}"), every)
+                .with_backend(weir::nats::JetStreamBackend::factory(n, name, 3)),
+        );
+    }
+    let (builder, outputs) = if let Some(nats) = &nats {
+        match nats_job(&spec, nats, args.input.as_deref(), args.nats_output.as_deref()) {
             Ok(b) => b,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -262,12 +281,11 @@ fn run(args: RunArgs) -> ExitCode {
 /// checksum.
 fn nats_job(
     spec: &WorkloadSpec,
-    url: &str,
+    nats: &weir::nats::Nats,
     input: Option<&str>,
     output: Option<&str>,
 ) -> Result<(weir::JobBuilder, workload::WorkloadOutputs), weir::nats::NatsError> {
-    use weir::nats::{Format, JetStreamSink, JetStreamSource, Nats};
-    let nats = Nats::connect(url)?;
+    use weir::nats::{Format, JetStreamSink, JetStreamSource};
     let job = workload::job(spec)
         .configuration("input", input.map_or("generator".to_string(), |s| format!("nats {s}")))
         .configuration("nats_output", output.unwrap_or("none"));
@@ -293,7 +311,7 @@ fn nats_job(
     let checksum = workload::checksum_sink(spec, &outputs);
     match output {
         Some(o) => {
-            let sink = nats::Both(checksum, JetStreamSink::<workload::Row>::new(&nats, o, "results")?);
+            let sink = nats::Both(checksum, JetStreamSink::<workload::Row>::new(nats, o, "results")?);
             workload::pipeline(events, spec, &outputs, sink);
         }
         None => workload::pipeline(events, spec, &outputs, checksum),

@@ -1,7 +1,9 @@
 //! NATS JetStream connectors: a replayable source that reads a stream's
 //! partitions, and an exactly-once sink that publishes an epoch's rows
-//! only once its checkpoint has completed. Both work in a single-process
-//! job; docs/scale-out.md says how they fit the worker groups to come.
+//! only once its checkpoint has completed, both usable in a single-process
+//! job, and a state backend ([`JetStreamBackend`]) that keeps checkpoints
+//! in JetStream; docs/scale-out.md says how they fit the worker groups to
+//! come.
 //!
 //! A partitioned stream `S` has `P` partition subjects `S.0` … `S.{P-1}`,
 //! fixed for its life and recorded in the stream's metadata
@@ -44,10 +46,12 @@
 mod client;
 mod sink;
 mod source;
+mod state;
 
 pub use client::{Nats, NatsError};
 pub use sink::JetStreamSink;
 pub use source::JetStreamSource;
+pub use state::JetStreamBackend;
 
 /// The header that marks a partition's end (value `true`): the source
 /// ends its partition there, after every record before it.

@@ -257,3 +257,146 @@ fn a_sink_replay_is_deduplicated_and_what_came_after_the_checkpoint_is_taken_bac
     e.restore(cid(2), &s2).unwrap();
     assert_eq!(published(&nats, "o2"), expected(0..5000));
 }
+
+/// The sequences of the checkpoint manifests in KV bucket `bucket`.
+fn manifests(nats: &Nats, bucket: &str) -> Vec<u64> {
+    let bucket = bucket.to_string();
+    let mut seqs: Vec<u64> = nats
+        .call(move |js| async move {
+            use futures_util::StreamExt;
+            let Ok(store) = js.get_key_value(&bucket).await else { return Ok(Vec::new()) };
+            let mut keys = store.keys().await.map_err(|e| weir::nats::NatsError::jetstream(&bucket, e))?;
+            let mut seqs = Vec::new();
+            while let Some(k) = keys.next().await {
+                let k = k.map_err(|e| weir::nats::NatsError::jetstream(&bucket, e))?;
+                seqs.extend(k.strip_prefix("chk-").and_then(|s| s.parse::<u64>().ok()));
+            }
+            Ok(seqs)
+        })
+        .unwrap();
+    seqs.sort_unstable();
+    seqs
+}
+
+#[test]
+fn checkpoints_in_jetstream_resume_the_job_from_any_directory() {
+    let Some(server) = server() else { return };
+    let url = server.url.as_str();
+    let (code, _, err) =
+        run(&["nats", "publish", "wl3", "--events", "600000", "--nats", url, "--stream", "ev", "--partitions", "4"]);
+    assert_eq!(code, 0, "{err}");
+    let want = {
+        let (code, out, err) = run(&["run", "wl3", "--events", "600000"]);
+        assert_eq!(code, 0, "{err}");
+        out.lines().last().unwrap().to_string()
+    };
+    let nats = Nats::connect(url).unwrap();
+    let args = [
+        "run",
+        "wl3",
+        "--events",
+        "600000",
+        "--nats",
+        url,
+        "--input",
+        "ev",
+        "--nats-output",
+        "sessions",
+        "--throttle",
+        "100000",
+        "--checkpoint-nats",
+        "wl3job",
+        "--checkpoint-interval-ms",
+        "100",
+    ];
+    // Killed once three checkpoints are in KV, in one directory ...
+    let first = tempfile::tempdir().unwrap();
+    let mut child = weir(&args).current_dir(first.path()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while manifests(&nats, "weir-ckpt-wl3job").last().copied().unwrap_or(0) < 3 {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it was killed");
+        assert!(Instant::now() < deadline, "no checkpoints in JetStream");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let kept = manifests(&nats, "weir-ckpt-wl3job");
+    assert!(kept.len() <= 3, "retention keeps 3 manifests: {kept:?}");
+    // ... resumed in another, which has no checkpoint of its own.
+    let second = tempfile::tempdir().unwrap();
+    let out = weir(&args).current_dir(second.path()).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("resumed from checkpoint"), "{stderr}");
+    assert_eq!(stdout.lines().last(), Some(want.as_str()), "{stdout}");
+    assert_eq!(std::fs::read_dir(second.path()).unwrap().count(), 0, "nothing written to the directory");
+    let (code, out, err) = run(&["nats", "collect", "--nats", url, "--stream", "sessions"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("duplicates"), "{out}");
+    assert_eq!(out.lines().last(), Some(want.as_str()));
+}
+
+#[test]
+fn a_manifest_that_does_not_decode_falls_back_to_the_previous_checkpoint_and_retention_keeps_three() {
+    use weir::nats::JetStreamBackend;
+    use weir::{CheckpointMeta, StateBackend};
+    let Some(server) = server() else { return };
+    let nats = Nats::connect(&server.url).unwrap();
+    let mut b = JetStreamBackend::open(&nats, "unit", 3).unwrap();
+    assert!(b.latest().unwrap().is_none(), "a new job has nothing to restore");
+    for seq in 1..=5u64 {
+        let snapshot = vec![seq as u8; 100_000 + seq as usize];
+        b.write_snapshot(cid(seq), "windows#0", &snapshot).unwrap();
+        b.commit(&CheckpointMeta {
+            id: cid(seq),
+            topology: "t".into(),
+            config: Vec::new(),
+            actors: vec!["windows#0".into()],
+            completed_at_ms: 0,
+            bytes: snapshot.len() as u64,
+        })
+        .unwrap();
+    }
+    // An aborted checkpoint leaves nothing.
+    b.write_snapshot(cid(6), "windows#0", b"partial").unwrap();
+    b.abort(cid(6)).unwrap();
+    assert_eq!(manifests(&nats, "weir-ckpt-unit"), vec![3, 4, 5]);
+    let names: Vec<String> = nats
+        .call(|js| async move {
+            use futures_util::StreamExt;
+            let store =
+                js.get_object_store("weir-snap-unit").await.map_err(|e| weir::nats::NatsError::jetstream("os", e))?;
+            let mut list = store.list().await.map_err(|e| weir::nats::NatsError::jetstream("os", e))?;
+            let mut names = Vec::new();
+            while let Some(info) = list.next().await {
+                names.push(info.map_err(|e| weir::nats::NatsError::jetstream("os", e))?.name);
+            }
+            names.sort();
+            Ok(names)
+        })
+        .unwrap();
+    assert_eq!(
+        names,
+        ["chk-0000000003/windows#0", "chk-0000000004/windows#0", "chk-0000000005/windows#0"],
+        "the snapshots of dropped and aborted checkpoints are deleted"
+    );
+    let latest = b.latest().unwrap().expect("a checkpoint");
+    assert_eq!(latest.meta.id.seq, 5);
+    assert_eq!(latest.snapshots["windows#0"], vec![5u8; 100_005]);
+
+    // The newest manifest damaged: checkpoint 4 is used, and the skip says why.
+    nats.call(|js| async move {
+        let store = js.get_key_value("weir-ckpt-unit").await.map_err(|e| weir::nats::NatsError::jetstream("kv", e))?;
+        store
+            .put("chk-0000000005", "not a manifest".into())
+            .await
+            .map_err(|e| weir::nats::NatsError::jetstream("kv", e))?;
+        Ok(())
+    })
+    .unwrap();
+    let latest = b.latest().unwrap().expect("a checkpoint");
+    assert_eq!(latest.meta.id.seq, 4);
+    assert_eq!(latest.skipped.len(), 1);
+    assert!(latest.skipped[0].to_string().contains("chk-0000000005"), "{}", latest.skipped[0]);
+    assert_eq!(latest.snapshots["windows#0"], vec![4u8; 100_004]);
+}

@@ -50,6 +50,9 @@ pub struct CheckpointConfig {
     /// pauses the inputs that delivered theirs (backpressure instead of
     /// memory). Default 65,536.
     pub alignment_cap: usize,
+    /// Where checkpoints go instead of `dir` (`None`: the embedded
+    /// local-directory backend in `dir`).
+    pub backend: Option<crate::state::BackendFactory>,
 }
 
 impl CheckpointConfig {
@@ -62,6 +65,23 @@ impl CheckpointConfig {
             timeout: Duration::from_secs(60),
             retain: 3,
             alignment_cap: align::DEFAULT_ALIGNMENT_CAP,
+            backend: None,
+        }
+    }
+
+    /// Checkpoints into the backend `backend` makes (for instance
+    /// `weir::nats::JetStreamBackend`) instead of the local directory.
+    pub fn with_backend(mut self, backend: crate::state::BackendFactory) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Where checkpoints live, for messages: the backend's description,
+    /// or the directory.
+    pub fn location(&self) -> String {
+        match &self.backend {
+            Some(b) => b.describe().to_string(),
+            None => self.dir.display().to_string(),
         }
     }
 

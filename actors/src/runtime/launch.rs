@@ -29,19 +29,18 @@ use crate::topology::graph::{Graph, Placement};
 fn open_checkpoints(
     graph: &Graph,
     config: &CheckpointConfig,
-) -> Result<(LocalDirBackend, Option<RestoredCheckpoint>), JobError> {
+) -> Result<(Box<dyn StateBackend>, Option<RestoredCheckpoint>), JobError> {
     let err = |e: crate::state::StateError| JobError::State(e.to_string());
-    let backend = LocalDirBackend::new(config.dir.clone(), config.retain).map_err(err)?;
+    let backend: Box<dyn StateBackend> = match &config.backend {
+        Some(factory) => factory.make().map_err(err)?,
+        None => Box::new(LocalDirBackend::new(config.dir.clone(), config.retain).map_err(err)?),
+    };
     let latest = backend.latest().map_err(err)?;
     if let Some(r) = &latest {
         for e in &r.skipped {
             tracing::error!(job = %graph.config.name, error = %e, "unusable checkpoint skipped; using the previous complete one");
         }
-        let refuse = |reason: String| JobError::Restore {
-            checkpoint: r.meta.id.seq,
-            dir: config.dir.display().to_string(),
-            reason,
-        };
+        let refuse = |reason: String| JobError::Restore { checkpoint: r.meta.id.seq, dir: config.location(), reason };
         let want = graph.fingerprint();
         if r.meta.topology != want {
             return Err(refuse(format!(
@@ -56,7 +55,7 @@ fn open_checkpoints(
                 differences.join("; ")
             )));
         }
-        tracing::info!(job = %graph.config.name, seq = r.meta.id.seq, dir = %config.dir.display(), "resuming from checkpoint");
+        tracing::info!(job = %graph.config.name, seq = r.meta.id.seq, dir = %config.location(), "resuming from checkpoint");
     }
     Ok((backend, latest))
 }
@@ -74,7 +73,7 @@ pub(crate) fn launch(mut graph: Graph) -> Result<JobHandle, JobError> {
         None => (None, None),
     };
     let next_seq = latest.as_ref().map_or(1, |r| r.meta.id.seq + 1);
-    let dir = checkpoint.as_ref().map(|c| c.dir.display().to_string()).unwrap_or_default();
+    let dir = checkpoint.as_ref().map(|c| c.location()).unwrap_or_default();
     let mut restorer = Restorer::new(checkpoint.is_some(), latest.map(|r| (r.meta.id, r.snapshots)), dir);
 
     // Phase one: every node's objects made and restored, sinks last, before
@@ -100,7 +99,7 @@ pub(crate) fn launch(mut graph: Graph) -> Result<JobHandle, JobError> {
             configuration: graph.config.configuration.clone(),
             actors,
         };
-        let coord = Coordinator::new(config, Box::new(backend) as Box<dyn StateBackend>, plan, Arc::clone(&lifecycle));
+        let coord = Coordinator::new(config, backend, plan, Arc::clone(&lifecycle));
         let arbiter = Arbiter::new();
         let addr = Coordinator::start_in_arbiter(&arbiter.handle(), move |ctx| {
             ctx.set_mailbox_capacity(4096);

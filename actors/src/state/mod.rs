@@ -81,6 +81,50 @@ pub(crate) fn config_differences(recorded: &[(String, String)], declared: &[(Str
     out
 }
 
+/// Makes the state backend a job checkpoints into, in place of the
+/// local directory ([`crate::CheckpointConfig::with_backend`]). Called
+/// once each time the job starts.
+#[derive(Clone)]
+pub struct BackendFactory {
+    describe: String,
+    make: std::sync::Arc<dyn Fn() -> Result<Box<dyn StateBackend>, StateError> + Send + Sync>,
+}
+
+impl BackendFactory {
+    /// A factory named `describe` (where the state lives, for messages:
+    /// e.g. `nats://host:4222 bucket weir-ckpt-job`).
+    pub fn new(
+        describe: impl Into<String>,
+        make: impl Fn() -> Result<Box<dyn StateBackend>, StateError> + Send + Sync + 'static,
+    ) -> Self {
+        BackendFactory { describe: describe.into(), make: std::sync::Arc::new(make) }
+    }
+
+    /// Where the state lives.
+    pub fn describe(&self) -> &str {
+        &self.describe
+    }
+
+    /// Makes the backend.
+    pub fn make(&self) -> Result<Box<dyn StateBackend>, StateError> {
+        (self.make)()
+    }
+}
+
+impl std::fmt::Debug for BackendFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendFactory").field("describe", &self.describe).finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for BackendFactory {
+    fn eq(&self, other: &Self) -> bool {
+        self.describe == other.describe && std::sync::Arc::ptr_eq(&self.make, &other.make)
+    }
+}
+
+impl Eq for BackendFactory {}
+
 /// A complete checkpoint read back.
 #[derive(Debug, Clone)]
 pub struct RestoredCheckpoint {
