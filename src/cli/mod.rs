@@ -118,7 +118,8 @@ struct RunArgs {
     checkpoint_nats: Option<String>,
     /// Run the actors on N threads, instance i of every node on thread
     /// i % N (0: a thread per actor instance; default: one per instance of
-    /// the widest node, i.e. --parallelism).
+    /// the widest node, i.e. --parallelism; with --input, the number of
+    /// cores or --parallelism if larger).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=1024))]
     slots: Option<u64>,
     /// Serve the dashboard, the job API (/api/jobs) and Prometheus metrics
@@ -184,13 +185,16 @@ fn run(args: RunArgs) -> ExitCode {
         watermark_interval: Duration::from_millis(args.watermark_interval_ms),
         max_drift: (args.max_drift_ms > 0).then_some(args.max_drift_ms.min(i64::MAX as u64) as i64),
         output: args.output,
-        placement: args.slots.map(|n| {
-            if n == 0 {
-                weir::Placement::ThreadPerActor
-            } else {
-                weir::Placement::Slots(n as usize)
-            }
-        }),
+        placement: match args.slots {
+            Some(0) => Some(weir::Placement::ThreadPerActor),
+            Some(n) => Some(weir::Placement::Slots(n as usize)),
+            // One source instance per partition would otherwise get a
+            // thread each: as many threads as cores is faster.
+            None if args.input.is_some() => Some(weir::Placement::Slots(
+                std::thread::available_parallelism().map_or(2, |n| n.get()).max(args.parallelism as usize),
+            )),
+            None => None,
+        },
         checkpoint: args
             .checkpoint_dir
             .map(|dir| weir::CheckpointConfig::new(dir, Duration::from_millis(args.checkpoint_interval_ms))),
