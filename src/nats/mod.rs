@@ -44,11 +44,13 @@
 //! ```
 
 mod client;
+mod group;
 mod sink;
 mod source;
 mod state;
 
 pub use client::{Nats, NatsError};
+pub use group::{balanced, Assignment, Group};
 pub use sink::JetStreamSink;
 pub use source::JetStreamSource;
 pub use state::JetStreamBackend;

@@ -400,3 +400,54 @@ fn a_manifest_that_does_not_decode_falls_back_to_the_previous_checkpoint_and_ret
     assert!(latest.skipped[0].to_string().contains("chk-0000000005"), "{}", latest.skipped[0]);
     assert_eq!(latest.snapshots["windows#0"], vec![4u8; 100_004]);
 }
+
+#[test]
+fn group_members_share_partitions_by_compare_and_swap_and_take_over_a_dead_members_share() {
+    use weir::nats::Group;
+    let Some(server) = server() else { return };
+    let nats = Nats::connect(&server.url).unwrap();
+    let lease = Duration::from_millis(1500);
+    let members: Vec<Group> =
+        ["a", "b", "c"].iter().map(|id| Group::join_as(&nats, "g", id, 8, lease).unwrap()).collect();
+    // Three members rebalance at once: they converge on one assignment.
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = members.iter().map(|g| s.spawn(move || g.rebalance().unwrap())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let (current, _) = members[0].assignment().unwrap();
+    for r in &results {
+        assert!(r.generation <= current.generation);
+    }
+    let count = |a: &weir::nats::Assignment, id: &str| a.owned_by(id).len();
+    assert_eq!((count(&current, "a"), count(&current, "b"), count(&current, "c")), (3, 3, 2), "{current:?}");
+    assert_eq!(members[1].rebalance().unwrap(), current, "an assignment that fits is left alone");
+
+    // c stops renewing its lease; a and b go on. Once the lease has passed,
+    // c's partitions move to them and theirs stay.
+    let started = Instant::now();
+    while started.elapsed() < lease + Duration::from_millis(700) {
+        members[0].heartbeat().unwrap();
+        members[1].heartbeat().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(members[0].members().unwrap(), ["a", "b"]);
+    let after = members[0].rebalance().unwrap();
+    assert_eq!(after.generation, current.generation + 1);
+    assert!(after.owned_by("c").is_empty());
+    for p in current.owned_by("a").into_iter().chain(current.owned_by("b")) {
+        assert_eq!(after.owners[p], current.owners[p], "partition {p} stays with its live owner");
+    }
+    assert_eq!((count(&after, "a"), count(&after, "b")), (4, 4));
+
+    // A fourth member joins: two each, and only what must move moves.
+    let d = Group::join_as(&nats, "g", "d", 8, lease).unwrap();
+    let with_d = d.rebalance().unwrap();
+    assert_eq!(with_d.generation, after.generation + 1);
+    assert_eq!((count(&with_d, "a"), count(&with_d, "b"), count(&with_d, "d")), (3, 3, 2), "{with_d:?}");
+    let moved = (0..8).filter(|&p| with_d.owners[p] != after.owners[p]).count();
+    assert_eq!(moved, 2, "only d's share moves: {after:?} -> {with_d:?}");
+
+    // Leaving is seen at once.
+    d.leave().unwrap();
+    assert_eq!(members[0].members().unwrap(), ["a", "b"]);
+}

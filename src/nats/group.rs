@@ -1,0 +1,319 @@
+//! Group membership and partition assignment in a JetStream KV bucket,
+//! updated only by compare-and-swap: the ground the worker groups of
+//! docs/scale-out.md stand on.
+
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::{Nats, NatsError};
+
+/// Which member owns each partition, and how often that changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// Grows by one on every change of any owner.
+    pub generation: u64,
+    /// The owner of partition `p` (`None`: no member alive).
+    pub owners: Vec<Option<String>>,
+}
+
+impl Assignment {
+    /// The partitions `member` owns, in order.
+    pub fn owned_by(&self, member: &str) -> Vec<usize> {
+        (0..self.owners.len()).filter(|&p| self.owners[p].as_deref() == Some(member)).collect()
+    }
+}
+
+/// A member of group `G`: its heartbeats, the members alive, and the
+/// assignment of the group's partitions, all in KV bucket
+/// `weir-group-<G>`.
+///
+/// - A member is alive while its key `member.<id>` was written within the
+///   lease. Times are the server's (each entry's creation time), compared
+///   with the newest heartbeat of the group, so that clocks of different
+///   machines never matter.
+/// - The assignment is key `assignment`; [`Group::rebalance`] reads it with
+///   its revision, computes the assignment for the members alive
+///   ([`balanced`]: every partition owned, counts differing by at most
+///   one, as few moves as that allows) and writes it only if the revision
+///   is unchanged, with the generation plus one; on a conflict it reads
+///   again. Any member may rebalance at any time: they converge.
+#[derive(Debug, Clone)]
+pub struct Group {
+    nats: Nats,
+    bucket: String,
+    member: String,
+    partitions: usize,
+    lease: Duration,
+}
+
+const ASSIGNMENT: &str = "assignment";
+
+fn member_key(id: &str) -> String {
+    format!("member.{id}")
+}
+
+impl Group {
+    /// Joins group `group` of `partitions` partitions as a new member
+    /// (a fresh id) with a lease of `lease` (about 3 s is usual), creating
+    /// the bucket if needed, and writes its first heartbeat.
+    pub fn join(nats: &Nats, group: &str, partitions: usize, lease: Duration) -> Result<Group, NatsError> {
+        let member = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        Self::join_as(nats, group, &member, partitions, lease)
+    }
+
+    /// Joins as member `member` (letters, digits, `-`, `_`).
+    pub fn join_as(
+        nats: &Nats,
+        group: &str,
+        member: &str,
+        partitions: usize,
+        lease: Duration,
+    ) -> Result<Group, NatsError> {
+        if partitions == 0 {
+            return Err(NatsError::jetstream(format!("group {group}"), "a group needs at least one partition"));
+        }
+        let bucket = format!("weir-group-{group}");
+        let b = bucket.clone();
+        nats.call(move |js| async move {
+            if js.get_key_value(&b).await.is_err() {
+                js.create_key_value(kv::Config { bucket: b.clone(), history: 1, ..Default::default() })
+                    .await
+                    .map_err(|e| NatsError::jetstream(format!("KV bucket {b}"), e))?;
+            }
+            Ok(())
+        })?;
+        let g = Group { nats: nats.clone(), bucket, member: member.to_string(), partitions, lease };
+        g.heartbeat()?;
+        Ok(g)
+    }
+
+    /// This member's id.
+    pub fn member(&self) -> &str {
+        &self.member
+    }
+
+    /// The number of partitions.
+    pub fn partitions(&self) -> usize {
+        self.partitions
+    }
+
+    /// The lease.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// Renews this member's lease. Call it well within the lease (a
+    /// third of it, say).
+    pub fn heartbeat(&self) -> Result<(), NatsError> {
+        let (b, k) = (self.bucket.clone(), member_key(&self.member));
+        self.nats.call(move |js| async move {
+            let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
+            store.put(&k, "alive".into()).await.map_err(|e| NatsError::jetstream(format!("{b} {k}"), e))?;
+            Ok(())
+        })
+    }
+
+    /// Leaves the group: deletes this member's key (the others see it gone
+    /// at once, not after the lease).
+    pub fn leave(&self) -> Result<(), NatsError> {
+        let (b, k) = (self.bucket.clone(), member_key(&self.member));
+        self.nats.call(move |js| async move {
+            let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
+            store.delete(&k).await.map_err(|e| NatsError::jetstream(format!("{b} {k}"), e))?;
+            Ok(())
+        })
+    }
+
+    /// The members alive, sorted: those whose last heartbeat is within the
+    /// lease of the group's newest heartbeat.
+    pub fn members(&self) -> Result<Vec<String>, NatsError> {
+        let (b, lease) = (self.bucket.clone(), self.lease);
+        self.nats.call(move |js| async move {
+            let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
+            let mut keys = store.keys().await.map_err(|e| NatsError::jetstream(&b, e))?;
+            let mut names = Vec::new();
+            while let Some(k) = keys.next().await {
+                let k = k.map_err(|e| NatsError::jetstream(&b, e))?;
+                if let Some(id) = k.strip_prefix("member.") {
+                    names.push((k.clone(), id.to_string()));
+                }
+            }
+            let mut beats = Vec::new();
+            for (k, id) in names {
+                if let Some(e) = store.entry(&k).await.map_err(|e| NatsError::jetstream(format!("{b} {k}"), e))? {
+                    if matches!(e.operation, kv::Operation::Put) {
+                        beats.push((id, e.created.unix_timestamp_nanos()));
+                    }
+                }
+            }
+            let newest = beats.iter().map(|b| b.1).max().unwrap_or(0);
+            let mut alive: Vec<String> =
+                beats.into_iter().filter(|(_, t)| newest - t <= lease.as_nanos() as i128).map(|(id, _)| id).collect();
+            alive.sort();
+            Ok(alive)
+        })
+    }
+
+    /// The current assignment and its revision (0 and an empty assignment
+    /// of generation 0 before the first).
+    pub fn assignment(&self) -> Result<(Assignment, u64), NatsError> {
+        let (b, p) = (self.bucket.clone(), self.partitions);
+        self.nats.call(move |js| async move {
+            let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
+            match store.entry(ASSIGNMENT).await.map_err(|e| NatsError::jetstream(format!("{b} {ASSIGNMENT}"), e))? {
+                Some(e) if matches!(e.operation, kv::Operation::Put) => {
+                    let a: Assignment = serde_json::from_slice(&e.value).map_err(|err| {
+                        NatsError::jetstream(format!("{b} {ASSIGNMENT}"), format!("not an assignment: {err}"))
+                    })?;
+                    if a.owners.len() != p {
+                        return Err(NatsError::jetstream(
+                            format!("{b} {ASSIGNMENT}"),
+                            format!("it assigns {} partitions, this member has {p}", a.owners.len()),
+                        ));
+                    }
+                    Ok((a, e.revision))
+                }
+                _ => Ok((Assignment { generation: 0, owners: vec![None; p] }, 0)),
+            }
+        })
+    }
+
+    /// Makes the assignment fit the members alive now and returns it:
+    /// unchanged if it already fits, otherwise written by compare-and-swap
+    /// with the next generation (read again and recomputed on a conflict).
+    pub fn rebalance(&self) -> Result<Assignment, NatsError> {
+        loop {
+            let members = self.members()?;
+            let (current, revision) = self.assignment()?;
+            let owners = balanced(self.partitions, &members, &current.owners);
+            if owners == current.owners && revision > 0 {
+                return Ok(current);
+            }
+            let next = Assignment { generation: current.generation + 1, owners };
+            let value = serde_json::to_vec(&next).map_err(|e| NatsError::jetstream("an assignment", e))?;
+            let b = self.bucket.clone();
+            let written = self.nats.call(move |js| async move {
+                let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
+                let res = if revision == 0 {
+                    store.create(ASSIGNMENT, value.into()).await.map(|_| true).or_else(|e| match e.kind() {
+                        kv::CreateErrorKind::AlreadyExists => Ok(false),
+                        _ => Err(NatsError::jetstream(format!("{b} {ASSIGNMENT}"), e)),
+                    })
+                } else {
+                    store.update(ASSIGNMENT, value.into(), revision).await.map(|_| true).or_else(|e| match e.kind() {
+                        kv::UpdateErrorKind::WrongLastRevision => Ok(false),
+                        _ => Err(NatsError::jetstream(format!("{b} {ASSIGNMENT}"), e)),
+                    })
+                };
+                res
+            })?;
+            if written {
+                return Ok(next);
+            }
+            // Another member wrote first: read again.
+        }
+    }
+}
+
+/// The owners of `partitions` partitions among `members` (sorted ids),
+/// given the `previous` owners: every partition owned by a member, each
+/// member owning `partitions / members` or one more (the first members in
+/// sorted order take the extra ones), and every partition whose previous
+/// owner is alive and still under its share kept where it was. With no
+/// members, no partition is owned.
+pub fn balanced(partitions: usize, members: &[String], previous: &[Option<String>]) -> Vec<Option<String>> {
+    if members.is_empty() {
+        return vec![None; partitions];
+    }
+    let m = members.len();
+    let share = |i: usize| partitions / m + usize::from(i < partitions % m);
+    let index = |id: &str| members.iter().position(|x| x == id);
+    let mut counts = vec![0usize; m];
+    let mut owners: Vec<Option<String>> = vec![None; partitions];
+    // Keep what can be kept.
+    for (p, owner) in owners.iter_mut().enumerate() {
+        if let Some(i) = previous.get(p).and_then(|o| o.as_deref()).and_then(index) {
+            if counts[i] < share(i) {
+                counts[i] += 1;
+                *owner = Some(members[i].clone());
+            }
+        }
+    }
+    // The rest to members under their share, in order.
+    let mut next = 0;
+    for owner in owners.iter_mut().filter(|o| o.is_none()) {
+        while counts[next] >= share(next) {
+            next += 1;
+        }
+        counts[next] += 1;
+        *owner = Some(members[next].clone());
+    }
+    owners
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn ids(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("m{i}")).collect()
+    }
+
+    #[test]
+    fn three_members_share_eight_partitions_three_three_two() {
+        let owners = balanced(8, &ids(3), &[]);
+        let count = |id: &str| owners.iter().filter(|o| o.as_deref() == Some(id)).count();
+        assert_eq!((count("m0"), count("m1"), count("m2")), (3, 3, 2));
+    }
+
+    #[test]
+    fn a_member_that_dies_gives_up_only_its_partitions() {
+        let before = balanced(8, &ids(3), &[]);
+        let alive = vec!["m0".to_string(), "m2".to_string()];
+        let after = balanced(8, &alive, &before);
+        for p in 0..8 {
+            if before[p].as_deref() != Some("m1") {
+                assert_eq!(after[p], before[p], "partition {p} stays");
+            }
+        }
+        assert!(after.iter().all(|o| o.as_deref() != Some("m1")));
+    }
+
+    proptest! {
+        #[test]
+        fn every_partition_is_owned_by_a_member_and_shares_differ_by_at_most_one(
+            partitions in 1usize..64,
+            members in 1usize..10,
+            previous in proptest::collection::vec(proptest::option::of(0usize..12), 0..64),
+        ) {
+            let members = ids(members);
+            let previous: Vec<Option<String>> = previous.iter().map(|o| o.map(|i| format!("m{i}"))).collect();
+            let owners = balanced(partitions, &members, &previous);
+            prop_assert_eq!(owners.len(), partitions);
+            let counts: Vec<usize> =
+                members.iter().map(|m| owners.iter().filter(|o| o.as_deref() == Some(m.as_str())).count()).collect();
+            prop_assert!(owners.iter().all(|o| o.as_ref().is_some_and(|id| members.contains(id))));
+            prop_assert!(counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1);
+            // Stable: computed again from its own result, nothing moves.
+            prop_assert_eq!(balanced(partitions, &members, &owners), owners.clone());
+            // Sticky: a partition moves only if its previous owner is gone
+            // or had more than its share.
+            for p in 0..partitions {
+                if let Some(Some(prev)) = previous.get(p) {
+                    if members.contains(prev) && owners[p].as_ref() != Some(prev) {
+                        let kept = (0..p).filter(|&q| previous.get(q).cloned().flatten().as_ref() == Some(prev)
+                            && owners[q].as_ref() == Some(prev)).count();
+                        let i = members.iter().position(|m| m == prev).unwrap();
+                        let share = partitions / members.len() + usize::from(i < partitions % members.len());
+                        prop_assert!(kept >= share, "partition {} left {} under its share", p, prev);
+                    }
+                }
+            }
+        }
+    }
+}
