@@ -35,6 +35,11 @@ enum Command {
     /// collect the result rows of an output stream.
     #[command(subcommand)]
     Nats(nats::NatsCommand),
+    /// Join group G as a worker: run the workload's job for the partitions
+    /// of S the group assigns this process, publish every result row to O
+    /// exactly once, and exit 0 once every partition of S has ended and its
+    /// output is committed, by whichever worker.
+    Worker(nats::WorkerArgs),
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -166,6 +171,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Bench(args) => bench::bench(args),
         Command::BenchOne(args) => bench::bench_one(args),
         Command::Nats(cmd) => nats::command(cmd),
+        Command::Worker(args) => nats::worker(args),
     }
 }
 

@@ -253,3 +253,112 @@ impl<T: Clone + Send + 'static, A: Sink<T>, B: Sink<T>> Sink<T> for Both<A, B> {
         self.1.restore(id, &b)
     }
 }
+
+#[derive(clap::Args, Debug)]
+pub(super) struct WorkerArgs {
+    /// Which workload.
+    #[arg(value_enum)]
+    workload: Wl,
+    /// Number of events N (part of the job's declared configuration).
+    #[arg(long, default_value_t = 20_000_000, value_parser = clap::value_parser!(u64).range(0..=super::MAX_EVENTS))]
+    events: u64,
+    /// Distinct keys K.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    keys: u64,
+    /// Events per second of event time R.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    rate: u64,
+    /// Maximum disorder D, ms.
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=super::MAX_MS))]
+    disorder: u64,
+    /// Watermark bound B, ms (default: --disorder).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=super::MAX_MS))]
+    bound: Option<u64>,
+    /// Session gap G, ms (wl3).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=super::MAX_MS as i64))]
+    gap: i64,
+    /// Window-manager instances per partition's job.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    parallelism: u64,
+    /// Cap the rate of the whole input (events per second of wall time,
+    /// shared evenly by the partitions).
+    #[arg(long, value_parser = super::parse_throttle)]
+    throttle: Option<f64>,
+    /// Time between checkpoints of each partition, ms.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    checkpoint_interval_ms: u64,
+    /// NATS server URL.
+    #[arg(long, value_name = "URL")]
+    nats: String,
+    /// Group G: the workers that share the input's partitions.
+    #[arg(long, value_name = "G")]
+    group: String,
+    /// Input stream S (written by `weir nats publish`).
+    #[arg(long, value_name = "S")]
+    input: String,
+    /// Output stream O: every result row, exactly once (`weir nats collect`).
+    #[arg(long, value_name = "O")]
+    output: String,
+    /// A member whose lease is not renewed for this long is gone, ms.
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    lease_ms: u64,
+}
+
+/// `weir worker`: a member of group G running the workload's job for the
+/// partitions of S the group assigns it, until every partition is done.
+pub(super) fn worker(a: WorkerArgs) -> ExitCode {
+    use weir::nats::{run_worker, Format, Group, JetStreamSink, JetStreamSource, WorkerConfig};
+    use weir_harness::workload::{self, Workload, WorkloadOutputs, WorkloadSpec};
+    let run = || -> Result<weir::nats::WorkerReport, NatsError> {
+        let nats = Nats::connect(&a.nats)?;
+        let partitions = nats.partitions(&a.input)?;
+        let group = Group::join(&nats, &a.group, partitions, Duration::from_millis(a.lease_ms))?;
+        eprintln!("worker {} joined group {} ({partitions} partitions)", group.member(), a.group);
+        let workload = match a.workload {
+            Wl::Wl1 => Workload::Wl1,
+            Wl::Wl2 => Workload::Wl2,
+            Wl::Wl3 => Workload::Wl3,
+        };
+        let spec = WorkloadSpec {
+            stream: StreamParams { events: a.events, keys: a.keys, rate: a.rate, disorder: a.disorder },
+            bound: a.bound.unwrap_or(a.disorder) as i64,
+            gap: a.gap,
+            parallelism: a.parallelism as usize,
+            ..WorkloadSpec::new(workload)
+        };
+        let per_partition = a.throttle.map_or(f64::INFINITY, |t| t / partitions as f64);
+        let config = WorkerConfig { checkpoint_interval: Duration::from_millis(a.checkpoint_interval_ms), retain: 3 };
+        let (input, output) = (a.input.clone(), a.output.clone());
+        let mut make = |p: usize, ckpt: weir::CheckpointConfig, guard| -> Result<weir::Job, String> {
+            let spec = WorkloadSpec { checkpoint: Some(ckpt), ..spec.clone() };
+            let job = workload::job(&spec).configuration("input", format!("nats {input} partition {p}"));
+            let (from, input) = (nats.clone(), input.clone());
+            let events = job.parallel_source(
+                "nats",
+                1,
+                move |_| {
+                    weir::Throttled::new(
+                        JetStreamSource::<Event>::partition(&from, &input, p, Format::Frames),
+                        per_partition,
+                    )
+                },
+                |e: &Event| e.ts,
+                workload::watermarks(&spec),
+            );
+            let sink = JetStreamSink::<Row>::new(&nats, &output, &format!("p{p}")).map_err(|e| e.to_string())?;
+            workload::pipeline(events, &spec, &WorkloadOutputs::default(), sink.with_guard(guard));
+            job.build().map_err(|e| e.to_string())
+        };
+        run_worker(&group, &config, &mut make)
+    };
+    match run() {
+        Ok(r) => {
+            eprintln!("worker done: finished partitions {:?}, gave up {:?}", r.finished, r.given_up);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

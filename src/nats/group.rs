@@ -43,6 +43,7 @@ impl Assignment {
 #[derive(Debug, Clone)]
 pub struct Group {
     nats: Nats,
+    name: String,
     bucket: String,
     member: String,
     partitions: usize,
@@ -85,9 +86,26 @@ impl Group {
             }
             Ok(())
         })?;
-        let g = Group { nats: nats.clone(), bucket, member: member.to_string(), partitions, lease };
+        let g = Group {
+            nats: nats.clone(),
+            name: group.to_string(),
+            bucket,
+            member: member.to_string(),
+            partitions,
+            lease,
+        };
         g.heartbeat()?;
         Ok(g)
+    }
+
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The connection.
+    pub fn nats(&self) -> &Nats {
+        &self.nats
     }
 
     /// This member's id.
@@ -215,6 +233,162 @@ impl Group {
             }
             // Another member wrote first: read again.
         }
+    }
+}
+
+/// Who holds a partition's state now: written by compare-and-swap when a
+/// member takes the partition over (a new epoch) and each time it
+/// completes a checkpoint of it (the newest complete one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ownership {
+    /// The member.
+    pub member: String,
+    /// Grows by one on every takeover.
+    pub epoch: u64,
+    /// The partition's newest complete checkpoint: (the epoch that wrote
+    /// it, its sequence).
+    pub latest: Option<(u64, u64)>,
+}
+
+/// A member's hold on one partition: the ownership it wrote and the KV
+/// revision of that write, which the next write must still match.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The partition.
+    pub partition: usize,
+    /// What was written.
+    pub ownership: Ownership,
+    /// Its revision.
+    pub revision: u64,
+}
+
+/// Why a write on behalf of a partition was refused.
+pub(crate) enum Fenced {
+    /// Another member took the partition over.
+    Lost,
+    /// NATS failed.
+    Error(NatsError),
+}
+
+fn owner_key(p: usize) -> String {
+    format!("owner.{p}")
+}
+
+fn done_key(p: usize) -> String {
+    format!("done.{p}")
+}
+
+impl Group {
+    /// Takes partition `p` over: a new epoch of its ownership, keeping its
+    /// newest checkpoint. From here on a member that held it before can
+    /// complete no checkpoint of it.
+    pub fn claim(&self, p: usize) -> Result<Claim, NatsError> {
+        let (b, k, me) = (self.bucket.clone(), owner_key(p), self.member.clone());
+        self.nats.call(move |js| async move {
+            let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
+            loop {
+                let entry = store.entry(&k).await.map_err(|e| NatsError::jetstream(format!("{b} {k}"), e))?;
+                let (previous, revision) = match entry {
+                    Some(e) if matches!(e.operation, kv::Operation::Put) => {
+                        let o: Ownership = serde_json::from_slice(&e.value).map_err(|err| {
+                            NatsError::jetstream(format!("{b} {k}"), format!("not an ownership: {err}"))
+                        })?;
+                        (Some(o), e.revision)
+                    }
+                    Some(e) => (None, e.revision),
+                    None => (None, 0),
+                };
+                let ownership = Ownership {
+                    member: me.clone(),
+                    epoch: previous.as_ref().map_or(1, |o| o.epoch + 1),
+                    latest: previous.and_then(|o| o.latest),
+                };
+                let value = serde_json::to_vec(&ownership).map_err(|e| NatsError::jetstream(&k, e))?;
+                let written = if revision == 0 {
+                    match store.create(&k, value.into()).await {
+                        Ok(r) => Some(r),
+                        Err(e) if matches!(e.kind(), kv::CreateErrorKind::AlreadyExists) => None,
+                        Err(e) => return Err(NatsError::jetstream(format!("{b} {k}"), e)),
+                    }
+                } else {
+                    match store.update(&k, value.into(), revision).await {
+                        Ok(r) => Some(r),
+                        Err(e) if matches!(e.kind(), kv::UpdateErrorKind::WrongLastRevision) => None,
+                        Err(e) => return Err(NatsError::jetstream(format!("{b} {k}"), e)),
+                    }
+                };
+                match written {
+                    Some(revision) => return Ok(Claim { partition: p, ownership, revision }),
+                    // Someone else wrote in between: read again.
+                    None => continue,
+                }
+            }
+        })
+    }
+
+    /// Records checkpoint `seq` as `claim`'s partition's newest, if the
+    /// claim still holds (compare-and-swap on the revision it wrote).
+    pub(crate) fn record_checkpoint(&self, claim: &mut Claim, seq: u64) -> Result<(), Fenced> {
+        let mut next = claim.ownership.clone();
+        next.latest = Some((claim.ownership.epoch, seq));
+        let value = serde_json::to_vec(&next).map_err(|e| Fenced::Error(NatsError::jetstream("ownership", e)))?;
+        let (b, k, revision) = (self.bucket.clone(), owner_key(claim.partition), claim.revision);
+        let res = self.nats.call(move |js| async move {
+            let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
+            match store.update(&k, value.into(), revision).await {
+                Ok(r) => Ok(Some(r)),
+                Err(e) if matches!(e.kind(), kv::UpdateErrorKind::WrongLastRevision) => Ok(None),
+                Err(e) => Err(NatsError::jetstream(format!("{b} {k}"), e)),
+            }
+        });
+        match res {
+            Ok(Some(r)) => {
+                claim.revision = r;
+                claim.ownership = next;
+                Ok(())
+            }
+            Ok(None) => Err(Fenced::Lost),
+            Err(e) => Err(Fenced::Error(e)),
+        }
+    }
+
+    /// Whether `claim` still holds its partition (no takeover since).
+    pub fn holds(&self, claim: &Claim) -> Result<bool, NatsError> {
+        let (b, k) = (self.bucket.clone(), owner_key(claim.partition));
+        let (member, epoch) = (claim.ownership.member.clone(), claim.ownership.epoch);
+        self.nats.call(move |js| async move {
+            let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
+            let v = store.get(&k).await.map_err(|e| NatsError::jetstream(format!("{b} {k}"), e))?;
+            Ok(v.and_then(|v| serde_json::from_slice::<Ownership>(&v).ok())
+                .is_some_and(|o| o.member == member && o.epoch == epoch))
+        })
+    }
+
+    /// Marks partition `p` finished: its input ended and its output is
+    /// committed.
+    pub fn mark_done(&self, p: usize) -> Result<(), NatsError> {
+        let (b, k) = (self.bucket.clone(), done_key(p));
+        self.nats.call(move |js| async move {
+            let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
+            store.put(&k, "true".into()).await.map_err(|e| NatsError::jetstream(format!("{b} {k}"), e))?;
+            Ok(())
+        })
+    }
+
+    /// The partitions marked finished.
+    pub fn done(&self) -> Result<Vec<usize>, NatsError> {
+        let b = self.bucket.clone();
+        self.nats.call(move |js| async move {
+            let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
+            let mut keys = store.keys().await.map_err(|e| NatsError::jetstream(&b, e))?;
+            let mut done = Vec::new();
+            while let Some(k) = keys.next().await {
+                let k = k.map_err(|e| NatsError::jetstream(&b, e))?;
+                done.extend(k.strip_prefix("done.").and_then(|p| p.parse::<usize>().ok()));
+            }
+            done.sort_unstable();
+            Ok(done)
+        })
     }
 }
 

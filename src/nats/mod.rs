@@ -48,12 +48,14 @@ mod group;
 mod sink;
 mod source;
 mod state;
+mod worker;
 
 pub use client::{Nats, NatsError};
-pub use group::{balanced, Assignment, Group};
+pub use group::{balanced, Assignment, Claim, Group, Ownership};
 pub use sink::JetStreamSink;
 pub use source::JetStreamSource;
 pub use state::JetStreamBackend;
+pub use worker::{run_worker, MakeJob, PartitionBackend, WorkerConfig, WorkerReport};
 
 /// The header that marks a partition's end (value `true`): the source
 /// ends its partition there, after every record before it.

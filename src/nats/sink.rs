@@ -60,6 +60,9 @@ pub struct JetStreamSink<T> {
     pending: BTreeMap<u64, Epoch>,
     /// The stream's last sequence after this sink's last publish.
     published: u64,
+    /// Asked before publishing what no checkpoint covers (the end of
+    /// input): false refuses (a worker that lost its partition).
+    guard: Option<std::sync::Arc<dyn Fn() -> bool + Send + Sync>>,
     _t: PhantomData<fn(T)>,
 }
 
@@ -150,8 +153,17 @@ impl<T: Serialize + Send + 'static> JetStreamSink<T> {
             rows: Vec::new(),
             pending: BTreeMap::new(),
             published: 0,
+            guard: None,
             _t: PhantomData,
         })
+    }
+
+    /// Asks `guard` before publishing at the end of input what no
+    /// checkpoint covers, and fails instead if it says no: a group worker
+    /// passes one that says whether it still holds its partition.
+    pub fn with_guard(mut self, guard: std::sync::Arc<dyn Fn() -> bool + Send + Sync>) -> Self {
+        self.guard = Some(guard);
+        self
     }
 
     fn seal_frame(&mut self) -> Result<(), SinkError> {
@@ -267,6 +279,12 @@ impl<T: Serialize + Send + 'static> Sink<T> for JetStreamSink<T> {
     }
 
     fn finish(&mut self) -> Result<(), SinkError> {
+        if self.guard.as_ref().is_some_and(|g| !g()) {
+            return Err(SinkError::Other(format!(
+                "JetStream sink {}: not publishing the end of input: the partition belongs to another worker now",
+                self.subject
+            )));
+        }
         self.seal_frame()?;
         let frames = std::mem::take(&mut self.frames);
         let mut due: Vec<(u64, Epoch)> = std::mem::take(&mut self.pending).into_iter().collect();

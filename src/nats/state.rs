@@ -33,25 +33,32 @@ pub struct JetStreamBackend {
     nats: Nats,
     kv: String,
     objects: String,
+    /// Before every key and object name (several backends in one pair of
+    /// buckets).
+    prefix: String,
     retain: usize,
 }
 
-fn key(seq: u64) -> String {
-    format!("chk-{seq:010}")
+fn key_in(prefix: &str, seq: u64) -> String {
+    format!("{prefix}chk-{seq:010}")
 }
 
-fn object(seq: u64, actor: &str) -> String {
-    format!("{}/{actor}", key(seq))
-}
-
-fn seq_of(name: &str) -> Option<u64> {
-    name.strip_prefix("chk-")?.split('/').next()?.parse().ok()
+fn seq_in(prefix: &str, name: &str) -> Option<u64> {
+    name.strip_prefix(prefix)?.strip_prefix("chk-")?.split('/').next()?.parse().ok()
 }
 
 impl JetStreamBackend {
     /// Opens (creating them if needed) the buckets of job `name` (letters,
     /// digits, `-` and `_`), keeping the newest `retain` checkpoints.
     pub fn open(nats: &Nats, name: &str, retain: usize) -> Result<Self, StateError> {
+        Self::open_prefixed(nats, name, "", retain)
+    }
+
+    /// Like [`Self::open`], with every key and object name of this backend
+    /// starting with `prefix` (letters, digits, `-`, `_`, `.`), so that
+    /// several backends share one pair of buckets without seeing each
+    /// other's checkpoints.
+    pub fn open_prefixed(nats: &Nats, name: &str, prefix: &str, retain: usize) -> Result<Self, StateError> {
         let (kv_bucket, obj_bucket) = (format!("weir-ckpt-{name}"), format!("weir-snap-{name}"));
         let (k, o) = (kv_bucket.clone(), obj_bucket.clone());
         nats.call(move |js| async move {
@@ -71,7 +78,21 @@ impl JetStreamBackend {
             path: PathBuf::from(&kv_bucket),
             source: std::io::Error::other(e.to_string()),
         })?;
-        Ok(JetStreamBackend { nats: nats.clone(), kv: kv_bucket, objects: obj_bucket, retain: retain.max(1) })
+        Ok(JetStreamBackend {
+            nats: nats.clone(),
+            kv: kv_bucket,
+            objects: obj_bucket,
+            prefix: prefix.to_string(),
+            retain: retain.max(1),
+        })
+    }
+
+    fn key(&self, seq: u64) -> String {
+        key_in(&self.prefix, seq)
+    }
+
+    fn object(&self, seq: u64, actor: &str) -> String {
+        format!("{}/{actor}", self.key(seq))
     }
 
     /// A factory for [`weir_actors::CheckpointConfig::with_backend`]: the
@@ -92,7 +113,7 @@ impl JetStreamBackend {
 
     /// The sequences of the checkpoints whose manifest is in KV, newest first.
     fn complete(&self) -> Result<Vec<u64>, StateError> {
-        let bucket = self.kv.clone();
+        let (bucket, prefix) = (self.kv.clone(), self.prefix.clone());
         let mut seqs = self
             .nats
             .call(move |js| async move {
@@ -101,7 +122,7 @@ impl JetStreamBackend {
                 let mut seqs = Vec::new();
                 while let Some(k) = keys.next().await {
                     let k = k.map_err(|e| NatsError::jetstream(&bucket, e))?;
-                    seqs.extend(seq_of(&k));
+                    seqs.extend(seq_in(&prefix, &k));
                 }
                 Ok(seqs)
             })
@@ -113,19 +134,20 @@ impl JetStreamBackend {
     /// Deletes the manifests of `seqs` and every object of a checkpoint
     /// that is older than `before` and not in `keep`.
     fn clean(&self, drop: Vec<u64>, keep: Vec<u64>, before: u64) -> Result<(), StateError> {
-        let (kvb, ob) = (self.kv.clone(), self.objects.clone());
+        let (kvb, ob, prefix) = (self.kv.clone(), self.objects.clone(), self.prefix.clone());
         self.nats
             .call(move |js| async move {
                 let store = js.get_key_value(&kvb).await.map_err(|e| NatsError::jetstream(&kvb, e))?;
                 for s in &drop {
-                    store.purge(key(*s)).await.map_err(|e| NatsError::jetstream(format!("{kvb} {}", key(*s)), e))?;
+                    let k = key_in(&prefix, *s);
+                    store.purge(&k).await.map_err(|e| NatsError::jetstream(format!("{kvb} {k}"), e))?;
                 }
                 let objects = js.get_object_store(&ob).await.map_err(|e| NatsError::jetstream(&ob, e))?;
                 let mut list = objects.list().await.map_err(|e| NatsError::jetstream(&ob, e))?;
                 let mut gone = Vec::new();
                 while let Some(info) = list.next().await {
                     let info = info.map_err(|e| NatsError::jetstream(&ob, e))?;
-                    if seq_of(&info.name).is_some_and(|s| s < before && !keep.contains(&s)) {
+                    if seq_in(&prefix, &info.name).is_some_and(|s| s < before && !keep.contains(&s)) {
                         gone.push(info.name);
                     }
                 }
@@ -138,22 +160,21 @@ impl JetStreamBackend {
     }
 
     /// Checkpoint `seq` read back: its manifest and every snapshot.
-    fn read(&self, seq: u64) -> Result<RestoredCheckpoint, StateError> {
-        let (kvb, ob) = (self.kv.clone(), self.objects.clone());
+    pub(crate) fn read(&self, seq: u64) -> Result<RestoredCheckpoint, StateError> {
+        let (kvb, ob, k) = (self.kv.clone(), self.objects.clone(), self.key(seq));
         let got = self.nats.call(move |js| async move {
             let store = js.get_key_value(&kvb).await.map_err(|e| NatsError::jetstream(&kvb, e))?;
             let bytes = store
-                .get(key(seq))
+                .get(&k)
                 .await
-                .map_err(|e| NatsError::jetstream(format!("{kvb} {}", key(seq)), e))?
-                .ok_or_else(|| NatsError::jetstream(format!("{kvb} {}", key(seq)), "gone"))?;
-            let meta: CheckpointMeta = rmp_serde::from_slice(&bytes).map_err(|e| {
-                NatsError::jetstream(format!("{kvb} {}", key(seq)), format!("not a checkpoint manifest: {e}"))
-            })?;
+                .map_err(|e| NatsError::jetstream(format!("{kvb} {k}"), e))?
+                .ok_or_else(|| NatsError::jetstream(format!("{kvb} {k}"), "gone"))?;
+            let meta: CheckpointMeta = rmp_serde::from_slice(&bytes)
+                .map_err(|e| NatsError::jetstream(format!("{kvb} {k}"), format!("not a checkpoint manifest: {e}")))?;
             let objects = js.get_object_store(&ob).await.map_err(|e| NatsError::jetstream(&ob, e))?;
             let mut snapshots = HashMap::new();
             for actor in &meta.actors {
-                let name = object(seq, actor);
+                let name = format!("{k}/{actor}");
                 let mut o = objects.get(&name).await.map_err(|e| NatsError::jetstream(format!("{ob} {name}"), e))?;
                 let mut buf = Vec::new();
                 o.read_to_end(&mut buf).await.map_err(|e| NatsError::jetstream(format!("{ob} {name}"), e))?;
@@ -163,14 +184,14 @@ impl JetStreamBackend {
         });
         match got {
             Ok((meta, snapshots)) => Ok(RestoredCheckpoint { meta, snapshots, skipped: Vec::new() }),
-            Err(e) => Err(StateError::Corrupt { path: self.path(&key(seq)), reason: e.to_string() }),
+            Err(e) => Err(StateError::Corrupt { path: self.path(&self.key(seq)), reason: e.to_string() }),
         }
     }
 }
 
 impl StateBackend for JetStreamBackend {
     fn write_snapshot(&mut self, id: CheckpointId, actor: &str, bytes: &[u8]) -> Result<u64, StateError> {
-        let (ob, name, data) = (self.objects.clone(), object(id.seq, actor), bytes.to_vec());
+        let (ob, name, data) = (self.objects.clone(), self.object(id.seq, actor), bytes.to_vec());
         let len = data.len() as u64;
         self.nats
             .call(move |js| async move {
@@ -181,23 +202,23 @@ impl StateBackend for JetStreamBackend {
                     .map_err(|e| NatsError::jetstream(format!("{ob} {name}"), e))?;
                 Ok(())
             })
-            .map_err(|e| self.io(&object(id.seq, actor), e))?;
+            .map_err(|e| self.io(&self.object(id.seq, actor), e))?;
         Ok(len)
     }
 
     fn commit(&mut self, meta: &CheckpointMeta) -> Result<(), StateError> {
         let bytes = rmp_serde::to_vec(meta).map_err(|e| StateError::Corrupt {
-            path: self.path(&key(meta.id.seq)),
+            path: self.path(&self.key(meta.id.seq)),
             reason: format!("the manifest does not encode: {e}"),
         })?;
-        let (kvb, k) = (self.kv.clone(), key(meta.id.seq));
+        let (kvb, k) = (self.kv.clone(), self.key(meta.id.seq));
         self.nats
             .call(move |js| async move {
                 let store = js.get_key_value(&kvb).await.map_err(|e| NatsError::jetstream(&kvb, e))?;
                 store.put(&k, bytes.into()).await.map_err(|e| NatsError::jetstream(format!("{kvb} {k}"), e))?;
                 Ok(())
             })
-            .map_err(|e| self.io(&key(meta.id.seq), e))?;
+            .map_err(|e| self.io(&self.key(meta.id.seq), e))?;
         let complete = self.complete()?;
         let keep: Vec<u64> = complete.iter().copied().take(self.retain).collect();
         let drop: Vec<u64> = complete.iter().copied().skip(self.retain).collect();
@@ -205,7 +226,7 @@ impl StateBackend for JetStreamBackend {
     }
 
     fn abort(&mut self, id: CheckpointId) -> Result<(), StateError> {
-        let (ob, prefix) = (self.objects.clone(), format!("{}/", key(id.seq)));
+        let (ob, prefix) = (self.objects.clone(), format!("{}/", self.key(id.seq)));
         self.nats
             .call(move |js| async move {
                 let objects = js.get_object_store(&ob).await.map_err(|e| NatsError::jetstream(&ob, e))?;
@@ -222,7 +243,7 @@ impl StateBackend for JetStreamBackend {
                 }
                 Ok(())
             })
-            .map_err(|e| self.io(&key(id.seq), e))
+            .map_err(|e| self.io(&self.key(id.seq), e))
     }
 
     fn latest(&self) -> Result<Option<RestoredCheckpoint>, StateError> {
@@ -249,9 +270,11 @@ mod tests {
 
     #[test]
     fn names_carry_their_sequence() {
-        assert_eq!(key(7), "chk-0000000007");
-        assert_eq!(seq_of(&object(7, "windows#1")), Some(7));
-        assert_eq!(seq_of("chk-0000000012"), Some(12));
-        assert_eq!(seq_of("other"), None);
+        assert_eq!(key_in("", 7), "chk-0000000007");
+        assert_eq!(seq_in("", &format!("{}/windows#1", key_in("", 7))), Some(7));
+        assert_eq!(seq_in("e2.", "e2.chk-0000000012"), Some(12));
+        assert_eq!(seq_in("e2.", "e3.chk-0000000012"), None);
+        assert_eq!(seq_in("", "e3.chk-0000000012"), None);
+        assert_eq!(seq_in("", "other"), None);
     }
 }

@@ -451,3 +451,74 @@ fn group_members_share_partitions_by_compare_and_swap_and_take_over_a_dead_membe
     d.leave().unwrap();
     assert_eq!(members[0].members().unwrap(), ["a", "b"]);
 }
+
+/// Starts `weir worker` with `args`, its stderr in `log`.
+fn worker(args: &[&str], log: &Path) -> Child {
+    let err = std::fs::File::create(log).unwrap();
+    weir(args).stdout(Stdio::null()).stderr(err).spawn().unwrap()
+}
+
+#[test]
+fn a_group_of_workers_is_exactly_once_through_a_kill_a_replacement_and_a_freeze() {
+    let Some(server) = server() else { return };
+    let url = server.url.as_str();
+    let (code, _, err) =
+        run(&["nats", "publish", "wl1", "--events", "3000000", "--nats", url, "--stream", "gin", "--partitions", "8"]);
+    assert_eq!(code, 0, "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let log = |name: &str| dir.path().join(name);
+    let args = [
+        "worker",
+        "wl1",
+        "--events",
+        "3000000",
+        "--nats",
+        url,
+        "--group",
+        "g",
+        "--input",
+        "gin",
+        "--output",
+        "gout",
+        "--throttle",
+        "400000",
+        "--checkpoint-interval-ms",
+        "100",
+        "--lease-ms",
+        "1000",
+    ];
+    let mut first = worker(&args, &log("w1"));
+    let mut frozen = worker(&args, &log("w2"));
+    let mut third = worker(&args, &log("w3"));
+    std::thread::sleep(Duration::from_millis(1500));
+    // One is SIGKILLed and replaced (a member joins mid-run) ...
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let mut replacement = worker(&args, &log("w4"));
+    std::thread::sleep(Duration::from_millis(500));
+    // ... one is frozen past its lease, then resumed: its partitions have
+    // moved, so it must commit nothing more for them.
+    let pid = frozen.id().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    std::thread::sleep(Duration::from_millis(3000));
+    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    for (name, child) in [("w2", &mut frozen), ("w3", &mut third), ("w4", &mut replacement)] {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "{name} did not finish");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let text = std::fs::read_to_string(log(name)).unwrap();
+        assert!(status.success(), "{name} failed:\n{text}");
+    }
+    let frozen_log = std::fs::read_to_string(log("w2")).unwrap();
+    assert!(frozen_log.contains("lease lapsed"), "the frozen worker noticed:\n{frozen_log}");
+
+    let (code, out, err) = run(&["nats", "collect", "--nats", url, "--stream", "gout"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("duplicates"), "{out}");
+    assert_eq!(out.lines().last(), Some(WL1_K16), "{out}");
+}

@@ -1,0 +1,213 @@
+//! A worker of a group: runs a job for each partition the group assigns
+//! it, with the partition's state in JetStream, fenced by its claim.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use weir_actors::{
+    BackendFactory, CheckpointConfig, CheckpointId, CheckpointMeta, Job, JobHandle, RestoredCheckpoint, StateBackend,
+    StateError,
+};
+
+use super::group::{Claim, Fenced, Group};
+use super::{JetStreamBackend, NatsError};
+
+/// The state of one partition of a group: snapshots and manifests in the
+/// group's JetStream buckets under the prefix of the epoch that wrote
+/// them, and a checkpoint complete only once the claim records it in the
+/// partition's ownership key by compare-and-swap. A member whose claim was
+/// taken over (it froze past its lease, say) completes no checkpoint: its
+/// sinks publish nothing more.
+#[derive(Debug)]
+pub struct PartitionBackend {
+    group: Group,
+    claim: Arc<Mutex<Claim>>,
+    inner: JetStreamBackend,
+    retain: usize,
+}
+
+fn bucket_name(group: &Group, p: usize) -> String {
+    format!("{}-p{p}", group.name())
+}
+
+fn prefix(epoch: u64) -> String {
+    format!("e{epoch}.")
+}
+
+impl PartitionBackend {
+    /// The backend of `claim`'s partition.
+    pub fn new(group: &Group, claim: Arc<Mutex<Claim>>, retain: usize) -> Result<Self, StateError> {
+        let (p, epoch) = {
+            let c = claim.lock().expect("claim");
+            (c.partition, c.ownership.epoch)
+        };
+        let inner = JetStreamBackend::open_prefixed(group.nats(), &bucket_name(group, p), &prefix(epoch), retain)?;
+        Ok(PartitionBackend { group: group.clone(), claim, inner, retain })
+    }
+
+    /// A factory for the partition's `CheckpointConfig`.
+    pub fn factory(group: &Group, claim: Arc<Mutex<Claim>>, retain: usize) -> BackendFactory {
+        let g = group.clone();
+        let p = claim.lock().expect("claim").partition;
+        let describe = format!("{} group {} partition {p}", group.nats().url(), group.name());
+        BackendFactory::new(describe, move || {
+            Ok(Box::new(PartitionBackend::new(&g, Arc::clone(&claim), retain)?) as Box<dyn StateBackend>)
+        })
+    }
+
+    fn fenced(&self, what: &str, e: Fenced) -> StateError {
+        let p = self.claim.lock().map(|c| c.partition).unwrap_or_default();
+        let reason = match e {
+            Fenced::Lost => format!("partition {p} was taken over by another member of group {}", self.group.name()),
+            Fenced::Error(e) => e.to_string(),
+        };
+        StateError::Io { path: what.into(), source: std::io::Error::other(reason) }
+    }
+}
+
+impl StateBackend for PartitionBackend {
+    fn write_snapshot(&mut self, id: CheckpointId, actor: &str, bytes: &[u8]) -> Result<u64, StateError> {
+        self.inner.write_snapshot(id, actor, bytes)
+    }
+
+    fn commit(&mut self, meta: &CheckpointMeta) -> Result<(), StateError> {
+        self.inner.commit(meta)?;
+        let mut claim = self.claim.lock().expect("claim");
+        let res = self.group.record_checkpoint(&mut claim, meta.id.seq);
+        drop(claim);
+        res.map_err(|e| self.fenced("ownership", e))
+    }
+
+    fn abort(&mut self, id: CheckpointId) -> Result<(), StateError> {
+        self.inner.abort(id)
+    }
+
+    fn latest(&self) -> Result<Option<RestoredCheckpoint>, StateError> {
+        let (p, latest) = {
+            let c = self.claim.lock().expect("claim");
+            (c.partition, c.ownership.latest)
+        };
+        let Some((epoch, seq)) = latest else { return Ok(None) };
+        let at = JetStreamBackend::open_prefixed(
+            self.group.nats(),
+            &bucket_name(&self.group, p),
+            &prefix(epoch),
+            self.retain,
+        )?;
+        at.read(seq).map(Some)
+    }
+}
+
+/// What a worker runs: the job of one partition, checkpointing with the
+/// given configuration (its state backend is the partition's), and a
+/// guard its sinks may consult before they publish what no checkpoint
+/// covers (true while this worker still holds the partition).
+pub type MakeJob<'a> =
+    dyn FnMut(usize, CheckpointConfig, Arc<dyn Fn() -> bool + Send + Sync>) -> Result<Job, String> + 'a;
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Time between checkpoints of each partition's job.
+    pub checkpoint_interval: Duration,
+    /// Checkpoints kept per partition and epoch.
+    pub retain: usize,
+}
+
+/// What a worker did.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerReport {
+    /// Partitions whose job this worker ran to its end.
+    pub finished: Vec<usize>,
+    /// Partitions it gave up (moved away, fenced, or failed and retried).
+    pub given_up: Vec<usize>,
+}
+
+struct Running {
+    handle: JobHandle,
+    claim: Arc<Mutex<Claim>>,
+}
+
+/// Runs as a member of `group` until every partition is done: renews the
+/// lease a few times per lease, rebalances, starts the job of each
+/// partition assigned to it (restored from the partition's newest
+/// checkpoint, whoever wrote it), stops the job of each partition assigned
+/// away, marks a partition done when its job completes, and leaves the
+/// group at the end. A worker that finds its lease lapsed (it was frozen)
+/// cancels every job at once: the group has moved its partitions.
+pub fn run_worker(group: &Group, config: &WorkerConfig, make: &mut MakeJob<'_>) -> Result<WorkerReport, NatsError> {
+    let mut report = WorkerReport::default();
+    let mut running: BTreeMap<usize, Running> = BTreeMap::new();
+    let tick = group.lease() / 4;
+    let mut last_beat = Instant::now();
+    loop {
+        // Frozen past the lease: everything it runs may belong to others now.
+        if last_beat.elapsed() > group.lease() {
+            tracing::warn!(member = group.member(), "lease lapsed: cancelling every partition's job");
+            for (p, r) in std::mem::take(&mut running) {
+                r.handle.cancel();
+                let _ = r.handle.wait_blocking();
+                report.given_up.push(p);
+            }
+        }
+        group.heartbeat()?;
+        last_beat = Instant::now();
+        let mut done = group.done()?;
+        if done.len() >= group.partitions() && running.is_empty() {
+            group.leave()?;
+            return Ok(report);
+        }
+        let assignment = group.rebalance()?;
+        let mine = assignment.owned_by(group.member());
+        // Jobs that ended, or whose partition is no longer ours.
+        let ended: Vec<usize> =
+            running.iter().filter(|(p, r)| r.handle.is_finished() || !mine.contains(p)).map(|(p, _)| *p).collect();
+        for p in ended {
+            let r = running.remove(&p).expect("listed");
+            if !r.handle.is_finished() {
+                r.handle.cancel();
+            }
+            let moved = !mine.contains(&p);
+            match r.handle.wait_blocking() {
+                Ok(_) if group.holds(&r.claim.lock().expect("claim"))? => {
+                    group.mark_done(p)?;
+                    done.push(p);
+                    report.finished.push(p);
+                }
+                Ok(_) => report.given_up.push(p),
+                Err(_) if moved => {
+                    tracing::info!(partition = p, member = group.member(), "partition moved to another member");
+                    report.given_up.push(p);
+                }
+                Err(e) => {
+                    tracing::warn!(partition = p, error = %e, "partition job failed; it starts again from its checkpoint");
+                    report.given_up.push(p);
+                }
+            }
+        }
+        // Partitions to start.
+        for p in mine {
+            if running.contains_key(&p) || done.contains(&p) {
+                continue;
+            }
+            let claim = Arc::new(Mutex::new(group.claim(p)?));
+            let factory = PartitionBackend::factory(group, Arc::clone(&claim), config.retain);
+            let ckpt = CheckpointConfig::new(format!("{}-p{p}", group.name()), config.checkpoint_interval)
+                .with_backend(factory);
+            let (g, c) = (group.clone(), Arc::clone(&claim));
+            let guard: Arc<dyn Fn() -> bool + Send + Sync> =
+                Arc::new(move || c.lock().map(|c| g.holds(&c).unwrap_or(false)).unwrap_or(false));
+            let job = make(p, ckpt, guard).map_err(|e| NatsError::jetstream(format!("partition {p}"), e))?;
+            let handle = job.spawn().map_err(|e| NatsError::jetstream(format!("partition {p}"), e))?;
+            tracing::info!(
+                partition = p,
+                member = group.member(),
+                epoch = claim.lock().expect("claim").ownership.epoch,
+                "partition started"
+            );
+            running.insert(p, Running { handle, claim });
+        }
+        std::thread::sleep(tick);
+    }
+}
