@@ -54,7 +54,7 @@ pub(super) struct PublishArgs {
     /// Maximum disorder D, ms.
     #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=super::MAX_MS))]
     disorder: u64,
-    /// NATS server URL.
+    /// NATS server URL (comma-separated URLs of a cluster's servers).
     #[arg(long, value_name = "URL")]
     nats: String,
     /// Stream name S (subjects S.0 … S.{P-1}).
@@ -63,11 +63,14 @@ pub(super) struct PublishArgs {
     /// Partitions P: fixed for the life of the stream.
     #[arg(long, value_name = "P", value_parser = clap::value_parser!(u64).range(1..=4096))]
     partitions: u64,
+    /// Replicas of the stream (3 on a 3-node cluster).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=5))]
+    replicas: u64,
 }
 
 #[derive(clap::Args, Debug)]
 pub(super) struct CollectArgs {
-    /// NATS server URL.
+    /// NATS server URL (comma-separated URLs of a cluster's servers).
     #[arg(long, value_name = "URL")]
     nats: String,
     /// Output stream O.
@@ -91,6 +94,7 @@ pub(super) fn command(cmd: NatsCommand) -> ExitCode {
 
 fn publish(a: PublishArgs) -> Result<(), NatsError> {
     let nats = Nats::connect(&a.nats)?;
+    nats.set_replicas(a.replicas as usize);
     let p = a.partitions as usize;
     nats.create_partitioned_stream(&a.stream, p, DUPLICATE_WINDOW)?;
     let params = StreamParams { events: a.events, keys: a.keys, rate: a.rate, disorder: a.disorder };
@@ -287,7 +291,7 @@ pub(super) struct WorkerArgs {
     /// Time between checkpoints of each partition, ms.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
     checkpoint_interval_ms: u64,
-    /// NATS server URL.
+    /// NATS server URL (comma-separated URLs of a cluster's servers).
     #[arg(long, value_name = "URL")]
     nats: String,
     /// Group G: the workers that share the input's partitions.
@@ -302,6 +306,10 @@ pub(super) struct WorkerArgs {
     /// A member whose lease is not renewed for this long is gone, ms.
     #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     lease_ms: u64,
+    /// Replicas of the output stream and of the group's buckets (3 on a
+    /// 3-node cluster).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=5))]
+    replicas: u64,
 }
 
 /// `weir worker`: a member of group G running the workload's job for the
@@ -311,6 +319,7 @@ pub(super) fn worker(a: WorkerArgs) -> ExitCode {
     use weir_harness::workload::{self, Workload, WorkloadOutputs, WorkloadSpec};
     let run = || -> Result<weir::nats::WorkerReport, NatsError> {
         let nats = Nats::connect(&a.nats)?;
+        nats.set_replicas(a.replicas as usize);
         let partitions = nats.partitions(&a.input)?;
         let group = Group::join(&nats, &a.group, partitions, Duration::from_millis(a.lease_ms))?;
         eprintln!("worker {} joined group {} ({partitions} partitions)", group.member(), a.group);

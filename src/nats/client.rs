@@ -21,6 +21,8 @@ pub struct Nats {
 
 struct Inner {
     url: String,
+    /// Replicas of every stream and bucket the connectors create.
+    replicas: std::sync::atomic::AtomicUsize,
     js: jetstream::Context,
     rt: tokio::runtime::Handle,
     /// Dropped with the last handle: the I/O thread then ends.
@@ -68,6 +70,9 @@ impl Nats {
     /// Connects to the server at `url` (e.g. `nats://127.0.0.1:4222`),
     /// waiting up to 10 s for it. Call it outside any async context or
     /// inside one: it starts its own thread.
+    ///
+    /// `url` may list several servers of a cluster, comma-separated: the
+    /// client then reconnects to another one when its server goes away.
     pub fn connect(url: &str) -> Result<Nats, NatsError> {
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -87,7 +92,7 @@ impl Nats {
                     let connected = async_nats::ConnectOptions::new()
                         .connection_timeout(Duration::from_secs(10))
                         .name("weir")
-                        .connect(target.as_str())
+                        .connect(target.split(',').map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<&str>>())
                         .await;
                     match connected {
                         Ok(client) => {
@@ -106,10 +111,30 @@ impl Nats {
             })
             .map_err(|e| NatsError::Connect { url: url.to_string(), reason: e.to_string() })?;
         let (js, rt) = ready_rx.recv().map_err(|_| NatsError::Stopped)??;
-        Ok(Nats { inner: Arc::new(Inner { url: url.to_string(), js, rt, _stop: stop_tx }) })
+        Ok(Nats {
+            inner: Arc::new(Inner {
+                url: url.to_string(),
+                replicas: std::sync::atomic::AtomicUsize::new(1),
+                js,
+                rt,
+                _stop: stop_tx,
+            }),
+        })
     }
 
-    /// The server URL.
+    /// Streams, KV buckets and object stores the connectors create from
+    /// here on get `n` replicas (default 1; 3 on a 3-node cluster for
+    /// production: a node can then fail without losing anything).
+    pub fn set_replicas(&self, n: usize) {
+        self.inner.replicas.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The replicas of what the connectors create.
+    pub fn replicas(&self) -> usize {
+        self.inner.replicas.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The server URL (or comma-separated URLs of a cluster).
     pub fn url(&self) -> &str {
         &self.inner.url
     }
@@ -151,10 +176,11 @@ impl Nats {
         partitions: usize,
         duplicate_window: Duration,
     ) -> Result<(), NatsError> {
-        let name = name.to_string();
+        let (name, replicas) = (name.to_string(), self.replicas());
         self.call(move |js| async move {
             let config = stream::Config {
                 name: name.clone(),
+                num_replicas: replicas,
                 subjects: vec![format!("{name}.*")],
                 storage: stream::StorageType::File,
                 duplicate_window,
@@ -196,10 +222,11 @@ impl Nats {
     /// (subjects `name.>`, file storage, the given duplicate window) if it
     /// does not exist.
     pub fn create_output_stream(&self, name: &str, duplicate_window: Duration) -> Result<(), NatsError> {
-        let name = name.to_string();
+        let (name, replicas) = (name.to_string(), self.replicas());
         self.call(move |js| async move {
             let config = stream::Config {
                 name: name.clone(),
+                num_replicas: replicas,
                 subjects: vec![format!("{name}.>")],
                 storage: stream::StorageType::File,
                 duplicate_window,

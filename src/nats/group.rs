@@ -77,12 +77,17 @@ impl Group {
             return Err(NatsError::jetstream(format!("group {group}"), "a group needs at least one partition"));
         }
         let bucket = format!("weir-group-{group}");
-        let b = bucket.clone();
+        let (b, replicas) = (bucket.clone(), nats.replicas());
         nats.call(move |js| async move {
             if js.get_key_value(&b).await.is_err() {
-                js.create_key_value(kv::Config { bucket: b.clone(), history: 1, ..Default::default() })
-                    .await
-                    .map_err(|e| NatsError::jetstream(format!("KV bucket {b}"), e))?;
+                js.create_key_value(kv::Config {
+                    bucket: b.clone(),
+                    history: 1,
+                    num_replicas: replicas,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| NatsError::jetstream(format!("KV bucket {b}"), e))?;
             }
             Ok(())
         })?;

@@ -60,17 +60,26 @@ impl JetStreamBackend {
     /// other's checkpoints.
     pub fn open_prefixed(nats: &Nats, name: &str, prefix: &str, retain: usize) -> Result<Self, StateError> {
         let (kv_bucket, obj_bucket) = (format!("weir-ckpt-{name}"), format!("weir-snap-{name}"));
-        let (k, o) = (kv_bucket.clone(), obj_bucket.clone());
+        let (k, o, replicas) = (kv_bucket.clone(), obj_bucket.clone(), nats.replicas());
         nats.call(move |js| async move {
             if js.get_key_value(&k).await.is_err() {
-                js.create_key_value(kv::Config { bucket: k.clone(), history: 1, ..Default::default() })
-                    .await
-                    .map_err(|e| NatsError::jetstream(format!("KV bucket {k}"), e))?;
+                js.create_key_value(kv::Config {
+                    bucket: k.clone(),
+                    history: 1,
+                    num_replicas: replicas,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| NatsError::jetstream(format!("KV bucket {k}"), e))?;
             }
             if js.get_object_store(&o).await.is_err() {
-                js.create_object_store(object_store::Config { bucket: o.clone(), ..Default::default() })
-                    .await
-                    .map_err(|e| NatsError::jetstream(format!("object store {o}"), e))?;
+                js.create_object_store(object_store::Config {
+                    bucket: o.clone(),
+                    num_replicas: replicas,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| NatsError::jetstream(format!("object store {o}"), e))?;
             }
             Ok(())
         })
@@ -101,6 +110,32 @@ impl JetStreamBackend {
         let (nats, name) = (nats.clone(), name.to_string());
         let describe = format!("{} buckets weir-ckpt-{name} / weir-snap-{name}", nats.url());
         BackendFactory::new(describe, move || Ok(Box::new(JetStreamBackend::open(&nats, &name, retain)?) as _))
+    }
+
+    /// Writes checkpoint `meta`'s manifest (its snapshots are written):
+    /// from here on it is complete.
+    pub(crate) fn write_manifest(&self, meta: &CheckpointMeta) -> Result<(), StateError> {
+        let bytes = rmp_serde::to_vec(meta).map_err(|e| StateError::Corrupt {
+            path: self.path(&self.key(meta.id.seq)),
+            reason: format!("the manifest does not encode: {e}"),
+        })?;
+        let (kvb, k) = (self.kv.clone(), self.key(meta.id.seq));
+        self.nats
+            .call(move |js| async move {
+                let store = js.get_key_value(&kvb).await.map_err(|e| NatsError::jetstream(&kvb, e))?;
+                store.put(&k, bytes.into()).await.map_err(|e| NatsError::jetstream(format!("{kvb} {k}"), e))?;
+                Ok(())
+            })
+            .map_err(|e| self.io(&self.key(meta.id.seq), e))
+    }
+
+    /// Keeps the newest `retain` complete checkpoints, deletes the older
+    /// ones and the objects of incomplete checkpoints older than `seq`.
+    pub(crate) fn apply_retention(&self, seq: u64) -> Result<(), StateError> {
+        let complete = self.complete()?;
+        let keep: Vec<u64> = complete.iter().copied().take(self.retain).collect();
+        let drop: Vec<u64> = complete.iter().copied().skip(self.retain).collect();
+        self.clean(drop, keep, seq)
     }
 
     fn path(&self, what: &str) -> PathBuf {
@@ -207,28 +242,21 @@ impl StateBackend for JetStreamBackend {
     }
 
     fn commit(&mut self, meta: &CheckpointMeta) -> Result<(), StateError> {
-        let bytes = rmp_serde::to_vec(meta).map_err(|e| StateError::Corrupt {
-            path: self.path(&self.key(meta.id.seq)),
-            reason: format!("the manifest does not encode: {e}"),
-        })?;
-        let (kvb, k) = (self.kv.clone(), self.key(meta.id.seq));
-        self.nats
-            .call(move |js| async move {
-                let store = js.get_key_value(&kvb).await.map_err(|e| NatsError::jetstream(&kvb, e))?;
-                store.put(&k, bytes.into()).await.map_err(|e| NatsError::jetstream(format!("{kvb} {k}"), e))?;
-                Ok(())
-            })
-            .map_err(|e| self.io(&self.key(meta.id.seq), e))?;
-        let complete = self.complete()?;
-        let keep: Vec<u64> = complete.iter().copied().take(self.retain).collect();
-        let drop: Vec<u64> = complete.iter().copied().skip(self.retain).collect();
-        self.clean(drop, keep, meta.id.seq)
+        self.write_manifest(meta)?;
+        self.apply_retention(meta.id.seq)
     }
 
     fn abort(&mut self, id: CheckpointId) -> Result<(), StateError> {
         let (ob, prefix) = (self.objects.clone(), format!("{}/", self.key(id.seq)));
+        let (kvb, k) = (self.kv.clone(), self.key(id.seq));
         self.nats
             .call(move |js| async move {
+                // A manifest written before the commit was refused (a fenced
+                // partition backend) goes too.
+                let store = js.get_key_value(&kvb).await.map_err(|e| NatsError::jetstream(&kvb, e))?;
+                if store.get(&k).await.map_err(|e| NatsError::jetstream(format!("{kvb} {k}"), e))?.is_some() {
+                    store.purge(&k).await.map_err(|e| NatsError::jetstream(format!("{kvb} {k}"), e))?;
+                }
                 let objects = js.get_object_store(&ob).await.map_err(|e| NatsError::jetstream(&ob, e))?;
                 let mut list = objects.list().await.map_err(|e| NatsError::jetstream(&ob, e))?;
                 let mut gone = Vec::new();

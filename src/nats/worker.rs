@@ -72,11 +72,15 @@ impl StateBackend for PartitionBackend {
     }
 
     fn commit(&mut self, meta: &CheckpointMeta) -> Result<(), StateError> {
-        self.inner.commit(meta)?;
+        // The manifest first (what the ownership will point at), then the
+        // compare-and-swap that completes the checkpoint, and only then the
+        // retention: a fenced member deletes nothing a restore may need.
+        self.inner.write_manifest(meta)?;
         let mut claim = self.claim.lock().expect("claim");
         let res = self.group.record_checkpoint(&mut claim, meta.id.seq);
         drop(claim);
-        res.map_err(|e| self.fenced("ownership", e))
+        res.map_err(|e| self.fenced("ownership", e))?;
+        self.inner.apply_retention(meta.id.seq)
     }
 
     fn abort(&mut self, id: CheckpointId) -> Result<(), StateError> {
@@ -142,8 +146,9 @@ pub fn run_worker(group: &Group, config: &WorkerConfig, make: &mut MakeJob<'_>) 
     let tick = group.lease() / 4;
     let mut last_beat = Instant::now();
     loop {
-        // Frozen past the lease: everything it runs may belong to others now.
-        if last_beat.elapsed() > group.lease() {
+        // Frozen (or cut off) past the lease: everything it runs may
+        // belong to others now.
+        if last_beat.elapsed() > group.lease() && !running.is_empty() {
             tracing::warn!(member = group.member(), "lease lapsed: cancelling every partition's job");
             for (p, r) in std::mem::take(&mut running) {
                 r.handle.cancel();
@@ -151,63 +156,79 @@ pub fn run_worker(group: &Group, config: &WorkerConfig, make: &mut MakeJob<'_>) 
                 report.given_up.push(p);
             }
         }
-        group.heartbeat()?;
-        last_beat = Instant::now();
-        let mut done = group.done()?;
-        if done.len() >= group.partitions() && running.is_empty() {
-            group.leave()?;
-            return Ok(report);
-        }
-        let assignment = group.rebalance()?;
-        let mine = assignment.owned_by(group.member());
-        // Jobs that ended, or whose partition is no longer ours.
-        let ended: Vec<usize> =
-            running.iter().filter(|(p, r)| r.handle.is_finished() || !mine.contains(p)).map(|(p, _)| *p).collect();
-        for p in ended {
-            let r = running.remove(&p).expect("listed");
-            if !r.handle.is_finished() {
-                r.handle.cancel();
-            }
-            let moved = !mine.contains(&p);
-            match r.handle.wait_blocking() {
-                Ok(_) if group.holds(&r.claim.lock().expect("claim"))? => {
-                    group.mark_done(p)?;
-                    done.push(p);
-                    report.finished.push(p);
-                }
-                Ok(_) => report.given_up.push(p),
-                Err(_) if moved => {
-                    tracing::info!(partition = p, member = group.member(), "partition moved to another member");
-                    report.given_up.push(p);
-                }
-                Err(e) => {
-                    tracing::warn!(partition = p, error = %e, "partition job failed; it starts again from its checkpoint");
-                    report.given_up.push(p);
-                }
-            }
-        }
-        // Partitions to start.
-        for p in mine {
-            if running.contains_key(&p) || done.contains(&p) {
-                continue;
-            }
-            let claim = Arc::new(Mutex::new(group.claim(p)?));
-            let factory = PartitionBackend::factory(group, Arc::clone(&claim), config.retain);
-            let ckpt = CheckpointConfig::new(format!("{}-p{p}", group.name()), config.checkpoint_interval)
-                .with_backend(factory);
-            let (g, c) = (group.clone(), Arc::clone(&claim));
-            let guard: Arc<dyn Fn() -> bool + Send + Sync> =
-                Arc::new(move || c.lock().map(|c| g.holds(&c).unwrap_or(false)).unwrap_or(false));
-            let job = make(p, ckpt, guard).map_err(|e| NatsError::jetstream(format!("partition {p}"), e))?;
-            let handle = job.spawn().map_err(|e| NatsError::jetstream(format!("partition {p}"), e))?;
-            tracing::info!(
-                partition = p,
-                member = group.member(),
-                epoch = claim.lock().expect("claim").ownership.epoch,
-                "partition started"
-            );
-            running.insert(p, Running { handle, claim });
+        // A failed round (the server unreachable, a leader election) is
+        // tried again at the next tick; the lease decides what it costs.
+        match round(group, config, make, &mut running, &mut report, &mut last_beat) {
+            Ok(true) => return Ok(report),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(member = group.member(), error = %e, "worker round failed; trying again"),
         }
         std::thread::sleep(tick);
     }
+}
+
+/// One round of the worker loop; true once the group is done and this
+/// member has left it.
+fn round(
+    group: &Group,
+    config: &WorkerConfig,
+    make: &mut MakeJob<'_>,
+    running: &mut BTreeMap<usize, Running>,
+    report: &mut WorkerReport,
+    last_beat: &mut Instant,
+) -> Result<bool, NatsError> {
+    group.heartbeat()?;
+    *last_beat = Instant::now();
+    let mut done = group.done()?;
+    if done.len() >= group.partitions() && running.is_empty() {
+        group.leave()?;
+        return Ok(true);
+    }
+    let assignment = group.rebalance()?;
+    let mine = assignment.owned_by(group.member());
+    // Jobs that ended, or whose partition is no longer ours.
+    let ended: Vec<usize> =
+        running.iter().filter(|(p, r)| r.handle.is_finished() || !mine.contains(p)).map(|(p, _)| *p).collect();
+    for p in ended {
+        let r = running.remove(&p).expect("listed");
+        if !r.handle.is_finished() {
+            r.handle.cancel();
+        }
+        let moved = !mine.contains(&p);
+        match r.handle.wait_blocking() {
+            Ok(_) if group.holds(&r.claim.lock().expect("claim"))? => {
+                group.mark_done(p)?;
+                done.push(p);
+                report.finished.push(p);
+            }
+            Ok(_) => report.given_up.push(p),
+            Err(_) if moved => {
+                tracing::info!(partition = p, member = group.member(), "partition moved to another member");
+                report.given_up.push(p);
+            }
+            Err(e) => {
+                tracing::warn!(partition = p, error = %e, "partition job failed; it starts again from its checkpoint");
+                report.given_up.push(p);
+            }
+        }
+    }
+    // Partitions to start.
+    for p in mine {
+        if running.contains_key(&p) || done.contains(&p) {
+            continue;
+        }
+        let claim = Arc::new(Mutex::new(group.claim(p)?));
+        let factory = PartitionBackend::factory(group, Arc::clone(&claim), config.retain);
+        let ckpt =
+            CheckpointConfig::new(format!("{}-p{p}", group.name()), config.checkpoint_interval).with_backend(factory);
+        let (g, c) = (group.clone(), Arc::clone(&claim));
+        let guard: Arc<dyn Fn() -> bool + Send + Sync> =
+            Arc::new(move || c.lock().map(|c| g.holds(&c).unwrap_or(false)).unwrap_or(false));
+        let job = make(p, ckpt, guard).map_err(|e| NatsError::jetstream(format!("partition {p}"), e))?;
+        let handle = job.spawn().map_err(|e| NatsError::jetstream(format!("partition {p}"), e))?;
+        let epoch = claim.lock().expect("claim").ownership.epoch;
+        tracing::info!(partition = p, member = group.member(), epoch, "partition started");
+        running.insert(p, Running { handle, claim });
+    }
+    Ok(false)
 }
