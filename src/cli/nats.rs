@@ -36,12 +36,9 @@ pub(super) enum NatsCommand {
     Collect(CollectArgs),
 }
 
-#[derive(clap::Args, Debug)]
-pub(super) struct PublishArgs {
-    /// Which workload's stream (wl1, wl2 and wl3 share the stream; the
-    /// name is for symmetry with `weir run`).
-    #[arg(value_enum)]
-    workload: Wl,
+/// The flags that define the reference stream (docs/workloads.md).
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub(super) struct StreamFlags {
     /// Number of events N.
     #[arg(long, default_value_t = 20_000_000, value_parser = clap::value_parser!(u64).range(0..=super::MAX_EVENTS))]
     events: u64,
@@ -54,6 +51,22 @@ pub(super) struct PublishArgs {
     /// Maximum disorder D, ms.
     #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=super::MAX_MS))]
     disorder: u64,
+}
+
+impl From<StreamFlags> for StreamParams {
+    fn from(f: StreamFlags) -> Self {
+        StreamParams { events: f.events, keys: f.keys, rate: f.rate, disorder: f.disorder }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub(super) struct PublishArgs {
+    /// Which workload's stream (wl1, wl2 and wl3 share the stream; the
+    /// name is for symmetry with `weir run`).
+    #[arg(value_enum)]
+    workload: Wl,
+    #[command(flatten)]
+    stream_params: StreamFlags,
     /// NATS server URL (comma-separated URLs of a cluster's servers).
     #[arg(long, value_name = "URL")]
     nats: String,
@@ -97,7 +110,7 @@ fn publish(a: PublishArgs) -> Result<(), NatsError> {
     nats.set_replicas(a.replicas as usize);
     let p = a.partitions as usize;
     nats.create_partitioned_stream(&a.stream, p, DUPLICATE_WINDOW)?;
-    let params = StreamParams { events: a.events, keys: a.keys, rate: a.rate, disorder: a.disorder };
+    let params = StreamParams::from(a.stream_params);
     let stream = a.stream.clone();
     let started = Instant::now();
     let frames = nats.call(move |js| async move {
@@ -155,10 +168,10 @@ fn publish(a: PublishArgs) -> Result<(), NatsError> {
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "published {} events to {} ({} partitions, {frames} messages) in {secs:.3} s = {:.2} M events/s",
-        a.events,
+        params.events,
         a.stream,
         p,
-        a.events as f64 / secs / 1e6
+        params.events as f64 / secs / 1e6
     );
     Ok(())
 }
@@ -263,18 +276,8 @@ pub(super) struct WorkerArgs {
     /// Which workload.
     #[arg(value_enum)]
     workload: Wl,
-    /// Number of events N (part of the job's declared configuration).
-    #[arg(long, default_value_t = 20_000_000, value_parser = clap::value_parser!(u64).range(0..=super::MAX_EVENTS))]
-    events: u64,
-    /// Distinct keys K.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
-    keys: u64,
-    /// Events per second of event time R.
-    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
-    rate: u64,
-    /// Maximum disorder D, ms.
-    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=super::MAX_MS))]
-    disorder: u64,
+    #[command(flatten)]
+    stream_params: StreamFlags,
     /// Watermark bound B, ms (default: --disorder).
     #[arg(long, value_parser = clap::value_parser!(u64).range(0..=super::MAX_MS))]
     bound: Option<u64>,
@@ -329,8 +332,8 @@ pub(super) fn worker(a: WorkerArgs) -> ExitCode {
             Wl::Wl3 => Workload::Wl3,
         };
         let spec = WorkloadSpec {
-            stream: StreamParams { events: a.events, keys: a.keys, rate: a.rate, disorder: a.disorder },
-            bound: a.bound.unwrap_or(a.disorder) as i64,
+            stream: StreamParams::from(a.stream_params),
+            bound: a.bound.unwrap_or(a.stream_params.disorder) as i64,
             gap: a.gap,
             parallelism: a.parallelism as usize,
             ..WorkloadSpec::new(workload)

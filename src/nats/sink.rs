@@ -53,7 +53,7 @@ pub struct JetStreamSink<T> {
     /// This run's id (message ids of the epochs it writes).
     run: String,
     /// Encoded frames of the epoch being written.
-    frames: Vec<Vec<u8>>,
+    frames: Vec<Snapshot>,
     /// Records of the frame being filled.
     rows: Vec<T>,
     /// Epochs whose checkpoint has not completed (or not been published).
@@ -75,54 +75,12 @@ impl<T> std::fmt::Debug for JetStreamSink<T> {
     }
 }
 
-/// An epoch's frames and the run that wrote them.
+/// An epoch's frames and the run that wrote them (a frame travels as
+/// MessagePack binary, as a [`Snapshot`] does).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Epoch {
     run: String,
-    #[serde(with = "frames")]
-    frames: Vec<Vec<u8>>,
-}
-
-/// Frames as MessagePack binary, not arrays of numbers.
-mod frames {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    #[derive(Serialize, Deserialize)]
-    struct Bin(#[serde(with = "serde_bytes_like")] Vec<u8>);
-
-    mod serde_bytes_like {
-        use serde::{Deserializer, Serializer};
-
-        pub(super) fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_bytes(b)
-        }
-
-        pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-            struct V;
-            impl serde::de::Visitor<'_> for V {
-                type Value = Vec<u8>;
-                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    f.write_str("bytes")
-                }
-                fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-                    Ok(v.to_vec())
-                }
-                fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-                    Ok(v)
-                }
-            }
-            d.deserialize_bytes(V)
-        }
-    }
-
-    pub(super) fn serialize<S: Serializer>(frames: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
-        let bins: Vec<Bin> = frames.iter().map(|f| Bin(f.clone())).collect();
-        bins.serialize(s)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
-        Ok(Vec::<Bin>::deserialize(d)?.into_iter().map(|b| b.0).collect())
-    }
+    frames: Vec<Snapshot>,
 }
 
 /// What a checkpoint records of a [`JetStreamSink`].
@@ -173,7 +131,7 @@ impl<T: Serialize + Send + 'static> JetStreamSink<T> {
         let frame = rmp_serde::to_vec(&self.rows)
             .map_err(|e| SinkError::Other(format!("JetStream sink {}: cannot encode a record: {e}", self.subject)))?;
         self.rows.clear();
-        self.frames.push(frame);
+        self.frames.push(Snapshot::from_bytes(frame));
         Ok(())
     }
 
@@ -194,7 +152,7 @@ impl<T: Serialize + Send + 'static> JetStreamSink<T> {
             for (epoch, e) in epochs {
                 for (n, frame) in e.frames.into_iter().enumerate() {
                     let msg = PublishMessage::build()
-                        .payload(Bytes::from(frame))
+                        .payload(Bytes::from(frame.into_bytes()))
                         .message_id(format!("{name}.{}.{epoch}.{n}", e.run))
                         .header(EPOCH_HEADER, epoch.to_string().as_str());
                     let ack = js

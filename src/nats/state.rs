@@ -47,6 +47,27 @@ fn seq_in(prefix: &str, name: &str) -> Option<u64> {
     name.strip_prefix(prefix)?.strip_prefix("chk-")?.split('/').next()?.parse().ok()
 }
 
+/// Deletes every object of store `ob` whose name `doomed` picks.
+async fn delete_objects(
+    js: &async_nats::jetstream::Context,
+    ob: &str,
+    doomed: impl Fn(&str) -> bool,
+) -> Result<(), NatsError> {
+    let objects = js.get_object_store(ob).await.map_err(|e| NatsError::jetstream(ob, e))?;
+    let mut list = objects.list().await.map_err(|e| NatsError::jetstream(ob, e))?;
+    let mut gone = Vec::new();
+    while let Some(info) = list.next().await {
+        let info = info.map_err(|e| NatsError::jetstream(ob, e))?;
+        if doomed(&info.name) {
+            gone.push(info.name);
+        }
+    }
+    for name in gone {
+        objects.delete(&name).await.map_err(|e| NatsError::jetstream(format!("{ob} {name}"), e))?;
+    }
+    Ok(())
+}
+
 impl JetStreamBackend {
     /// Opens (creating them if needed) the buckets of job `name` (letters,
     /// digits, `-` and `_`), keeping the newest `retain` checkpoints.
@@ -177,19 +198,8 @@ impl JetStreamBackend {
                     let k = key_in(&prefix, *s);
                     store.purge(&k).await.map_err(|e| NatsError::jetstream(format!("{kvb} {k}"), e))?;
                 }
-                let objects = js.get_object_store(&ob).await.map_err(|e| NatsError::jetstream(&ob, e))?;
-                let mut list = objects.list().await.map_err(|e| NatsError::jetstream(&ob, e))?;
-                let mut gone = Vec::new();
-                while let Some(info) = list.next().await {
-                    let info = info.map_err(|e| NatsError::jetstream(&ob, e))?;
-                    if seq_in(&prefix, &info.name).is_some_and(|s| s < before && !keep.contains(&s)) {
-                        gone.push(info.name);
-                    }
-                }
-                for name in gone {
-                    objects.delete(&name).await.map_err(|e| NatsError::jetstream(format!("{ob} {name}"), e))?;
-                }
-                Ok(())
+                delete_objects(&js, &ob, |name| seq_in(&prefix, name).is_some_and(|s| s < before && !keep.contains(&s)))
+                    .await
             })
             .map_err(|e| self.io(&self.objects, e))
     }
@@ -257,19 +267,7 @@ impl StateBackend for JetStreamBackend {
                 if store.get(&k).await.map_err(|e| NatsError::jetstream(format!("{kvb} {k}"), e))?.is_some() {
                     store.purge(&k).await.map_err(|e| NatsError::jetstream(format!("{kvb} {k}"), e))?;
                 }
-                let objects = js.get_object_store(&ob).await.map_err(|e| NatsError::jetstream(&ob, e))?;
-                let mut list = objects.list().await.map_err(|e| NatsError::jetstream(&ob, e))?;
-                let mut gone = Vec::new();
-                while let Some(info) = list.next().await {
-                    let info = info.map_err(|e| NatsError::jetstream(&ob, e))?;
-                    if info.name.starts_with(&prefix) {
-                        gone.push(info.name);
-                    }
-                }
-                for name in gone {
-                    objects.delete(&name).await.map_err(|e| NatsError::jetstream(format!("{ob} {name}"), e))?;
-                }
-                Ok(())
+                delete_objects(&js, &ob, |name| name.starts_with(&prefix)).await
             })
             .map_err(|e| self.io(&self.key(id.seq), e))
     }
