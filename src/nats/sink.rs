@@ -91,6 +91,15 @@ struct SinkState {
     published: u64,
 }
 
+/// [`SinkState`] borrowed from the sink, for encoding without copying the
+/// pending epochs' frames (same fields, same encoding).
+#[derive(Serialize)]
+struct SinkStateRef<'a> {
+    subject: &'a str,
+    pending: &'a BTreeMap<u64, Epoch>,
+    published: u64,
+}
+
 /// The epoch of what is published at the end of input.
 const FINAL: u64 = u64::MAX;
 
@@ -220,8 +229,7 @@ impl<T: Serialize + Send + 'static> Sink<T> for JetStreamSink<T> {
         self.seal_frame()?;
         let frames = std::mem::take(&mut self.frames);
         self.pending.insert(id.seq, Epoch { run: self.run.clone(), frames });
-        let state =
-            SinkState { subject: self.subject.clone(), pending: self.pending.clone(), published: self.published };
+        let state = SinkStateRef { subject: &self.subject, pending: &self.pending, published: self.published };
         Snapshot::encode(&state).map_err(|e| SinkError::Other(format!("JetStream sink {}: {e}", self.subject)))
     }
 
