@@ -27,8 +27,9 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
 #[derive(clap::Subcommand, Debug)]
 pub(super) enum NatsCommand {
     /// Create stream S with P partitions and write a workload's events to
-    /// it, partitioned by key, 1,024 per message, then an end marker per
-    /// partition. Run again, it adds nothing (message ids).
+    /// it, partitioned by key (or by event, `--by event`), 1,024 per
+    /// message, then an end marker per partition. Run again, it adds
+    /// nothing (message ids).
     Publish(PublishArgs),
     /// Read every result row of stream O (written by `weir run --nats-output
     /// O`), print `duplicates <n>` if any row is there more than once, and
@@ -79,6 +80,29 @@ pub(super) struct PublishArgs {
     /// Replicas of the stream (3 on a 3-node cluster).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=5))]
     replicas: u64,
+    /// What the partitions split: `key` (a partition is a key group) or
+    /// `event` (event i goes to partition i mod P, as from producers that
+    /// write without a key: a keyed job then repartitions).
+    #[arg(long, value_enum, default_value_t = PartitionBy::Key)]
+    by: PartitionBy,
+}
+
+/// What `weir nats publish` partitions the events by.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PartitionBy {
+    /// By key: `partition_of(key, P)`.
+    Key,
+    /// By event index: event i to partition i mod P.
+    Event,
+}
+
+impl PartitionBy {
+    fn name(self) -> &'static str {
+        match self {
+            PartitionBy::Key => "key",
+            PartitionBy::Event => "event",
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -109,7 +133,8 @@ fn publish(a: PublishArgs) -> Result<(), NatsError> {
     let nats = Nats::connect(&a.nats)?;
     nats.set_replicas(a.replicas as usize);
     let p = a.partitions as usize;
-    nats.create_partitioned_stream(&a.stream, p, DUPLICATE_WINDOW)?;
+    nats.create_partitioned_stream(&a.stream, p, DUPLICATE_WINDOW, a.by.name())?;
+    let by = a.by;
     let params = StreamParams::from(a.stream_params);
     let stream = a.stream.clone();
     let started = Instant::now();
@@ -137,8 +162,11 @@ fn publish(a: PublishArgs) -> Result<(), NatsError> {
             sent[i] += 1;
             (i, sent[i] - 1, frame)
         };
-        for e in Generator::new(params, 0, 1) {
-            let i = partition_of(e.key, p);
+        for (n, e) in Generator::new(params, 0, 1).enumerate() {
+            let i = match by {
+                PartitionBy::Key => partition_of(e.key, p),
+                PartitionBy::Event => n % p,
+            };
             parts[i].push(e);
             if parts[i].len() >= FRAME {
                 let (i, n, frame) = flush(i, &mut parts, &mut sent);
@@ -318,7 +346,7 @@ pub(super) struct WorkerArgs {
 /// `weir worker`: a member of group G running the workload's job for the
 /// partitions of S the group assigns it, until every partition is done.
 pub(super) fn worker(a: WorkerArgs) -> ExitCode {
-    use weir::nats::{run_worker, Format, Group, JetStreamSink, JetStreamSource, WorkerConfig};
+    use weir::nats::{run_worker, Format, Group, JetStreamSink, JetStreamSource, Repartition, WorkerConfig};
     use weir_harness::workload::{self, Workload, WorkloadOutputs, WorkloadSpec};
     let run = || -> Result<weir::nats::WorkerReport, NatsError> {
         let nats = Nats::connect(&a.nats)?;
@@ -337,6 +365,20 @@ pub(super) fn worker(a: WorkerArgs) -> ExitCode {
             gap: a.gap,
             parallelism: a.parallelism as usize,
             ..WorkloadSpec::new(workload)
+        };
+        // Keyed by `key`: an input partitioned otherwise crosses workers
+        // through the group's repartition stream.
+        let repartition = match nats.partitioned_by(&a.input)?.as_deref() {
+            Some("key") => None,
+            by => {
+                let name = format!("{}-by-key", a.group);
+                eprintln!(
+                    "input {} is partitioned by {}: repartitioning by key through {name}",
+                    a.input,
+                    by.unwrap_or("an unknown key")
+                );
+                Some(Repartition::create(&nats, &name, partitions, partitions)?)
+            }
         };
         let per_partition = a.throttle.map_or(f64::INFINITY, |t| t / partitions as f64);
         let config = WorkerConfig { checkpoint_interval: Duration::from_millis(a.checkpoint_interval_ms), retain: 3 };
@@ -357,6 +399,20 @@ pub(super) fn worker(a: WorkerArgs) -> ExitCode {
                 |e: &Event| e.ts,
                 workload::watermarks(&spec),
             );
+            let events = match &repartition {
+                None => events,
+                Some(rp) => {
+                    events.sink("repartition", rp.sink(p, |e: &Event| e.key));
+                    let rp = rp.clone();
+                    job.parallel_source(
+                        "repartitioned",
+                        1,
+                        move |_| rp.source::<Event>(p),
+                        |e: &Event| e.ts,
+                        workload::watermarks(&spec),
+                    )
+                }
+            };
             let sink = JetStreamSink::<Row>::new(&nats, &output, &format!("p{p}")).map_err(|e| e.to_string())?;
             workload::pipeline(events, &spec, &WorkloadOutputs::default(), sink.with_guard(guard));
             job.build().map_err(|e| e.to_string())

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 
-use super::PARTITIONS_KEY;
+use super::{PARTITIONED_BY_KEY, PARTITIONS_KEY};
 
 /// A NATS connection for weir's connectors: cheap to clone, shared by
 /// every source and sink of a process.
@@ -169,14 +169,18 @@ impl Nats {
 
     /// Creates the partitioned stream `name` (subjects `name.0` …
     /// `name.{partitions-1}`, file storage, the given duplicate window),
-    /// or checks that an existing one has that many partitions.
+    /// partitioned by what `by` names (recorded as its
+    /// [`PARTITIONED_BY_KEY`] metadata, read back by
+    /// [`Self::partitioned_by`]), or checks that an existing one has that
+    /// many partitions.
     pub fn create_partitioned_stream(
         &self,
         name: &str,
         partitions: usize,
         duplicate_window: Duration,
+        by: &str,
     ) -> Result<(), NatsError> {
-        let (name, replicas) = (name.to_string(), self.replicas());
+        let (name, replicas, by) = (name.to_string(), self.replicas(), by.to_string());
         self.call(move |js| async move {
             let config = stream::Config {
                 name: name.clone(),
@@ -184,7 +188,12 @@ impl Nats {
                 subjects: vec![format!("{name}.*")],
                 storage: stream::StorageType::File,
                 duplicate_window,
-                metadata: [(PARTITIONS_KEY.to_string(), partitions.to_string())].into_iter().collect(),
+                metadata: [
+                    (PARTITIONS_KEY.to_string(), partitions.to_string()),
+                    (PARTITIONED_BY_KEY.to_string(), by.clone()),
+                ]
+                .into_iter()
+                .collect(),
                 ..Default::default()
             };
             let mut s =
@@ -195,6 +204,13 @@ impl Nats {
                 return Err(NatsError::jetstream(
                     format!("stream {name}"),
                     format!("it exists with {PARTITIONS_KEY} = {have:?}, not {partitions}"),
+                ));
+            }
+            let have_by = info.config.metadata.get(PARTITIONED_BY_KEY).cloned().unwrap_or_default();
+            if have_by != by {
+                return Err(NatsError::jetstream(
+                    format!("stream {name}"),
+                    format!("it exists with {PARTITIONED_BY_KEY} = {have_by:?}, not {by:?}"),
                 ));
             }
             Ok(())
@@ -215,6 +231,17 @@ impl Nats {
                     format!("it is not a partitioned stream: no positive {PARTITIONS_KEY} in its metadata"),
                 )
             })
+        })
+    }
+
+    /// What stream `name` is partitioned by (its [`PARTITIONED_BY_KEY`]
+    /// metadata; `None` when it does not say).
+    pub fn partitioned_by(&self, name: &str) -> Result<Option<String>, NatsError> {
+        let name = name.to_string();
+        self.call(move |js| async move {
+            let mut s = js.get_stream(&name).await.map_err(|e| NatsError::jetstream(format!("stream {name}"), e))?;
+            let info = s.info().await.map_err(|e| NatsError::jetstream(format!("stream {name}"), e))?;
+            Ok(info.config.metadata.get(PARTITIONED_BY_KEY).cloned())
         })
     }
 

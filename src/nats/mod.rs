@@ -45,6 +45,7 @@
 
 mod client;
 mod group;
+mod repartition;
 mod sink;
 mod source;
 mod state;
@@ -52,6 +53,7 @@ mod worker;
 
 pub use client::{Nats, NatsError};
 pub use group::{balanced, Assignment, Claim, Group, Ownership};
+pub use repartition::{Repartition, RepartitionSink, RepartitionSource, FROM_HEADER, INDEX_HEADER, WATERMARK_HEADER};
 pub use sink::JetStreamSink;
 pub use source::JetStreamSource;
 pub use state::JetStreamBackend;
@@ -66,6 +68,10 @@ pub const END_HEADER: &str = "Weir-End";
 pub const EPOCH_HEADER: &str = "Weir-Epoch";
 /// The stream metadata key holding the number of partitions.
 pub const PARTITIONS_KEY: &str = "weir.partitions";
+/// The stream metadata key naming what a partitioned stream is
+/// partitioned by (`weir nats publish` writes `key` or `event`; a
+/// [`Repartition`] stream `repartition`).
+pub const PARTITIONED_BY_KEY: &str = "weir.partitioned-by";
 
 /// How records are laid out in messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

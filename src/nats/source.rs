@@ -19,7 +19,7 @@ use super::{partition_subject, Format, Nats, END_HEADER};
 
 /// Messages fetched ahead of the source, per partition: with frames of
 /// 1,024 records, 16 messages are about the 16 batches a mailbox holds.
-const AHEAD: usize = 16;
+pub(super) const AHEAD: usize = 16;
 /// Messages a pull asks for at most (ordered consumer `max_batch`): keeps
 /// what the server has in flight to the client well under the 64 MiB at
 /// which it reports a slow consumer, however many partitions one process
@@ -67,8 +67,12 @@ impl<T> std::fmt::Debug for JetStreamSource<T> {
     }
 }
 
-enum Fetched {
-    Message { seq: u64, payload: Bytes, end: bool },
+/// What the fetching task hands a source.
+pub(super) enum Fetched {
+    /// A message: its stream sequence, payload and headers, and whether it
+    /// is an end marker.
+    Message { seq: u64, payload: Bytes, headers: Option<async_nats::HeaderMap>, end: bool },
+    /// Reading failed; the task tries again.
     Failed(String),
 }
 
@@ -114,7 +118,7 @@ impl<T: DeserializeOwned + Send + 'static> JetStreamSource<T> {
         let (tx, rx) = mpsc::channel(AHEAD);
         let js = self.nats.js();
         let (stream, subject, from) = (self.stream.clone(), self.subject.clone(), self.seq);
-        self.nats.spawn(fetch(js, stream, subject, from, tx));
+        self.nats.spawn(fetch(js, stream, subject, from, true, tx));
         self.rx.insert(rx)
     }
 
@@ -139,18 +143,20 @@ impl<T: DeserializeOwned + Send + 'static> JetStreamSource<T> {
 
 /// Reads `subject` from sequence `from` (0: the start) with an ordered
 /// consumer (which recreates itself after a gap or a lost heartbeat) and
-/// hands the messages to the source until its end marker or until the
-/// source is gone.
-async fn fetch(
+/// hands the messages to the source until the source is gone, or until
+/// the first end marker if `until_end` (a subject with several writers has
+/// one end marker each).
+pub(super) async fn fetch(
     js: async_nats::jetstream::Context,
     stream: String,
     subject: String,
     from: u64,
+    until_end: bool,
     tx: mpsc::Sender<Fetched>,
 ) {
     let mut from = from;
     loop {
-        let failed = match read(&js, &stream, &subject, from, &tx).await {
+        let failed = match read(&js, &stream, &subject, from, until_end, &tx).await {
             Ok(()) => return,
             Err((next, e)) => {
                 from = next;
@@ -176,6 +182,7 @@ async fn read(
     stream: &str,
     subject: &str,
     from: u64,
+    until_end: bool,
     tx: &mpsc::Sender<Fetched>,
 ) -> Result<(), (u64, String)> {
     let s = js.get_stream(stream).await.map_err(|e| (from, format!("stream {stream}: {e}")))?;
@@ -198,8 +205,8 @@ async fn read(
             m.info().map_err(|e| (next, format!("a message of {subject} without stream info: {e}")))?.stream_sequence;
         let end = m.headers.as_ref().and_then(|h| h.get(END_HEADER)).is_some();
         next = seq + 1;
-        let payload = m.message.payload.clone();
-        if tx.send(Fetched::Message { seq, payload, end }).await.is_err() || end {
+        let (payload, headers) = (m.message.payload.clone(), m.message.headers.clone());
+        if tx.send(Fetched::Message { seq, payload, headers, end }).await.is_err() || (end && until_end) {
             return Ok(());
         }
     }
@@ -236,7 +243,7 @@ impl<T: DeserializeOwned + Send + 'static> Source for JetStreamSource<T> {
                 None => self.start(),
             };
             match rx.poll_recv(cx) {
-                Poll::Ready(Some(Fetched::Message { seq, payload, end })) => {
+                Poll::Ready(Some(Fetched::Message { seq, payload, end, .. })) => {
                     if end {
                         (self.seq, self.skip, self.ended) = (seq + 1, 0, true);
                         continue;

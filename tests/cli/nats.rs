@@ -452,10 +452,39 @@ fn group_members_share_partitions_by_compare_and_swap_and_take_over_a_dead_membe
     assert_eq!(members[0].members().unwrap(), ["a", "b"]);
 }
 
+/// A worker process, killed if the test ends before it does (a failed
+/// assertion must not leave workers running).
+struct Worker(Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let pid = self.0.id().to_string();
+        let _ = Command::new("kill").args(["-CONT", &pid]).stderr(Stdio::null()).status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `weir worker` with `args`, its stderr in `log`.
-fn worker(args: &[&str], log: &Path) -> Child {
+fn worker(args: &[&str], log: &Path) -> Worker {
     let err = std::fs::File::create(log).unwrap();
-    weir(args).stdout(Stdio::null()).stderr(err).spawn().unwrap()
+    Worker(weir(args).stdout(Stdio::null()).stderr(err).spawn().unwrap())
+}
+
+/// Waits for each worker to exit 0 (its log in `dir/<name>`), at most 90 s.
+fn finish_all(dir: &Path, workers: &mut [(&str, &mut Worker)]) {
+    for (name, w) in workers.iter_mut() {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let status = loop {
+            if let Some(s) = w.0.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "{name} did not finish");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let text = std::fs::read_to_string(dir.join(*name)).unwrap();
+        assert!(status.success(), "{name} failed:\n{text}");
+    }
 }
 
 #[test]
@@ -492,32 +521,77 @@ fn a_group_of_workers_is_exactly_once_through_a_kill_a_replacement_and_a_freeze(
     let mut third = worker(&args, &log("w3"));
     std::thread::sleep(Duration::from_millis(1500));
     // One is SIGKILLed and replaced (a member joins mid-run) ...
-    first.kill().unwrap();
-    first.wait().unwrap();
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
     let mut replacement = worker(&args, &log("w4"));
     std::thread::sleep(Duration::from_millis(500));
     // ... one is frozen past its lease, then resumed: its partitions have
     // moved, so it must commit nothing more for them.
-    let pid = frozen.id().to_string();
+    let pid = frozen.0.id().to_string();
     assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
     std::thread::sleep(Duration::from_millis(3000));
     assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
-    for (name, child) in [("w2", &mut frozen), ("w3", &mut third), ("w4", &mut replacement)] {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "{name} did not finish");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let text = std::fs::read_to_string(log(name)).unwrap();
-        assert!(status.success(), "{name} failed:\n{text}");
-    }
+    finish_all(dir.path(), &mut [("w2", &mut frozen), ("w3", &mut third), ("w4", &mut replacement)]);
     let frozen_log = std::fs::read_to_string(log("w2")).unwrap();
     assert!(frozen_log.contains("lease lapsed"), "the frozen worker noticed:\n{frozen_log}");
 
     let (code, out, err) = run(&["nats", "collect", "--nats", url, "--stream", "gout"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("duplicates"), "{out}");
+    assert_eq!(out.lines().last(), Some(WL1_K16), "{out}");
+}
+
+#[test]
+fn a_job_keyed_otherwise_than_its_input_repartitions_exactly_once_through_a_kill_and_a_joining_worker() {
+    let Some(server) = server() else { return };
+    let url = server.url.as_str();
+    // Event i in partition i mod 4: every partition holds every key, so
+    // the keyed windows need every key's events on one worker.
+    let publish =
+        ["nats", "publish", "wl1", "--events", "3000000", "--nats", url, "--stream", "rin", "--partitions", "4"];
+    let (code, _, err) = run(&[&publish[..], &["--by", "event"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let log = |name: &str| dir.path().join(name);
+    let args = [
+        "worker",
+        "wl1",
+        "--events",
+        "3000000",
+        "--nats",
+        url,
+        "--group",
+        "rg",
+        "--input",
+        "rin",
+        "--output",
+        "rout",
+        "--throttle",
+        "500000",
+        "--checkpoint-interval-ms",
+        "100",
+        "--lease-ms",
+        "1000",
+    ];
+    let mut first = worker(&args, &log("w1"));
+    let mut second = worker(&args, &log("w2"));
+    std::thread::sleep(Duration::from_millis(1500));
+    // One is SIGKILLed mid-run: its partitions' both stages resume on the
+    // others from their checkpoints (stage one numbers its records again
+    // as before; stage two skips what it already has).
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    let mut third = worker(&args, &log("w3"));
+    std::thread::sleep(Duration::from_millis(1000));
+    // A fourth joins while the job runs, and takes partitions over.
+    let mut fourth = worker(&args, &log("w4"));
+    finish_all(dir.path(), &mut [("w2", &mut second), ("w3", &mut third), ("w4", &mut fourth)]);
+    let w1 = std::fs::read_to_string(log("w1")).unwrap();
+    assert!(w1.contains("repartitioning by key through rg-by-key"), "{w1}");
+    let w4 = std::fs::read_to_string(log("w4")).unwrap();
+    assert!(!w4.contains("finished partitions []"), "the joining worker ran partitions to their end:\n{w4}");
+
+    let (code, out, err) = run(&["nats", "collect", "--nats", url, "--stream", "rout"]);
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("duplicates"), "{out}");
     assert_eq!(out.lines().last(), Some(WL1_K16), "{out}");

@@ -193,6 +193,10 @@ where
             self.last_data = Instant::now();
             self.idle = false;
         }
+        if let Some(wm) = self.source.watermark() {
+            // After the items: it holds for what is not yet handed on.
+            self.wm.carry(wm);
+        }
         if !self.dead.is_empty() {
             self.metrics.dead_letters.fetch_add(self.dead.len() as u64, Relaxed);
             for d in &self.dead {

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::Snapshot;
 use crate::error::SnapshotError;
-use crate::message::Record;
+use crate::message::{Record, Timestamp};
 
 pub use file::{FileFormat, FileSource};
 pub use iter::IterSource;
@@ -215,6 +215,17 @@ pub trait Source: Send + 'static {
     /// `false`: the source is not polled again.
     fn close(&mut self) -> bool {
         false
+    }
+
+    /// The watermark the source's input carries, for an input that already
+    /// has one (a repartition stream carries the watermarks of the
+    /// partitions that wrote it). Asked after every poll; `Some(w)`
+    /// replaces the strategy's bound from then on: the actor emits `w`
+    /// (at the strategy's interval, never going back), and `w` must hold
+    /// for every item not yet handed on. `None` (the default): watermarks
+    /// come from the strategy.
+    fn watermark(&self) -> Option<Timestamp> {
+        None
     }
 
     /// Where the source is, for a checkpoint (typically

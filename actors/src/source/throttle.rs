@@ -72,6 +72,10 @@ impl<S: Source> Source for Throttled<S> {
         self.inner.close()
     }
 
+    fn watermark(&self) -> Option<crate::message::Timestamp> {
+        self.inner.watermark()
+    }
+
     fn position(&self) -> Option<Snapshot> {
         self.inner.position()
     }

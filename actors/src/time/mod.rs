@@ -102,17 +102,21 @@ impl WatermarkStrategy {
     }
 }
 
-/// The per-source watermark state: highest timestamp seen, last emitted.
+/// The per-source watermark state: highest timestamp seen, last emitted,
+/// and the watermark the source's input carries, if it carries one.
 #[derive(Debug, Clone)]
 pub(crate) struct WatermarkGenerator {
     bound: i64,
     pub(crate) max_ts: Timestamp,
     pub(crate) emitted: Timestamp,
+    /// Set by a source whose input carries watermarks
+    /// ([`crate::Source::watermark`]): it replaces `max_ts - bound`.
+    carried: Option<Timestamp>,
 }
 
 impl WatermarkGenerator {
     pub(crate) fn new(strategy: &WatermarkStrategy) -> Self {
-        WatermarkGenerator { bound: strategy.bound, max_ts: i64::MIN, emitted: i64::MIN }
+        WatermarkGenerator { bound: strategy.bound, max_ts: i64::MIN, emitted: i64::MIN, carried: None }
     }
 
     /// Folds in the highest timestamp of a batch.
@@ -121,6 +125,13 @@ impl WatermarkGenerator {
         if max_ts > self.max_ts {
             self.max_ts = max_ts;
         }
+    }
+
+    /// The watermark the source's input carries now (it replaces the
+    /// bound from then on).
+    #[inline]
+    pub(crate) fn carry(&mut self, wm: Timestamp) {
+        self.carried = Some(wm);
     }
 
     /// The watermark to emit now, if it advanced since the last emission.
@@ -143,7 +154,9 @@ impl WatermarkGenerator {
     /// The watermark the records seen so far allow (emitted or not);
     /// `i64::MIN` before the first record.
     pub(crate) fn allowed(&self) -> Timestamp {
-        if self.max_ts == i64::MIN {
+        if let Some(wm) = self.carried {
+            wm
+        } else if self.max_ts == i64::MIN {
             i64::MIN
         } else {
             self.max_ts.saturating_sub(self.bound)
@@ -171,5 +184,17 @@ mod tests {
         g.observe(5001);
         assert_eq!(g.advance(), Some(3001));
         assert_eq!(g.current(), 3001);
+    }
+
+    #[test]
+    fn a_carried_watermark_replaces_the_bound_and_never_goes_back() {
+        let mut g = WatermarkGenerator::new(&WatermarkStrategy::bounded_out_of_orderness(2000));
+        g.observe(5000);
+        g.carry(1000);
+        assert_eq!(g.advance(), Some(1000), "the input's watermark, not max_ts - bound");
+        g.carry(900);
+        assert_eq!(g.advance(), None);
+        g.carry(4500);
+        assert_eq!(g.advance(), Some(4500), "ahead of max_ts - bound too");
     }
 }
