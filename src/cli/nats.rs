@@ -341,6 +341,44 @@ pub(super) struct WorkerArgs {
     /// 3-node cluster).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=5))]
     replicas: u64,
+    /// Serve the dashboard, the job API, `GET /api/status` (this worker:
+    /// partitions, generation, lag per partition) and `/metrics` on ADDR
+    /// (e.g. 127.0.0.1:8080) while the worker runs.
+    #[cfg(feature = "web")]
+    #[arg(long, value_name = "ADDR")]
+    serve: Option<std::net::SocketAddr>,
+}
+
+/// Serves `status` (and the jobs of its partitions) on `addr` from a thread
+/// of its own with an actix System, for as long as the process lives.
+#[cfg(feature = "web")]
+fn serve_worker(addr: std::net::SocketAddr, status: weir::nats::WorkerStatus) -> Result<(), NatsError> {
+    let failed = |e: String| NatsError::jetstream(format!("serving on {addr}"), e);
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| failed(e.to_string()))?;
+    let local = listener.local_addr().map_err(|e| failed(e.to_string()))?;
+    let state = weir::web::WebState::new();
+    state.add_worker(status).map_err(|e| failed(e.to_string()))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("weir-web".into())
+        .spawn(move || {
+            let sys = actix_web::rt::System::new();
+            sys.block_on(async move {
+                match weir::web::serve_on(listener, state) {
+                    Ok(server) => {
+                        let _ = tx.send(Ok(()));
+                        let _ = server.await;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                    }
+                }
+            })
+        })
+        .map_err(|e| failed(e.to_string()))?;
+    rx.recv().map_err(|e| failed(e.to_string()))?.map_err(failed)?;
+    eprintln!("worker: dashboard at http://{local}/ (worker /api/status, job API /api/jobs, metrics /metrics)");
+    Ok(())
 }
 
 /// `weir worker`: a member of group G running the workload's job for the
@@ -381,18 +419,27 @@ pub(super) fn worker(a: WorkerArgs) -> ExitCode {
             }
         };
         let per_partition = a.throttle.map_or(f64::INFINITY, |t| t / partitions as f64);
-        let config = WorkerConfig { checkpoint_interval: Duration::from_millis(a.checkpoint_interval_ms), retain: 3 };
+        let status = weir::nats::WorkerStatus::new();
+        #[cfg(feature = "web")]
+        if let Some(addr) = a.serve {
+            serve_worker(addr, status.clone())?;
+        }
+        let config = WorkerConfig {
+            checkpoint_interval: Duration::from_millis(a.checkpoint_interval_ms),
+            retain: 3,
+            status: status.clone(),
+        };
         let (input, output) = (a.input.clone(), a.output.clone());
         let mut make = |p: usize, ckpt: weir::CheckpointConfig, guard| -> Result<weir::Job, String> {
             let spec = WorkloadSpec { checkpoint: Some(ckpt), ..spec.clone() };
             let job = workload::job(&spec).configuration("input", format!("nats {input} partition {p}"));
-            let (from, input) = (nats.clone(), input.clone());
+            let (from, input, lag) = (nats.clone(), input.clone(), status.lag(p));
             let events = job.parallel_source(
                 "nats",
                 1,
                 move |_| {
                     weir::Throttled::new(
-                        JetStreamSource::<Event>::partition(&from, &input, p, Format::Frames),
+                        JetStreamSource::<Event>::partition(&from, &input, p, Format::Frames).with_lag(lag.clone()),
                         per_partition,
                     )
                 },

@@ -49,6 +49,7 @@ mod repartition;
 mod sink;
 mod source;
 mod state;
+mod status;
 mod worker;
 
 pub use client::{Nats, NatsError};
@@ -57,6 +58,7 @@ pub use repartition::{Repartition, RepartitionSink, RepartitionSource, FROM_HEAD
 pub use sink::JetStreamSink;
 pub use source::JetStreamSource;
 pub use state::JetStreamBackend;
+pub use status::{PartitionView, WorkerStatus, WorkerView};
 pub use worker::{run_worker, MakeJob, PartitionBackend, WorkerConfig, WorkerReport};
 
 /// The header that marks a partition's end (value `true`): the source

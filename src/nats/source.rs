@@ -53,6 +53,9 @@ pub struct JetStreamSource<T> {
     current: VecDeque<T>,
     ended: bool,
     rx: Option<mpsc::Receiver<Fetched>>,
+    /// Where to write how many messages of the partition follow the last
+    /// one taken ([`Self::with_lag`]).
+    lag: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -71,7 +74,7 @@ impl<T> std::fmt::Debug for JetStreamSource<T> {
 pub(super) enum Fetched {
     /// A message: its stream sequence, payload and headers, and whether it
     /// is an end marker.
-    Message { seq: u64, payload: Bytes, headers: Option<async_nats::HeaderMap>, end: bool },
+    Message { seq: u64, pending: u64, payload: Bytes, headers: Option<async_nats::HeaderMap>, end: bool },
     /// Reading failed; the task tries again.
     Failed(String),
 }
@@ -105,8 +108,18 @@ impl<T: DeserializeOwned + Send + 'static> JetStreamSource<T> {
             current: VecDeque::new(),
             ended: false,
             rx: None,
+            lag: None,
             _t: PhantomData,
         }
+    }
+
+    /// Writes to `gauge`, as each message is taken, how many messages of
+    /// the subject follow it on the server (JetStream's count pending to
+    /// the consumer): the partition's lag, for
+    /// [`super::WorkerStatus::lag`].
+    pub fn with_lag(mut self, gauge: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Self {
+        self.lag = Some(gauge);
+        self
     }
 
     fn origin(&self, seq: u64) -> String {
@@ -201,12 +214,12 @@ async fn read(
     let mut next = from;
     while let Some(m) = messages.next().await {
         let m = m.map_err(|e| (next, format!("reading {subject}: {e}")))?;
-        let seq =
-            m.info().map_err(|e| (next, format!("a message of {subject} without stream info: {e}")))?.stream_sequence;
+        let info = m.info().map_err(|e| (next, format!("a message of {subject} without stream info: {e}")))?;
+        let (seq, pending) = (info.stream_sequence, info.pending);
         let end = m.headers.as_ref().and_then(|h| h.get(END_HEADER)).is_some();
         next = seq + 1;
         let (payload, headers) = (m.message.payload.clone(), m.message.headers.clone());
-        if tx.send(Fetched::Message { seq, payload, headers, end }).await.is_err() || (end && until_end) {
+        if tx.send(Fetched::Message { seq, pending, payload, headers, end }).await.is_err() || (end && until_end) {
             return Ok(());
         }
     }
@@ -243,7 +256,10 @@ impl<T: DeserializeOwned + Send + 'static> Source for JetStreamSource<T> {
                 None => self.start(),
             };
             match rx.poll_recv(cx) {
-                Poll::Ready(Some(Fetched::Message { seq, payload, end, .. })) => {
+                Poll::Ready(Some(Fetched::Message { seq, pending, payload, end, .. })) => {
+                    if let Some(lag) = &self.lag {
+                        lag.store(pending, std::sync::atomic::Ordering::Relaxed);
+                    }
                     if end {
                         (self.seq, self.skip, self.ended) = (seq + 1, 0, true);
                         continue;

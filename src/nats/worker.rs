@@ -11,7 +11,7 @@ use weir_actors::{
 };
 
 use super::group::{Claim, Fenced, Group};
-use super::{JetStreamBackend, NatsError};
+use super::{JetStreamBackend, NatsError, WorkerStatus};
 
 /// The state of one partition of a group: snapshots and manifests in the
 /// group's JetStream buckets under the prefix of the epoch that wrote
@@ -117,6 +117,9 @@ pub struct WorkerConfig {
     pub checkpoint_interval: Duration,
     /// Checkpoints kept per partition and epoch.
     pub retain: usize,
+    /// Where the worker shows what it does (its partitions, generation,
+    /// lags); [`WorkerStatus::new`] if nobody looks.
+    pub status: WorkerStatus,
 }
 
 /// What a worker did.
@@ -153,6 +156,7 @@ pub fn run_worker(group: &Group, config: &WorkerConfig, make: &mut MakeJob<'_>) 
             for (p, r) in std::mem::take(&mut running) {
                 r.handle.cancel();
                 let _ = r.handle.wait_blocking();
+                config.status.stopped(p);
                 report.given_up.push(p);
             }
         }
@@ -186,6 +190,17 @@ fn round(
     }
     let assignment = group.rebalance()?;
     let mine = assignment.owned_by(group.member());
+    let owners: std::collections::BTreeSet<&String> = assignment.owners.iter().flatten().collect();
+    config.status.update(|v| {
+        (v.group, v.member) = (group.name().to_string(), group.member().to_string());
+        (v.generation, v.members, v.partitions) = (assignment.generation, owners.len(), group.partitions());
+        (v.done, v.lease_ms) = (done.len(), group.lease().as_millis() as u64);
+    });
+    for (p, r) in running.iter() {
+        if let Some((_, seq)) = r.claim.lock().expect("claim").ownership.latest {
+            config.status.checkpointed(*p, seq);
+        }
+    }
     // Jobs that ended, or whose partition is no longer ours.
     let ended: Vec<usize> =
         running.iter().filter(|(p, r)| r.handle.is_finished() || !mine.contains(p)).map(|(p, _)| *p).collect();
@@ -194,6 +209,7 @@ fn round(
         if !r.handle.is_finished() {
             r.handle.cancel();
         }
+        config.status.stopped(p);
         let moved = !mine.contains(&p);
         match r.handle.wait_blocking() {
             Ok(_) if group.holds(&r.claim.lock().expect("claim"))? => {
@@ -226,7 +242,11 @@ fn round(
             Arc::new(move || c.lock().map(|c| g.holds(&c).unwrap_or(false)).unwrap_or(false));
         let job = make(p, ckpt, guard).map_err(|e| NatsError::jetstream(format!("partition {p}"), e))?;
         let handle = job.spawn().map_err(|e| NatsError::jetstream(format!("partition {p}"), e))?;
-        let epoch = claim.lock().expect("claim").ownership.epoch;
+        let (epoch, latest) = {
+            let c = claim.lock().expect("claim");
+            (c.ownership.epoch, c.ownership.latest.map(|(_, seq)| seq))
+        };
+        config.status.started(p, epoch, latest, handle.clone());
         tracing::info!(partition = p, member = group.member(), epoch, "partition started");
         running.insert(p, Running { handle, claim });
     }

@@ -60,3 +60,16 @@ pub(crate) async fn detail(e: &JobEntry) -> JobDetail {
         sampled_at_ms: view::unix_ms(),
     }
 }
+
+/// `GET /api/status`: `{"worker": <WorkerView>}` for a state that shows a
+/// group worker, `{"worker": null}` otherwise.
+pub(crate) async fn status(state: web::Data<WebState>) -> HttpResponse {
+    #[cfg(feature = "nats")]
+    let worker = state.worker_view();
+    #[cfg(not(feature = "nats"))]
+    let worker: Option<()> = {
+        let _ = &state;
+        None
+    };
+    HttpResponse::Ok().json(serde_json::json!({ "worker": worker }))
+}

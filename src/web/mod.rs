@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | `GET /` , `GET /assets/{file}` | the dashboard (embedded) | [`configure`] |
 //! | `GET /api/jobs`, `GET /api/jobs/{id}` | jobs, graph, per-actor counters and rates, checkpoints | [`configure`] |
+//! | `GET /api/status` | the group worker shown, if any (`{"worker": ...}`) | [`configure`], [`WebState::add_worker`] |
 //! | `GET /metrics` | Prometheus text format | [`configure`] |
 //! | `POST /ingest` (any path) | JSON records into a push source | [`Ingest::resource`] |
 //! | `GET /api/results`, `GET /api/results/top?n=` (any path) | latest window per key | [`LatestWindows::scope`] |
@@ -70,6 +71,8 @@ mod query;
 mod shutdown;
 mod state;
 mod view;
+#[cfg(feature = "nats")]
+mod worker;
 
 use std::net::{TcpListener, ToSocketAddrs};
 
@@ -103,6 +106,7 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
             .service(web::resource("/assets/{file}").route(web::get().to(assets::asset)))
             .service(web::resource("/api/jobs").app_data(data.clone()).route(web::get().to(api::list_jobs)))
             .service(web::resource("/api/jobs/{id}").app_data(data.clone()).route(web::get().to(api::job_detail)))
+            .service(web::resource("/api/status").app_data(data.clone()).route(web::get().to(api::status)))
             .service(web::resource("/metrics").app_data(data).route(web::get().to(prometheus::metrics)));
     }
 }

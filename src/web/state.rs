@@ -155,6 +155,9 @@ struct Inner {
     durations: HistogramVec,
     sampler_running: AtomicBool,
     sample_interval: Duration,
+    /// The group worker shown at `GET /api/status` ([`WebState::add_worker`]).
+    #[cfg(feature = "nats")]
+    worker: Mutex<Option<crate::nats::WorkerStatus>>,
 }
 
 /// The jobs an application exposes over HTTP, and the Prometheus registry
@@ -208,6 +211,8 @@ impl WebState {
                 durations,
                 sampler_running: AtomicBool::new(false),
                 sample_interval: interval.clamp(Duration::from_millis(50), RATE_WINDOW),
+                #[cfg(feature = "nats")]
+                worker: Mutex::new(None),
             }),
         }
     }
@@ -267,8 +272,54 @@ impl WebState {
         self.entries().into_iter().find(|e| e.handle.id().to_string() == id)
     }
 
+    /// Shows a group worker (cargo feature `nats`): `GET /api/status`
+    /// answers its [`crate::nats::WorkerView`], `/metrics` adds its
+    /// `weir_worker_*` gauges, and the exposed jobs follow the jobs of the
+    /// partitions it runs (added when a partition starts, removed when it
+    /// stops), at each tick of the sampler. One worker per state: a second
+    /// call is refused.
+    #[cfg(feature = "nats")]
+    pub fn add_worker(&self, status: crate::nats::WorkerStatus) -> Result<(), prometheus::Error> {
+        let mut slot = self.inner.worker.lock().expect("worker slot");
+        if slot.is_some() {
+            return Err(prometheus::Error::Msg("this state shows a worker already".into()));
+        }
+        self.inner.registry.register(Box::new(super::worker::WorkerCollector::new(status.clone())))?;
+        *slot = Some(status);
+        drop(slot);
+        self.sync_worker_jobs();
+        Ok(())
+    }
+
+    /// The shown worker's view, if a worker is shown.
+    #[cfg(feature = "nats")]
+    pub(crate) fn worker_view(&self) -> Option<crate::nats::WorkerView> {
+        self.inner.worker.lock().ok()?.as_ref().map(|w| w.view())
+    }
+
+    /// Makes the exposed jobs those of the partitions the worker runs.
+    fn sync_worker_jobs(&self) {
+        #[cfg(feature = "nats")]
+        {
+            let Some(worker) = self.inner.worker.lock().ok().and_then(|w| w.clone()) else { return };
+            let running = worker.jobs();
+            let shown = self.jobs();
+            for h in &shown {
+                if !running.iter().any(|r| r.id() == h.id()) {
+                    self.remove_job(&h.id().to_string());
+                }
+            }
+            for h in running {
+                if !shown.iter().any(|s| s.id() == h.id()) {
+                    self.add_job(h);
+                }
+            }
+        }
+    }
+
     /// Snapshots every job now (what the sampler does each tick).
     pub(crate) fn sample_all(&self) {
+        self.sync_worker_jobs();
         for e in self.entries() {
             e.sample(&self.inner.durations);
         }

@@ -452,6 +452,19 @@ fn group_members_share_partitions_by_compare_and_swap_and_take_over_a_dead_membe
     assert_eq!(members[0].members().unwrap(), ["a", "b"]);
 }
 
+/// `GET path` on a fresh connection: (status, body).
+fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("the server accepts connections");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("an answer");
+    let status = resp.get(9..12).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("bad status line: {resp:?}"));
+    let (_, body) = resp.split_once("\r\n\r\n").expect("headers, then a body");
+    (status, body.to_string())
+}
+
 /// A worker process, killed if the test ends before it does (a failed
 /// assertion must not leave workers running).
 struct Worker(Child);
@@ -584,7 +597,40 @@ fn a_job_keyed_otherwise_than_its_input_repartitions_exactly_once_through_a_kill
     let mut third = worker(&args, &log("w3"));
     std::thread::sleep(Duration::from_millis(1000));
     // A fourth joins while the job runs, and takes partitions over.
-    let mut fourth = worker(&args, &log("w4"));
+    let mut fourth = worker(&[&args[..], &["--serve", "127.0.0.1:0"]].concat(), &log("w4"));
+    // Its dashboard shows it: its partitions, the generation, their lag.
+    let addr = {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(log("w4")).unwrap();
+            if let Some(line) = text.lines().find(|l| l.contains("dashboard at http://")) {
+                break super::shutdown::address(line);
+            }
+            assert!(Instant::now() < deadline, "no dashboard address in:\n{text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let (code, body) = http_get(addr, "/api/status");
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let w = &v["worker"];
+        let measured =
+            w["owned"].as_array().is_some_and(|o| !o.is_empty() && o.iter().all(|p| p["lag_messages"].is_u64()));
+        if measured {
+            break w.clone();
+        }
+        assert!(Instant::now() < deadline, "the fourth worker never showed partitions with their lag: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status["group"], "rg", "{status}");
+    assert_eq!(status["partitions"], 4, "{status}");
+    assert!(status["generation"].as_u64().unwrap() >= 3, "two joins and a death since the first: {status}");
+    let (code, metrics) = http_get(addr, "/metrics");
+    assert_eq!(code, 200);
+    assert!(metrics.contains("weir_worker_partition_lag_messages{group=\"rg\""), "{metrics}");
+    assert!(metrics.contains("weir_worker_generation{group=\"rg\""), "{metrics}");
     finish_all(dir.path(), &mut [("w2", &mut second), ("w3", &mut third), ("w4", &mut fourth)]);
     let w1 = std::fs::read_to_string(log("w1")).unwrap();
     assert!(w1.contains("repartitioning by key through rg-by-key"), "{w1}");

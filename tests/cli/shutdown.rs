@@ -135,7 +135,7 @@ fn rest(rx: &Receiver<String>) -> Vec<String> {
 }
 
 /// The address in a line `... http://ADDR/ ...`.
-fn address(line: &str) -> SocketAddr {
+pub(crate) fn address(line: &str) -> SocketAddr {
     let at = line.find("http://").expect("an http:// URL") + "http://".len();
     let addr = line[at..].split('/').next().expect("a host:port");
     addr.parse().unwrap_or_else(|e| panic!("bad address {addr:?} in {line:?}: {e}"))

@@ -207,7 +207,7 @@ impl<T: DeserializeOwned + Send + 'static> Source for RepartitionSource<T> {
                 None => self.start(),
             };
             match rx.poll_recv(cx) {
-                Poll::Ready(Some(Fetched::Message { seq, payload, headers, end })) => {
+                Poll::Ready(Some(Fetched::Message { seq, payload, headers, end, .. })) => {
                     self.pos.seq = seq;
                     let taken = match self.tags(headers.as_ref()) {
                         Ok(tags) => self.take(seq, tags, end, &payload),

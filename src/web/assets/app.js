@@ -162,6 +162,7 @@
       st.lastOk = Date.now();
       banner(null);
       render(d);
+      refreshWorker();
     } catch (e) {
       if (seq !== st.seq) return;
       banner(`poll failed: ${e.message}`);
@@ -524,6 +525,30 @@
     $('checkpoints').tBodies[0].innerHTML = rows || '<tr><td colspan="5" class="empty">no checkpoints (run the job with <code>--checkpoint-dir</code>)</td></tr>';
   }
 
+  // ---------- group worker (GET /api/status) ----------
+  function renderWorker(w) {
+    const panel = $('worker-panel');
+    panel.hidden = !w;
+    if (!w) return;
+    $('worker-summary').textContent =
+      `group ${w.group} · member ${w.member} · generation ${w.generation} · ` +
+      `${w.owned.length} of ${w.partitions} partitions here · ${w.done} done · ${w.members} member(s) · lease ${fmtMs(w.lease_ms)}`;
+    panel.dataset.generation = String(w.generation);
+    const rows = w.owned.map((p) =>
+      `<tr data-partition="${p.partition}"><td>${fmtInt(p.partition)}</td><td>${fmtInt(p.epoch)}</td>` +
+      `<td>${p.checkpoint === null ? '—' : fmtInt(p.checkpoint)}</td>` +
+      `<td>${p.lag_messages === null ? '—' : fmtInt(p.lag_messages)}</td></tr>`).join('');
+    $('worker-partitions').tBodies[0].innerHTML = rows || '<tr><td colspan="4" class="empty">no partition assigned to this worker now</td></tr>';
+  }
+  async function refreshWorker() {
+    try {
+      const s = await getJSON('api/status');
+      renderWorker(s && s.worker);
+    } catch (_) {
+      // The job poll reports an unreachable server.
+    }
+  }
+
   // ---------- start ----------
   $('job-select').addEventListener('change', (e) => {
     history.replaceState(null, '', '#' + e.target.value);
@@ -531,7 +556,7 @@
   });
   window.addEventListener('resize', () => { if (st.last) drawPlots(); });
   (async function listLoop() {
-    await refreshJobs();
+    await Promise.all([refreshJobs(), refreshWorker()]);
     setTimeout(listLoop, st.jobId ? LIST_MS : POLL_MS);
   })();
 })();
