@@ -143,7 +143,7 @@ mod tests {
         let s = WorkerStatus::new();
         s.update(|v| (v.group, v.generation) = ("g".into(), 7));
         let gauge = s.lag(3);
-        s.inner.lock().unwrap().view.owned.push(PartitionView { partition: 3, epoch: 2, ..Default::default() });
+        s.test_own(3, 2);
         assert_eq!(s.view().owned[0].lag_messages, None);
         gauge.store(12, Ordering::Relaxed);
         s.checkpointed(3, 40);
