@@ -11,7 +11,7 @@ use super::{PARTITIONED_BY_KEY, PARTITIONS_KEY};
 /// A NATS connection for weir's connectors: cheap to clone, shared by
 /// every source and sink of a process.
 ///
-/// It runs the client on a thread of its own with a current-thread tokio
+/// It runs the client on a thread of its own with a two-thread tokio
 /// runtime, so that no actor's work can block it and it lives as long as
 /// any handle. Connect once per process and clone.
 #[derive(Clone)]
@@ -80,7 +80,15 @@ impl Nats {
         std::thread::Builder::new()
             .name("weir-nats-io".into())
             .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                // Two threads: a task that keeps its thread busy (a
+                // consumer recreating itself while a stream elects a
+                // leader) must not hold every other request back.
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("weir-nats-io")
+                    .enable_all()
+                    .build()
+                {
                     Ok(rt) => rt,
                     Err(e) => {
                         let _ = ready_tx.send(Err(NatsError::Connect { url: target, reason: e.to_string() }));

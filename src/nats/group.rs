@@ -99,8 +99,20 @@ impl Group {
             partitions,
             lease,
         };
-        g.heartbeat()?;
-        Ok(g)
+        // On a cluster a bucket another member has just created may not
+        // take writes yet ("no stream found"): try for a few seconds.
+        let mut attempt = 0;
+        loop {
+            match g.heartbeat() {
+                Ok(()) => return Ok(g),
+                Err(e) if attempt < 20 => {
+                    tracing::debug!(error = %e, "first heartbeat failed; trying again");
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The group's name.
@@ -271,8 +283,11 @@ pub struct Claim {
 pub(crate) enum Fenced {
     /// Another member took the partition over.
     Lost,
-    /// NATS failed.
+    /// NATS failed, and the write was not applied.
     Error(NatsError),
+    /// NATS failed, and whether the write was applied is not known: what
+    /// it would record must not be deleted.
+    Unknown(NatsError),
 }
 
 fn owner_key(p: usize) -> String {
@@ -353,8 +368,64 @@ impl Group {
                 Ok(())
             }
             Ok(None) => Err(Fenced::Lost),
-            Err(e) => Err(Fenced::Error(e)),
+            // A request that failed (a timeout while the bucket elects a
+            // leader, say) may still have been applied: read the key back
+            // to know, rather than let the caller abort a checkpoint that
+            // the ownership may point at.
+            Err(e) => match self.read_back(claim.partition) {
+                Ok(Some((o, r))) if o == next => {
+                    tracing::info!(
+                        partition = claim.partition,
+                        seq,
+                        "a checkpoint's record that seemed to fail was applied"
+                    );
+                    claim.revision = r;
+                    claim.ownership = next;
+                    Ok(())
+                }
+                Ok(Some((o, r)))
+                    if o.member != claim.ownership.member
+                        || o.epoch != claim.ownership.epoch
+                        || r != claim.revision =>
+                {
+                    Err(Fenced::Lost)
+                }
+                Ok(_) => Err(Fenced::Error(e)),
+                Err(again) => {
+                    Err(Fenced::Unknown(NatsError::jetstream("ownership", format!("{e}; reading it back: {again}"))))
+                }
+            },
         }
+    }
+
+    /// Whether partition `p`'s ownership records checkpoint `seq` of
+    /// `epoch` as its newest (an error: not known).
+    pub(crate) fn records(&self, p: usize, epoch: u64, seq: u64) -> Result<bool, NatsError> {
+        Ok(self.read_back(p)?.is_some_and(|(o, _)| o.latest == Some((epoch, seq))))
+    }
+
+    /// Partition `p`'s ownership and its revision, read from the bucket's
+    /// leader (retried for a few seconds while it is being elected).
+    fn read_back(&self, p: usize) -> Result<Option<(Ownership, u64)>, NatsError> {
+        let mut last = None;
+        for attempt in 0..5u32 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            let (b, k) = (self.bucket.clone(), owner_key(p));
+            let got = self.nats.call(move |js| async move {
+                let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
+                let entry = store.entry(&k).await.map_err(|e| NatsError::jetstream(format!("{b} {k}"), e))?;
+                Ok(entry
+                    .filter(|e| matches!(e.operation, kv::Operation::Put))
+                    .and_then(|e| serde_json::from_slice::<Ownership>(&e.value).ok().map(|o| (o, e.revision))))
+            });
+            match got {
+                Ok(v) => return Ok(v),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("five attempts"))
     }
 
     /// Whether `claim` still holds its partition (no takeover since).

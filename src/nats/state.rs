@@ -273,8 +273,16 @@ impl StateBackend for JetStreamBackend {
     }
 
     fn latest(&self) -> Result<Option<RestoredCheckpoint>, StateError> {
+        self.latest_at_most(u64::MAX)
+    }
+}
+
+impl JetStreamBackend {
+    /// The newest checkpoint numbered at most `max` that reads back (what
+    /// did not is in its `skipped`).
+    pub(crate) fn latest_at_most(&self, max: u64) -> Result<Option<RestoredCheckpoint>, StateError> {
         let mut skipped = Vec::new();
-        for seq in self.complete()? {
+        for seq in self.complete()?.into_iter().filter(|&s| s <= max) {
             match self.read(seq) {
                 Ok(mut r) => {
                     r.skipped = skipped;

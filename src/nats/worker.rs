@@ -25,6 +25,9 @@ pub struct PartitionBackend {
     claim: Arc<Mutex<Claim>>,
     inner: JetStreamBackend,
     retain: usize,
+    /// Checkpoints whose record in the ownership failed in a way that may
+    /// still have applied it: an abort keeps them.
+    unknown: std::collections::BTreeSet<u64>,
 }
 
 fn bucket_name(group: &Group, p: usize) -> String {
@@ -43,7 +46,7 @@ impl PartitionBackend {
             (c.partition, c.ownership.epoch)
         };
         let inner = JetStreamBackend::open_prefixed(group.nats(), &bucket_name(group, p), &prefix(epoch), retain)?;
-        Ok(PartitionBackend { group: group.clone(), claim, inner, retain })
+        Ok(PartitionBackend { group: group.clone(), claim, inner, retain, unknown: Default::default() })
     }
 
     /// A factory for the partition's `CheckpointConfig`.
@@ -61,6 +64,7 @@ impl PartitionBackend {
         let reason = match e {
             Fenced::Lost => format!("partition {p} was taken over by another member of group {}", self.group.name()),
             Fenced::Error(e) => e.to_string(),
+            Fenced::Unknown(e) => format!("{e} (whether the checkpoint was recorded is not known; it is kept)"),
         };
         StateError::Io { path: what.into(), source: std::io::Error::other(reason) }
     }
@@ -79,12 +83,34 @@ impl StateBackend for PartitionBackend {
         let mut claim = self.claim.lock().expect("claim");
         let res = self.group.record_checkpoint(&mut claim, meta.id.seq);
         drop(claim);
+        if matches!(res, Err(Fenced::Unknown(_))) {
+            self.unknown.insert(meta.id.seq);
+        }
         res.map_err(|e| self.fenced("ownership", e))?;
         self.inner.apply_retention(meta.id.seq)
     }
 
     fn abort(&mut self, id: CheckpointId) -> Result<(), StateError> {
-        self.inner.abort(id)
+        // A commit that failed may still have been recorded (a request
+        // that timed out, or was applied and then retried and refused, as
+        // when a bucket elects a leader): never delete what the ownership
+        // points at, nor what it might.
+        let (p, epoch) = {
+            let c = self.claim.lock().expect("claim");
+            (c.partition, c.ownership.epoch)
+        };
+        let recorded = if self.unknown.contains(&id.seq) { Ok(true) } else { self.group.records(p, epoch, id.seq) };
+        match recorded {
+            Ok(false) => self.inner.abort(id),
+            Ok(true) | Err(_) => {
+                tracing::warn!(
+                    partition = p,
+                    seq = id.seq,
+                    "not deleting an aborted checkpoint the ownership may point at"
+                );
+                Ok(())
+            }
+        }
     }
 
     fn latest(&self) -> Result<Option<RestoredCheckpoint>, StateError> {
@@ -99,7 +125,23 @@ impl StateBackend for PartitionBackend {
             &prefix(epoch),
             self.retain,
         )?;
-        at.read(seq).map(Some)
+        match at.read(seq) {
+            Ok(r) => Ok(Some(r)),
+            Err(e) => {
+                // Not expected (a recorded checkpoint is never deleted):
+                // the newest older one of the same epoch is as good a
+                // start for exactly once (its sinks' later epochs are
+                // taken back or numbered again), better than none.
+                tracing::error!(partition = p, seq, error = %e, "the recorded checkpoint does not read back; trying older ones");
+                match at.latest_at_most(seq)? {
+                    Some(mut r) => {
+                        r.skipped.insert(0, e);
+                        Ok(Some(r))
+                    }
+                    None => Err(e),
+                }
+            }
+        }
     }
 }
 
