@@ -115,6 +115,16 @@ function readFigures(page) {
     check(b.plot !== a.plot, 'throughput plot is redrawn with new samples');
     const rows = await page.$$eval('#actor-table tbody tr[data-actor]', (r) => r.length);
     check(rows === expected.length, 'actor table has a row per actor', `${rows} rows`);
+    // The worker panel: shown with a row per owned partition for a group
+    // worker (`weir worker --serve`), hidden otherwise (`weir run --serve`).
+    const status = await api('api/status');
+    const panel = await page.$eval('#worker-panel', (e) => ({ hidden: e.hidden, rows: e.querySelectorAll('tbody tr[data-partition]').length }));
+    if (status.worker) {
+      check(!panel.hidden && panel.rows === status.worker.owned.length, 'worker panel shows each owned partition',
+        `${panel.rows} row(s), ${status.worker.owned.length} owned`);
+    } else {
+      check(panel.hidden, 'worker panel hidden for a job that is not a group worker', `worker: ${JSON.stringify(status.worker)}`);
+    }
     const cps = (await api('api/jobs/' + job.id)).checkpoints || [];
     const shown = await page.$$eval('#checkpoints tbody tr', (r) => r.map((x) => x.textContent));
     check(cps.length ? shown.some((t) => /completed|aborted/.test(t)) : shown.some((t) => /no checkpoints/.test(t)),

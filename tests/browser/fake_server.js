@@ -96,6 +96,12 @@ http.createServer((req, res) => {
     const j = jobs.find(x => x.id === p.slice('/api/jobs/'.length));
     return j ? json(detail(j)) : json({ error: 'no such job' }, 404);
   }
+  if (p === '/api/status') {
+    // A group worker running partitions 1 and 5 of 8, its lag shrinking.
+    const lag = (base) => Math.max(0, base - Math.floor((Date.now() - started) / 100));
+    return json({ worker: { group: 'g', member: 'fake-member', generation: 3, members: 2, partitions: 8, done: 0, lease_ms: 3000,
+      owned: [{ partition: 1, epoch: 2, checkpoint: 12, lag_messages: lag(900) }, { partition: 5, epoch: 1, checkpoint: null, lag_messages: null }] } });
+  }
   if (p === '/metrics') { res.writeHead(200, { 'content-type': 'text/plain' }); return res.end('# fake\n'); }
   const file = p === '/' ? 'index.html' : p.startsWith('/assets/') ? path.basename(p) : null;
   if (file && TYPES[path.extname(file)]) {
