@@ -209,7 +209,13 @@ pub fn run_worker(group: &Group, config: &WorkerConfig, make: &mut MakeJob<'_>) 
             Ok(false) => {}
             Err(e) => tracing::warn!(member = group.member(), error = %e, "worker round failed; trying again"),
         }
-        std::thread::sleep(tick);
+        // Until the next tick, or at once when a partition's job ends (so
+        // that it is marked done, and the next partition started, without
+        // waiting out the tick).
+        let slept = Instant::now();
+        while slept.elapsed() < tick && !running.values().any(|r| r.handle.is_finished()) {
+            std::thread::sleep(Duration::from_millis(20).min(tick));
+        }
     }
 }
 
