@@ -272,3 +272,19 @@ impl Nats {
         })
     }
 }
+
+/// Creates KV bucket `bucket` (history 1, `replicas` replicas) unless it
+/// exists: the buckets of groups and of checkpoints.
+pub(crate) async fn ensure_key_value(js: &jetstream::Context, bucket: &str, replicas: usize) -> Result<(), NatsError> {
+    if js.get_key_value(bucket).await.is_err() {
+        js.create_key_value(jetstream::kv::Config {
+            bucket: bucket.to_string(),
+            history: 1,
+            num_replicas: replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| NatsError::jetstream(format!("KV bucket {bucket}"), e))?;
+    }
+    Ok(())
+}

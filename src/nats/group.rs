@@ -78,19 +78,7 @@ impl Group {
         }
         let bucket = format!("weir-group-{group}");
         let (b, replicas) = (bucket.clone(), nats.replicas());
-        nats.call(move |js| async move {
-            if js.get_key_value(&b).await.is_err() {
-                js.create_key_value(kv::Config {
-                    bucket: b.clone(),
-                    history: 1,
-                    num_replicas: replicas,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| NatsError::jetstream(format!("KV bucket {b}"), e))?;
-            }
-            Ok(())
-        })?;
+        nats.call(move |js| async move { super::client::ensure_key_value(&js, &b, replicas).await })?;
         let g = Group {
             nats: nats.clone(),
             name: group.to_string(),
@@ -404,23 +392,28 @@ impl Group {
         Ok(self.read_back(p)?.is_some_and(|(o, _)| o.latest == Some((epoch, seq))))
     }
 
-    /// Partition `p`'s ownership and its revision, read from the bucket's
-    /// leader (retried for a few seconds while it is being elected).
+    /// Partition `p`'s ownership and its revision (`None`: none written,
+    /// or deleted).
+    fn ownership(&self, p: usize) -> Result<Option<(Ownership, u64)>, NatsError> {
+        let (b, k) = (self.bucket.clone(), owner_key(p));
+        self.nats.call(move |js| async move {
+            let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
+            let entry = store.entry(&k).await.map_err(|e| NatsError::jetstream(format!("{b} {k}"), e))?;
+            Ok(entry
+                .filter(|e| matches!(e.operation, kv::Operation::Put))
+                .and_then(|e| serde_json::from_slice::<Ownership>(&e.value).ok().map(|o| (o, e.revision))))
+        })
+    }
+
+    /// [`Self::ownership`], retried for a few seconds while the bucket
+    /// elects a leader.
     fn read_back(&self, p: usize) -> Result<Option<(Ownership, u64)>, NatsError> {
         let mut last = None;
         for attempt in 0..5u32 {
             if attempt > 0 {
                 std::thread::sleep(Duration::from_millis(500));
             }
-            let (b, k) = (self.bucket.clone(), owner_key(p));
-            let got = self.nats.call(move |js| async move {
-                let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
-                let entry = store.entry(&k).await.map_err(|e| NatsError::jetstream(format!("{b} {k}"), e))?;
-                Ok(entry
-                    .filter(|e| matches!(e.operation, kv::Operation::Put))
-                    .and_then(|e| serde_json::from_slice::<Ownership>(&e.value).ok().map(|o| (o, e.revision))))
-            });
-            match got {
+            match self.ownership(p) {
                 Ok(v) => return Ok(v),
                 Err(e) => last = Some(e),
             }
@@ -430,14 +423,8 @@ impl Group {
 
     /// Whether `claim` still holds its partition (no takeover since).
     pub fn holds(&self, claim: &Claim) -> Result<bool, NatsError> {
-        let (b, k) = (self.bucket.clone(), owner_key(claim.partition));
-        let (member, epoch) = (claim.ownership.member.clone(), claim.ownership.epoch);
-        self.nats.call(move |js| async move {
-            let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
-            let v = store.get(&k).await.map_err(|e| NatsError::jetstream(format!("{b} {k}"), e))?;
-            Ok(v.and_then(|v| serde_json::from_slice::<Ownership>(&v).ok())
-                .is_some_and(|o| o.member == member && o.epoch == epoch))
-        })
+        let (member, epoch) = (&claim.ownership.member, claim.ownership.epoch);
+        Ok(self.ownership(claim.partition)?.is_some_and(|(o, _)| &o.member == member && o.epoch == epoch))
     }
 
     /// Marks partition `p` finished: its input ended and its output is

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use async_nats::jetstream::{kv, object_store};
+use async_nats::jetstream::object_store;
 use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 use weir_actors::{BackendFactory, CheckpointId, CheckpointMeta, RestoredCheckpoint, StateBackend, StateError};
@@ -83,16 +83,7 @@ impl JetStreamBackend {
         let (kv_bucket, obj_bucket) = (format!("weir-ckpt-{name}"), format!("weir-snap-{name}"));
         let (k, o, replicas) = (kv_bucket.clone(), obj_bucket.clone(), nats.replicas());
         nats.call(move |js| async move {
-            if js.get_key_value(&k).await.is_err() {
-                js.create_key_value(kv::Config {
-                    bucket: k.clone(),
-                    history: 1,
-                    num_replicas: replicas,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| NatsError::jetstream(format!("KV bucket {k}"), e))?;
-            }
+            super::client::ensure_key_value(&js, &k, replicas).await?;
             if js.get_object_store(&o).await.is_err() {
                 js.create_object_store(object_store::Config {
                     bucket: o.clone(),

@@ -25,9 +25,6 @@ pub struct PartitionBackend {
     claim: Arc<Mutex<Claim>>,
     inner: JetStreamBackend,
     retain: usize,
-    /// Checkpoints whose record in the ownership failed in a way that may
-    /// still have applied it: an abort keeps them.
-    unknown: std::collections::BTreeSet<u64>,
 }
 
 fn bucket_name(group: &Group, p: usize) -> String {
@@ -46,7 +43,7 @@ impl PartitionBackend {
             (c.partition, c.ownership.epoch)
         };
         let inner = JetStreamBackend::open_prefixed(group.nats(), &bucket_name(group, p), &prefix(epoch), retain)?;
-        Ok(PartitionBackend { group: group.clone(), claim, inner, retain, unknown: Default::default() })
+        Ok(PartitionBackend { group: group.clone(), claim, inner, retain })
     }
 
     /// A factory for the partition's `CheckpointConfig`.
@@ -83,9 +80,6 @@ impl StateBackend for PartitionBackend {
         let mut claim = self.claim.lock().expect("claim");
         let res = self.group.record_checkpoint(&mut claim, meta.id.seq);
         drop(claim);
-        if matches!(res, Err(Fenced::Unknown(_))) {
-            self.unknown.insert(meta.id.seq);
-        }
         res.map_err(|e| self.fenced("ownership", e))?;
         self.inner.apply_retention(meta.id.seq)
     }
@@ -99,8 +93,7 @@ impl StateBackend for PartitionBackend {
             let c = self.claim.lock().expect("claim");
             (c.partition, c.ownership.epoch)
         };
-        let recorded = if self.unknown.contains(&id.seq) { Ok(true) } else { self.group.records(p, epoch, id.seq) };
-        match recorded {
+        match self.group.records(p, epoch, id.seq) {
             Ok(false) => self.inner.abort(id),
             Ok(true) | Err(_) => {
                 tracing::warn!(

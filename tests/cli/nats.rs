@@ -478,6 +478,15 @@ impl Drop for Worker {
     }
 }
 
+/// The arguments of `weir worker` for WL1 (N = 3,000,000) in group
+/// `group` from `input` to `output`, the input throttled to `throttle`
+/// events/s, checkpoints every 100 ms, a lease of 1 s.
+fn worker_args(url: &str, group: &str, input: &str, output: &str, throttle: &str) -> Vec<String> {
+    let args = ["worker", "wl1", "--events", "3000000", "--nats", url, "--group", group, "--input", input];
+    let more = ["--output", output, "--throttle", throttle, "--checkpoint-interval-ms", "100", "--lease-ms", "1000"];
+    args.iter().chain(&more).map(|a| a.to_string()).collect()
+}
+
 /// Starts `weir worker` with `args`, its stderr in `log`.
 fn worker(args: &[&str], log: &Path) -> Worker {
     let err = std::fs::File::create(log).unwrap();
@@ -509,26 +518,8 @@ fn a_group_of_workers_is_exactly_once_through_a_kill_a_replacement_and_a_freeze(
     assert_eq!(code, 0, "{err}");
     let dir = tempfile::tempdir().unwrap();
     let log = |name: &str| dir.path().join(name);
-    let args = [
-        "worker",
-        "wl1",
-        "--events",
-        "3000000",
-        "--nats",
-        url,
-        "--group",
-        "g",
-        "--input",
-        "gin",
-        "--output",
-        "gout",
-        "--throttle",
-        "400000",
-        "--checkpoint-interval-ms",
-        "100",
-        "--lease-ms",
-        "1000",
-    ];
+    let args = worker_args(url, "g", "gin", "gout", "400000");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut first = worker(&args, &log("w1"));
     let mut frozen = worker(&args, &log("w2"));
     let mut third = worker(&args, &log("w3"));
@@ -566,26 +557,8 @@ fn a_job_keyed_otherwise_than_its_input_repartitions_exactly_once_through_a_kill
     assert_eq!(code, 0, "{err}");
     let dir = tempfile::tempdir().unwrap();
     let log = |name: &str| dir.path().join(name);
-    let args = [
-        "worker",
-        "wl1",
-        "--events",
-        "3000000",
-        "--nats",
-        url,
-        "--group",
-        "rg",
-        "--input",
-        "rin",
-        "--output",
-        "rout",
-        "--throttle",
-        "500000",
-        "--checkpoint-interval-ms",
-        "100",
-        "--lease-ms",
-        "1000",
-    ];
+    let args = worker_args(url, "rg", "rin", "rout", "500000");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut first = worker(&args, &log("w1"));
     let mut second = worker(&args, &log("w2"));
     std::thread::sleep(Duration::from_millis(1500));
