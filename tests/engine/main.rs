@@ -9,6 +9,7 @@ mod backpressure;
 mod builder;
 mod checkpoints;
 mod docs_links;
+mod fan_out;
 mod fault_injection;
 mod faults;
 mod operators;

@@ -22,6 +22,7 @@
 //! destination's next full batch ([`HeldWatermarks`]), so that a watermark
 //! after every source batch does not cut every batch short.
 
+pub(crate) mod broadcast;
 pub(crate) mod edge;
 pub(crate) mod keys;
 pub(crate) mod outlet;

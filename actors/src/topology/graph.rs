@@ -36,6 +36,8 @@ pub(crate) struct Graph {
     /// The consumer of dead letters, if any: (node id, factory).
     pub(crate) dead: Option<(usize, OutputFactory<DeadLetter>)>,
     dead_requested: bool,
+    /// Branches of `Stream::fan_out` not connected yet.
+    pub(crate) pending_branches: usize,
 }
 
 impl Graph {
@@ -49,6 +51,7 @@ impl Graph {
             names: HashSet::new(),
             dead: None,
             dead_requested: false,
+            pending_branches: 0,
         }
     }
 
@@ -111,6 +114,7 @@ impl Graph {
         if let Some(e) = self.errors.first() {
             return Err(e.clone());
         }
+        crate::topology::stream::check_branches(self)?;
         if !self.nodes.iter().any(|n| n.info.kind == ActorKind::Source) {
             return Err(BuildError::NoSource);
         }

@@ -17,7 +17,7 @@ use crate::output::pool::BatchPool;
 use crate::output::{Emit, Inbox, Target};
 use crate::spawn::{Restorer, Spawner, StartFn};
 use crate::topology::graph::{Graph, NodeInfo};
-use crate::topology::{install, lock, operator_prepare, take_port, EdgeMaker, Port, Stream};
+use crate::topology::{install, lock, operator_prepare, take_port, Port, Stream};
 use crate::window::core::WindowCore;
 use crate::window::partial::combine::Combine;
 use crate::window::partial::{combinable, Keyed};
@@ -72,18 +72,21 @@ where
     fn connect_with<V, E>(self, g: &mut Graph, id: usize, edge: E) -> Inbox<V>
     where
         V: Send + 'static,
-        E: Fn(Partitioned<V>, Box<dyn BatchKeys<K, T>>) -> Box<dyn Emit<T>> + Send + 'static,
+        E: Fn(Partitioned<V>, Box<dyn BatchKeys<K, T>>) -> Box<dyn Emit<T>> + Clone + Send + 'static,
     {
         let inbox: Inbox<V> = Arc::new(OnceLock::new());
-        let up = Arc::clone(&inbox);
-        let (mut key, batch_size) = (self.key, g.config.batch_size);
-        let make: EdgeMaker<T> = Box::new(move |offset| {
+        let batch_size = g.config.batch_size;
+        // One key function for every stream of a union, each upstream
+        // instance getting its own extractor.
+        let key = Arc::new(Mutex::new(self.key));
+        self.stream.connect_to(g, id, false, |offset, _| {
+            let (up, key, edge) = (Arc::clone(&inbox), Arc::clone(&key), edge.clone());
             Box::new(move |i, metrics: &Arc<ActorMetrics>| {
                 let targets = up.get().expect("downstream nodes are started first").clone();
-                edge(Partitioned::new(targets, offset + i, batch_size, Arc::clone(metrics)), key())
+                let keys = (key.lock().unwrap_or_else(|e| e.into_inner()))();
+                edge(Partitioned::new(targets, offset + i, batch_size, Arc::clone(metrics)), keys)
             })
         });
-        (self.stream.connect)(g, id, make);
         inbox
     }
 

@@ -27,25 +27,20 @@
 mod describe;
 pub(crate) mod graph;
 mod keyed;
+pub(crate) mod stream;
 
 use std::fmt;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-
-use actix::Recipient;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::checkpoint::CheckpointConfig;
 use crate::error::{BuildError, JobError};
 use crate::metrics::{ActorKind, ActorMetrics};
 use crate::operator::{Operator, OperatorCore};
-use crate::output::edge::RoundRobin;
 use crate::output::outlet::Outlet;
 use crate::output::pool::BatchPool;
-use crate::output::stage::{Filter, FlatMap, Map};
-use crate::output::{Emit, Inbox, OutputFactory, Target};
+use crate::output::{Inbox, OutputFactory, Target};
 use crate::shell::Core;
-use crate::sink::recipient::{RecipientPort, RecipientSink};
-use crate::sink::{Sink, SinkCore};
 use crate::source::actor::{SourceActor, SourceSettings, SourceSnapshot};
 use crate::source::{DeadLetter, Source};
 use crate::spawn::{Placement, Restorer, Spawner};
@@ -55,13 +50,8 @@ use crate::time::WatermarkStrategy;
 pub use describe::{EdgeOutput, GraphEdge, GraphNode, JobGraph};
 use graph::{Graph, JobConfig, NodeInfo};
 pub use keyed::{KeyedStream, WindowedStream};
-
-/// Makes the output factory of an edge, given the first input index of the
-/// upstream instances at the downstream node.
-pub(crate) type EdgeMaker<T> = Box<dyn FnOnce(usize) -> OutputFactory<T> + Send>;
-
-/// Connects a stream to the node `to` (graph, `to`, the edge).
-type Connect<T> = Box<dyn FnOnce(&mut Graph, usize, EdgeMaker<T>) + Send>;
+pub use stream::{ActorOperatorInfo, Stream};
+use stream::{Attach, Member, Origin};
 
 /// Where a node's start function finds the output factory of one port.
 pub(crate) type Port<T> = Arc<Mutex<Option<OutputFactory<T>>>>;
@@ -278,236 +268,14 @@ impl JobBuilder {
             g.error(BuildError::AlreadyTaken { node: "job".into(), what: "the dead-letter output" });
         }
         drop(g);
+        let attach: Attach<DeadLetter> = Box::new(|g: &mut Graph, to: usize, factory| {
+            // Input indices are assigned per source when the job is built.
+            g.dead = Some((to, factory));
+        });
         Stream {
             graph: self.graph.clone(),
-            parallelism: 1,
-            connect: Box::new(|g: &mut Graph, to: usize, make: EdgeMaker<DeadLetter>| {
-                // Input indices are assigned per source when the job is built.
-                g.dead = Some((to, make(0)));
-            }),
+            members: vec![Member { origin: Origin::DeadLetters, parallelism: 1, attach }],
         }
-    }
-}
-
-/// A stream of records of type `T`: the output of a node, plus fused
-/// stateless stages. Consume it with one of the methods below.
-#[must_use = "a stream does nothing until connected to a sink or another stage"]
-pub struct Stream<T: Send + 'static> {
-    pub(crate) graph: Arc<Mutex<Graph>>,
-    pub(crate) parallelism: usize,
-    pub(crate) connect: Connect<T>,
-}
-
-impl<T: Send + 'static> fmt::Debug for Stream<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Stream").field("parallelism", &self.parallelism).finish()
-    }
-}
-
-/// What [`Stream::actor_operator`] tells the function that makes each
-/// instance's [`Core`].
-#[derive(Debug, Clone, Copy)]
-pub struct ActorOperatorInfo {
-    /// This instance's index (`0..parallelism`).
-    pub instance: usize,
-    /// Number of inputs this instance receives from (the shell takes the
-    /// watermark as the minimum over them; [`Cx::input`](crate::Cx::input)
-    /// says which one a batch came on).
-    pub inputs: usize,
-}
-
-impl<T: Send + 'static> Stream<T> {
-    /// The stream of `node`'s main (or side) output `port`.
-    pub(crate) fn from_port_side(
-        graph: Arc<Mutex<Graph>>,
-        node: usize,
-        parallelism: usize,
-        port: Port<T>,
-        main: bool,
-    ) -> Self {
-        Stream {
-            graph,
-            parallelism,
-            connect: Box::new(move |g: &mut Graph, to: usize, make: EdgeMaker<T>| {
-                let forward = false;
-                let offset = g.add_edge(node, to, main, forward);
-                *port.lock().unwrap_or_else(|e| e.into_inner()) = Some(make(offset));
-            }),
-        }
-    }
-
-    pub(crate) fn from_port(graph: Arc<Mutex<Graph>>, node: usize, parallelism: usize, port: Port<T>) -> Self {
-        Self::from_port_side(graph, node, parallelism, port, true)
-    }
-
-    /// Number of actor instances producing this stream.
-    pub fn parallelism(&self) -> usize {
-        self.parallelism
-    }
-
-    /// Wraps every output made for this stream by `wrap` (a fused stage).
-    fn stage<U: Send + 'static>(
-        self,
-        wrap: impl Fn(Box<dyn Emit<U>>) -> Box<dyn Emit<T>> + Send + 'static,
-    ) -> Stream<U> {
-        let prev = self.connect;
-        Stream {
-            graph: self.graph,
-            parallelism: self.parallelism,
-            connect: Box::new(move |g: &mut Graph, to: usize, make: EdgeMaker<U>| {
-                prev(
-                    g,
-                    to,
-                    Box::new(move |offset| {
-                        let mut inner = make(offset);
-                        Box::new(move |i, m: &Arc<ActorMetrics>| wrap(inner(i, m)))
-                    }),
-                );
-            }),
-        }
-    }
-
-    /// Transforms each record's value (fused into the upstream actor).
-    pub fn map<U, F>(self, f: F) -> Stream<U>
-    where
-        U: Send + 'static,
-        F: FnMut(T) -> U + Clone + Send + 'static,
-    {
-        self.stage(move |inner| Box::new(Map::new(f.clone(), inner)))
-    }
-
-    /// Keeps the records whose value satisfies `f` (fused).
-    pub fn filter<F>(self, f: F) -> Stream<T>
-    where
-        F: FnMut(&T) -> bool + Clone + Send + 'static,
-    {
-        self.stage(move |inner| Box::new(Filter::new(f.clone(), inner)))
-    }
-
-    /// Zero or more values per record, each with the record's timestamp
-    /// (fused).
-    pub fn flat_map<U, I, F>(self, f: F) -> Stream<U>
-    where
-        U: Send + 'static,
-        I: IntoIterator<Item = U>,
-        F: FnMut(T) -> I + Clone + Send + 'static,
-    {
-        self.stage(move |inner| Box::new(FlatMap::new(f.clone(), inner)))
-    }
-
-    /// Hash-partitions by `key` to `parallelism` downstream instances;
-    /// equal keys always meet at the same instance. (Where the instances
-    /// run is the job's [`Placement`]: by default instance `i` shares
-    /// thread `i` with instance `i` of every other node.)
-    pub fn key_by<K, F>(self, key: F, parallelism: usize) -> KeyedStream<K, T>
-    where
-        K: std::hash::Hash + Eq + Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
-        F: Fn(&T) -> K + Clone + Send + 'static,
-    {
-        KeyedStream::new(self, crate::output::keys::key_maker(key), parallelism)
-    }
-
-    /// Runs a custom [`Operator`] in node `name`, one instance per instance
-    /// of this stream (made by `make(i)`), fed one to one.
-    pub fn transform<O, M>(self, name: &str, make: M) -> Stream<O::Out>
-    where
-        O: Operator<In = T>,
-        M: FnMut(usize) -> O + Send + 'static,
-    {
-        let p = self.parallelism;
-        self.into_node(name, ActorKind::Operator, p, true, operator_prepare(make))
-    }
-
-    /// Runs a custom actor operator: a [`Core`] that weir runs in its actor
-    /// shell (inputs, watermarks, barrier alignment, checkpoints, metrics
-    /// and backpressure handled for it), one instance per instance of this
-    /// stream, made by `make(info)`. Its output is the `Outlet` its hooks
-    /// write to.
-    pub fn actor_operator<C, U, F>(self, name: &str, mut make: F) -> Stream<U>
-    where
-        U: Send + 'static,
-        C: Core<In = T, Outputs = Outlet<U>>,
-        F: FnMut(ActorOperatorInfo) -> C + Send + 'static,
-    {
-        let p = self.parallelism;
-        self.into_node(name, ActorKind::Operator, p, true, move |r: &mut Restorer, info: &NodeInfo| {
-            let cores = (0..info.parallelism)
-                .map(|i| {
-                    let mut core = make(ActorOperatorInfo { instance: i, inputs: info.inputs });
-                    r.restore_core(&info.actor(i), &mut core).map(|()| core)
-                })
-                .collect::<Result<Vec<C>, JobError>>()?;
-            Ok(shell_starter(cores, |_sp, _metrics, out| out))
-        })
-    }
-
-    /// Delivers the records to `sink` (one sink actor).
-    pub fn sink<S: Sink<T>>(self, name: &str, sink: S) {
-        let prepare = move |r: &mut Restorer, info: &NodeInfo| {
-            let mut core = SinkCore::new(sink);
-            // Sinks are prepared after every other node: their restore may
-            // cut output back, so it runs only once nothing can refuse.
-            r.restore_core(&info.actor(0), &mut core)?;
-            Ok(shell_starter(vec![core], |_sp, _metrics, _out: Outlet<()>| ()))
-        };
-        let _: Stream<()> = self.into_node(name, ActorKind::Sink, 1, false, prepare);
-    }
-
-    /// Delivers each record's value to an actix actor as a message, waiting
-    /// while that actor's mailbox is full (at least once across a restore:
-    /// a delivered message cannot be taken back).
-    pub fn sink_to_recipient(self, name: &str, recipient: Recipient<T>)
-    where
-        T: actix::Message<Result = ()>,
-    {
-        let prepare = move |_r: &mut Restorer, _info: &NodeInfo| {
-            let core = RecipientSink::<T>::new();
-            Ok(shell_starter(vec![core], move |sp: &mut Spawner, metrics: &Arc<ActorMetrics>, _out: Outlet<()>| {
-                RecipientPort::new(recipient.clone(), Arc::clone(metrics), Arc::clone(&sp.lifecycle))
-            }))
-        };
-        let _: Stream<()> = self.into_node(name, ActorKind::Sink, 1, false, prepare);
-    }
-
-    /// Adds node `name` fed by this stream (one to one when `forward`,
-    /// otherwise every upstream instance to every downstream instance,
-    /// batches round-robin) and returns the node's output stream.
-    /// `prepare` is the node's phase one; it returns the starter of its
-    /// instances.
-    pub(crate) fn into_node<U, P>(
-        self,
-        name: &str,
-        kind: ActorKind,
-        parallelism: usize,
-        forward: bool,
-        prepare: P,
-    ) -> Stream<U>
-    where
-        U: Send + 'static,
-        P: FnOnce(&mut Restorer, &NodeInfo) -> Result<Starter<T, U>, JobError> + Send + 'static,
-    {
-        let graph = Arc::clone(&self.graph);
-        let mut g = lock(&graph);
-        let id = g.add_node(name, kind, parallelism);
-        let inbox: Inbox<T> = Arc::new(OnceLock::new());
-        let batch_size = g.config.batch_size;
-        let upstream_inbox = Arc::clone(&inbox);
-        let make_edge: EdgeMaker<T> = Box::new(move |offset| {
-            Box::new(move |i, metrics: &Arc<ActorMetrics>| {
-                let targets = upstream_inbox.get().expect("downstream nodes are started first").clone();
-                let (targets, input) = if forward { (vec![targets[i].clone()], offset) } else { (targets, offset + i) };
-                Box::new(RoundRobin::new(targets, input, batch_size, Arc::clone(metrics))) as Box<dyn Emit<T>>
-            })
-        });
-        (self.connect)(&mut g, id, make_edge);
-        if forward {
-            // The edge counted every upstream instance as an input of each
-            // downstream instance; one to one, each has exactly one.
-            g.nodes[id].info.inputs = 1;
-        }
-        let port = install(&mut g, id, inbox, prepare);
-        drop(g);
-        Stream::from_port(graph, id, parallelism, port)
     }
 }
 

@@ -1,0 +1,94 @@
+//! Fan-out: one output feeding several consumers, each getting every
+//! record.
+//!
+//! A [`Broadcast`] sits where a stream forks (`Stream::fan_out`): every
+//! batch goes to each branch's edge, control messages too, and the actor
+//! waits while any branch is blocked — so the slowest consumer paces the
+//! producer. The last branch takes the batch itself; each other branch
+//! takes a copy (records cloned), so a fork of `n` branches copies each
+//! record `n - 1` times; wrap large records in an `Arc` to share them.
+
+use crate::message::Record;
+use crate::output::{join_blocked, Blocked, Control, Emit};
+
+/// Sends everything to every branch.
+pub(crate) struct Broadcast<T> {
+    branches: Vec<Box<dyn Emit<T>>>,
+    /// The copy handed to each branch but the last (reused).
+    copy: Vec<Record<T>>,
+}
+
+impl<T> Broadcast<T> {
+    pub(crate) fn new(branches: Vec<Box<dyn Emit<T>>>) -> Self {
+        Broadcast { branches, copy: Vec::new() }
+    }
+}
+
+impl<T: Clone + Send + 'static> Emit<T> for Broadcast<T> {
+    fn data(&mut self, batch: &mut Vec<Record<T>>) {
+        let Some((last, rest)) = self.branches.split_last_mut() else {
+            batch.clear();
+            return;
+        };
+        for b in rest {
+            self.copy.clear();
+            self.copy.extend_from_slice(batch);
+            b.data(&mut self.copy);
+        }
+        last.data(batch);
+    }
+    fn control(&mut self, ctl: Control) {
+        for b in &mut self.branches {
+            b.control(ctl);
+        }
+    }
+    fn flush(&mut self) {
+        for b in &mut self.branches {
+            b.flush();
+        }
+    }
+    fn take_blocked(&mut self) -> Option<Blocked> {
+        join_blocked(self.branches.iter_mut().map(|b| b.take_blocked()))
+    }
+    fn is_blocked(&self) -> bool {
+        self.branches.iter().any(|b| b.is_blocked())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Records what it is given.
+    struct Tape(Arc<Mutex<Vec<String>>>);
+
+    impl Emit<u32> for Tape {
+        fn data(&mut self, batch: &mut Vec<Record<u32>>) {
+            let mut t = self.0.lock().unwrap();
+            t.extend(batch.drain(..).map(|r| format!("{}@{}", r.value, r.ts)));
+        }
+        fn control(&mut self, ctl: Control) {
+            self.0.lock().unwrap().push(format!("{ctl:?}"));
+        }
+        fn flush(&mut self) {}
+        fn take_blocked(&mut self) -> Option<Blocked> {
+            None
+        }
+    }
+
+    #[test]
+    fn every_branch_gets_every_record_and_control_message_in_order() {
+        let tapes: Vec<_> = (0..3).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
+        let mut b = Broadcast::new(tapes.iter().map(|t| Box::new(Tape(Arc::clone(t))) as Box<dyn Emit<u32>>).collect());
+        let mut batch = vec![Record::new(1, 10), Record::new(2, 20)];
+        b.data(&mut batch);
+        assert!(batch.is_empty(), "the last branch takes the batch itself");
+        b.control(Control::Watermark(5));
+        b.data(&mut vec![Record::new(6, 30)]);
+        b.control(Control::End);
+        for t in &tapes {
+            assert_eq!(*t.lock().unwrap(), ["10@1", "20@2", "Watermark(5)", "30@6", "End"]);
+        }
+    }
+}
