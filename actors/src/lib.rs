@@ -23,6 +23,7 @@ mod control;
 mod edits;
 mod error;
 mod job;
+mod join;
 mod message;
 mod metrics;
 mod operator;
@@ -41,6 +42,7 @@ mod window_manager;
 pub use checkpoint::{CheckpointConfig, CheckpointStats, Snapshot};
 pub use error::{BuildError, JobError, OperatorError, SinkError, SnapshotError};
 pub use job::Job;
+pub use join::Either;
 pub use message::{CheckpointId, Envelope, Record, StreamElement, Timestamp, END_OF_TIME};
 pub use metrics::{ActorKind, JobMetrics, MetricsSnapshot};
 pub use operator::{Collector, Operator, OperatorContext, OperatorHarness};
@@ -58,7 +60,8 @@ pub use state::{
 };
 pub use time::{InputEvent, InputTracker, WatermarkStrategy};
 pub use topology::{
-    ActorOperatorInfo, EdgeOutput, GraphEdge, GraphNode, JobBuilder, JobGraph, KeyedStream, Stream, WindowedStream,
+    ActorOperatorInfo, EdgeOutput, GraphEdge, GraphNode, IntervalJoin, JobBuilder, JobGraph, KeyedConnected,
+    KeyedStream, Stream, WindowedStream,
 };
 pub use window::{
     Aggregate, Average, Collect, Count, Max, Min, Sum, Timing, Window, WindowOptions, WindowResult, Windows,
@@ -67,10 +70,10 @@ pub use window::{
 /// What a job author needs, in one `use weir_actors::prelude::*`.
 pub mod prelude {
     pub use crate::{
-        push_source, ActorKind, Aggregate, Average, Collect, CollectSink, Collected, Count, DeadLetter, FileSink,
-        FileSource, FnSink, IterSource, Job, JobBuilder, JobHandle, Max, Min, PushHandle, Record, Sink, StdoutSink,
-        Stream, Sum, Throttled, Timestamp, Timing, TrySendError, WatermarkStrategy, Window, WindowResult, Windows,
-        END_OF_TIME,
+        push_source, ActorKind, Aggregate, Average, Collect, CollectSink, Collected, Count, DeadLetter, Either,
+        FileSink, FileSource, FnSink, IterSource, Job, JobBuilder, JobHandle, Max, Min, PushHandle, Record, Sink,
+        StdoutSink, Stream, Sum, Throttled, Timestamp, Timing, TrySendError, WatermarkStrategy, Window, WindowResult,
+        Windows, END_OF_TIME,
     };
 }
 

@@ -21,10 +21,10 @@ pub(super) struct BenchArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
     runs: u64,
     /// Workloads, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "wl1,wl2,wl3", value_parser = parse_workload)]
+    #[arg(long, value_delimiter = ',', default_value = "wl1,wl2,wl3,wl4", value_parser = parse_workload)]
     workloads: Vec<Workload>,
     /// Key counts K, comma-separated (default: 16 and 100000 for wl1 and
-    /// wl2, 100000 for wl3).
+    /// wl2, 100000 for wl3 and wl4; wl4 joins with J = 500).
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
     keys: Option<Vec<u64>>,
     /// weir's parallelisms, comma-separated (the baseline always runs).
@@ -59,7 +59,7 @@ pub(super) fn bench(args: BenchArgs) -> ExitCode {
     let mut cases = Vec::new();
     for &workload in &args.workloads {
         let keys = args.keys.clone().unwrap_or_else(|| match workload {
-            Workload::Wl3 => vec![100_000],
+            Workload::Wl3 | Workload::Wl4 => vec![100_000],
             _ => vec![16, 100_000],
         });
         cases.extend(keys.into_iter().map(|keys| Case { workload, keys }));

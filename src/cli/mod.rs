@@ -52,11 +52,24 @@ enum Wl {
     Wl3,
 }
 
+/// The workloads `weir run` runs (the NATS commands take WL1-3).
+#[derive(ValueEnum, Debug, Clone, Copy)]
+enum RunWl {
+    /// Keyed tumbling windows (10 s): count and sum.
+    Wl1,
+    /// Keyed sliding windows (10 s every 2 s).
+    Wl2,
+    /// Keyed session windows (gap --gap).
+    Wl3,
+    /// Keyed interval join of the stream's two sides (--interval).
+    Wl4,
+}
+
 #[derive(clap::Args, Debug)]
 struct RunArgs {
     /// Which workload.
     #[arg(value_enum)]
-    workload: Wl,
+    workload: RunWl,
     /// Number of events N.
     #[arg(long, default_value_t = 20_000_000, value_parser = clap::value_parser!(u64).range(0..=MAX_EVENTS))]
     events: u64,
@@ -75,7 +88,10 @@ struct RunArgs {
     /// Session gap G, ms (wl3).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=MAX_MS as i64))]
     gap: i64,
-    /// Source and window-manager instances P.
+    /// Join interval J, ms (wl4): pairs with a.ts - J <= b.ts <= a.ts + J.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(0..=MAX_MS as i64))]
+    interval: i64,
+    /// Source and window-manager (or join) instances P.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
     parallelism: u64,
     /// Records per batch S.
@@ -177,14 +193,20 @@ pub(crate) fn main() -> ExitCode {
 
 fn run(args: RunArgs) -> ExitCode {
     let workload = match args.workload {
-        Wl::Wl1 => Workload::Wl1,
-        Wl::Wl2 => Workload::Wl2,
-        Wl::Wl3 => Workload::Wl3,
+        RunWl::Wl1 => Workload::Wl1,
+        RunWl::Wl2 => Workload::Wl2,
+        RunWl::Wl3 => Workload::Wl3,
+        RunWl::Wl4 => Workload::Wl4,
     };
+    if workload == Workload::Wl4 && (args.input.is_some() || args.nats_output.is_some()) {
+        eprintln!("error: wl4 reads the generator and writes locally: --input and --nats-output take wl1, wl2 or wl3");
+        return ExitCode::from(2);
+    }
     let mut spec = WorkloadSpec {
         stream: StreamParams { events: args.events, keys: args.keys, rate: args.rate, disorder: args.disorder },
         bound: args.bound.unwrap_or(args.disorder) as i64,
         gap: args.gap,
+        interval: args.interval,
         parallelism: args.parallelism as usize,
         batch_size: args.batch_size as usize,
         throttle: args.throttle,

@@ -244,6 +244,64 @@ where
     }
 }
 
+/// Hash-partitions records by key like [`KeyBy`], sending each value
+/// wrapped by `wrap` (one side of a two-input node: `Either::Left`, or
+/// `Either::Right`), so that two streams of different types reach one
+/// node keyed alike.
+pub(crate) struct KeyInto<K: Send + 'static, T, V: Send + 'static, W> {
+    out: Partitioned<(K, V)>,
+    key_fn: Box<dyn BatchKeys<K, T>>,
+    keys: Vec<K>,
+    wrap: W,
+}
+
+impl<K, T, V, W> KeyInto<K, T, V, W>
+where
+    K: Hash + Send + 'static,
+    V: Send + 'static,
+{
+    pub(crate) fn new(out: Partitioned<(K, V)>, key_fn: Box<dyn BatchKeys<K, T>>, wrap: W) -> Self {
+        KeyInto { out, key_fn, keys: Vec::new(), wrap }
+    }
+}
+
+impl<K, T, V, W> Emit<T> for KeyInto<K, T, V, W>
+where
+    K: Hash + Send + 'static,
+    T: Send + 'static,
+    V: Send + 'static,
+    W: Fn(T) -> V + Send + 'static,
+{
+    fn data(&mut self, batch: &mut Vec<Record<T>>) {
+        let KeyInto { out, key_fn, keys, wrap } = self;
+        if !out.held.may_pass(batch) {
+            out.release();
+        }
+        keys.clear();
+        key_fn.keys(batch, keys);
+        let p = out.bufs.len();
+        for (r, k) in batch.drain(..).zip(keys.drain(..)) {
+            let t = if p == 1 { 0 } else { partition(&k, p) };
+            out.bufs[t].push(Record { ts: r.ts, value: (k, wrap(r.value)) });
+            if out.bufs[t].len() >= out.batch_size {
+                out.send(t);
+            }
+        }
+    }
+    fn control(&mut self, ctl: Control) {
+        self.out.control(ctl);
+    }
+    fn flush(&mut self) {
+        self.out.release();
+    }
+    fn take_blocked(&mut self) -> Option<Blocked> {
+        self.out.sender.take_blocked()
+    }
+    fn is_blocked(&self) -> bool {
+        self.out.sender.is_blocked()
+    }
+}
+
 /// Counts and discards: the output of a port nobody subscribed to (late
 /// data or dead letters without a sink). The owner counts the records.
 pub(crate) struct Discard;

@@ -27,9 +27,9 @@ use crate::window_manager::{WindowInput, WindowManager};
 /// A stream partitioned by key (see [`Stream::key_by`]).
 #[must_use = "a keyed stream does nothing until windowed or transformed"]
 pub struct KeyedStream<K, T: Send + 'static> {
-    stream: Stream<T>,
+    pub(crate) stream: Stream<T>,
     key: KeyMaker<K, T>,
-    parallelism: usize,
+    pub(crate) parallelism: usize,
 }
 
 impl<K, T: Send + 'static> fmt::Debug for KeyedStream<K, T> {
@@ -49,11 +49,11 @@ where
 
     /// Connects this stream to node `id` through a key-partitioning edge;
     /// returns the node's inbox, filled when the node starts.
-    fn connect(self, g: &mut Graph, id: usize) -> Inbox<(K, T)> {
+    fn connect_keyed(self, g: &mut Graph, id: usize) -> Inbox<(K, T)> {
         self.connect_with(g, id, |out, key| Box::new(KeyBy::new(out, key)))
     }
 
-    /// Like [`KeyedStream::connect`], through a combining edge that folds
+    /// Like [`KeyedStream::connect_keyed`], through a combining edge that folds
     /// each batch's records of one key and one interval of `len` ms with
     /// `agg` before they leave (`window::partial`).
     fn connect_combining<A: Aggregate<T>>(
@@ -75,19 +75,30 @@ where
         E: Fn(Partitioned<V>, Box<dyn BatchKeys<K, T>>) -> Box<dyn Emit<T>> + Clone + Send + 'static,
     {
         let inbox: Inbox<V> = Arc::new(OnceLock::new());
+        self.attach_keyed(g, id, &inbox, edge);
+        inbox
+    }
+
+    /// Connects this stream to node `id`, whose instances fill `inbox`,
+    /// through the partitioning edge `edge(partitioned output, key
+    /// extractor)` builds for each upstream instance.
+    pub(crate) fn attach_keyed<V, E>(self, g: &mut Graph, id: usize, inbox: &Inbox<V>, edge: E)
+    where
+        V: Send + 'static,
+        E: Fn(Partitioned<V>, Box<dyn BatchKeys<K, T>>) -> Box<dyn Emit<T>> + Clone + Send + 'static,
+    {
         let batch_size = g.config.batch_size;
         // One key function for every stream of a union, each upstream
         // instance getting its own extractor.
         let key = Arc::new(Mutex::new(self.key));
         self.stream.connect_to(g, id, false, |offset, _| {
-            let (up, key, edge) = (Arc::clone(&inbox), Arc::clone(&key), edge.clone());
+            let (up, key, edge) = (Arc::clone(inbox), Arc::clone(&key), edge.clone());
             Box::new(move |i, metrics: &Arc<ActorMetrics>| {
                 let targets = up.get().expect("downstream nodes are started first").clone();
                 let keys = (key.lock().unwrap_or_else(|e| e.into_inner()))();
                 edge(Partitioned::new(targets, offset + i, batch_size, Arc::clone(metrics)), keys)
             })
         });
-        inbox
     }
 
     /// Groups each key's records into event-time (or count) windows, in the
@@ -126,7 +137,7 @@ where
         let p = self.parallelism;
         let mut g = lock(&graph);
         let id = g.add_node(name, ActorKind::Operator, p);
-        let inbox = self.connect(&mut g, id);
+        let inbox = self.connect_keyed(&mut g, id);
         let port = install(&mut g, id, inbox, operator_prepare(make));
         drop(g);
         Stream::from_port(graph, id, p, port)
@@ -252,7 +263,7 @@ where
                 window_prepare(inbox, windows, options, agg, late, Arc::clone(&port))
             }
             None => {
-                let inbox = keyed.connect(&mut g, id);
+                let inbox = keyed.connect_keyed(&mut g, id);
                 window_prepare(inbox, windows, options, agg, late, Arc::clone(&port))
             }
         };

@@ -24,6 +24,7 @@
 //! [`JobBuilder::build`] as a [`BuildError`] naming the node and parameter;
 //! a type mismatch between stages is a compile error.
 
+mod connect;
 mod describe;
 pub(crate) mod graph;
 mod keyed;
@@ -47,6 +48,7 @@ use crate::spawn::{Placement, Restorer, Spawner};
 use crate::time::alignment::AlignmentGroup;
 use crate::time::WatermarkStrategy;
 
+pub use connect::{IntervalJoin, KeyedConnected};
 pub use describe::{EdgeOutput, GraphEdge, GraphNode, JobGraph};
 use graph::{Graph, JobConfig, NodeInfo};
 pub use keyed::{KeyedStream, WindowedStream};

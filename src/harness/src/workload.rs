@@ -110,6 +110,23 @@ impl EventFn {
         let ts = ((i * 1000 / self.rate) as i64 - jitter).max(0);
         Event { ts, key, value }
     }
+
+    /// Event `i` and its WL4 side, `(z >> 10) & 1` (0: stream A, 1: B).
+    #[inline]
+    pub fn event_and_side(&self, i: u64) -> (Event, u8) {
+        let z = mix(SEED.wrapping_add((i + 1).wrapping_mul(GAMMA)));
+        let key = z % self.keys;
+        let value = ((z >> 20) % 1000) as i64;
+        let jitter = self.disorder.map_or(0, |d| ((z >> 40) % d) as i64);
+        let ts = ((i * 1000 / self.rate) as i64 - jitter).max(0);
+        (Event { ts, key, value }, ((z >> 10) & 1) as u8)
+    }
+}
+
+/// The WL4 side of event `i`: 0 for stream A, 1 for stream B.
+pub fn side(i: u64) -> u8 {
+    let z = mix(SEED.wrapping_add((i + 1).wrapping_mul(GAMMA)));
+    ((z >> 10) & 1) as u8
 }
 
 /// Generates one instance's share of the stream.
@@ -121,6 +138,8 @@ pub struct Generator {
     /// Next event to produce and the end of its block.
     next: u64,
     block_end: u64,
+    /// Only the events of this WL4 side (`None`: all).
+    side: Option<u8>,
 }
 
 impl Generator {
@@ -133,23 +152,48 @@ impl Generator {
             parallelism: parallelism.max(1) as u64,
             next: start,
             block_end: (start + BLOCK).min(params.events),
+            side: None,
         }
+    }
+
+    /// Only the events of WL4 side `side` (0: stream A, 1: stream B) of
+    /// this share; positions stay event indices.
+    pub fn side(mut self, side: u8) -> Self {
+        self.side = Some(side);
+        self
+    }
+
+    /// Moves to this share's next block once the current one is done;
+    /// `false` when there is none.
+    #[inline]
+    fn next_block(&mut self) -> bool {
+        if self.next >= self.block_end {
+            let next_block = self.block_end.div_ceil(BLOCK) - 1 + self.parallelism;
+            self.next = (next_block * BLOCK).min(self.params.events);
+            self.block_end = (self.next + BLOCK).min(self.params.events);
+        }
+        self.next < self.block_end
     }
 
     /// The next event of this share, if any.
     #[inline]
     pub fn next_event(&mut self) -> Option<Event> {
-        if self.next >= self.block_end {
-            let next_block = self.block_end.div_ceil(BLOCK) - 1 + self.parallelism;
-            self.next = (next_block * BLOCK).min(self.params.events);
-            self.block_end = (self.next + BLOCK).min(self.params.events);
-            if self.next >= self.block_end {
+        loop {
+            if !self.next_block() {
                 return None;
             }
+            let i = self.next;
+            self.next += 1;
+            match self.side {
+                None => return Some(self.events.event(i)),
+                Some(side) => {
+                    let (e, s) = self.events.event_and_side(i);
+                    if s == side {
+                        return Some(e);
+                    }
+                }
+            }
         }
-        let e = self.events.event(self.next);
-        self.next += 1;
-        Some(e)
     }
 }
 
@@ -164,6 +208,15 @@ impl Source for Generator {
     type Item = Event;
 
     fn poll_batch(&mut self, _cx: &mut Context<'_>, out: &mut SourceBatch<'_, Event>) -> Poll<SourceStatus> {
+        if self.side.is_some() {
+            for _ in 0..out.remaining() {
+                match self.next_event() {
+                    Some(e) => out.push(e),
+                    None => return Poll::Ready(SourceStatus::Exhausted),
+                }
+            }
+            return Poll::Ready(SourceStatus::Ready);
+        }
         // Whole runs of the current block without a per-event block check;
         // `next_event` moves on to the next block.
         let mut room = out.remaining() as u64;
@@ -263,6 +316,8 @@ pub enum Workload {
     Wl2,
     /// Keyed session windows with a gap.
     Wl3,
+    /// Keyed interval join of the stream's two sides.
+    Wl4,
 }
 
 /// Everything that defines a reference run.
@@ -276,6 +331,8 @@ pub struct WorkloadSpec {
     pub bound: i64,
     /// Session gap (WL3).
     pub gap: i64,
+    /// Join interval `J` (WL4): pairs with `a.ts - J <= b.ts <= a.ts + J`.
+    pub interval: i64,
     /// Source and window-manager instances.
     pub parallelism: usize,
     /// Records per batch.
@@ -309,6 +366,7 @@ impl WorkloadSpec {
             stream,
             bound: stream.disorder as i64,
             gap: 500,
+            interval: 500,
             parallelism: 1,
             batch_size: 1024,
             throttle: None,
@@ -336,6 +394,56 @@ pub struct Row {
     pub session_end: Option<i64>,
 }
 
+/// One WL4 result row: a matching pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct JoinRow {
+    /// The A event's time.
+    pub a_ts: i64,
+    /// The key.
+    pub key: u64,
+    /// The A event's value.
+    pub a_value: i64,
+    /// The B event's time.
+    pub b_ts: i64,
+    /// The B event's value.
+    pub b_value: i64,
+}
+
+/// A result row: how it counts in the checksum and how it reads as CSV.
+pub trait ResultRow: Send + 'static {
+    /// Adds this row to `sum` (WORKLOAD.md's checksum).
+    fn add_to(&self, sum: &mut Checksum);
+    /// Appends this row as a CSV line, without the newline.
+    fn write_csv(&self, line: &mut Vec<u8>);
+}
+
+impl ResultRow for Row {
+    fn add_to(&self, sum: &mut Checksum) {
+        sum.add(self.window_start, self.key, self.count, self.sum, self.session_end);
+    }
+    fn write_csv(&self, line: &mut Vec<u8>) {
+        use std::io::Write;
+        // Numbers only: no quoting needed.
+        let _ = write!(line, "{},{},{},{}", self.window_start, self.key, self.count, self.sum);
+        if let Some(end) = self.session_end {
+            let _ = write!(line, ",{end}");
+        }
+    }
+}
+
+impl ResultRow for JoinRow {
+    /// WORKLOAD.md: `window_start = a_ts`, `count = 1`,
+    /// `sum = a_value * 1000 + b_value`, and `b_ts * 31` added to the
+    /// argument of mix.
+    fn add_to(&self, sum: &mut Checksum) {
+        sum.add(self.a_ts, self.key, 1, self.a_value * 1000 + self.b_value, Some(self.b_ts));
+    }
+    fn write_csv(&self, line: &mut Vec<u8>) {
+        use std::io::Write;
+        let _ = write!(line, "{},{},{},{},{}", self.a_ts, self.key, self.a_value, self.b_ts, self.b_value);
+    }
+}
+
 /// Where result rows go as CSV: a plain file, or an exactly-once one that
 /// shows only rows of completed checkpoints.
 #[derive(Debug)]
@@ -347,19 +455,19 @@ enum CsvOut {
 /// Accumulates the checksum of the rows it receives (its checkpointed
 /// state) and, optionally, writes them as CSV.
 #[derive(Debug)]
-pub struct ChecksumSink {
+pub struct ChecksumSink<R = Row> {
     sum: Arc<Mutex<Checksum>>,
     csv: Option<CsvOut>,
     line: Vec<u8>,
+    rows: std::marker::PhantomData<fn(R)>,
 }
 
-impl ChecksumSink {
-    /// A sink adding to `sum`, writing CSV to `csv` if given (exactly once
-    /// when `exactly_once`: rows appear when their checkpoint completes).
-    pub fn new(sum: Arc<Mutex<Checksum>>, csv: Option<PathBuf>, sessions: bool, exactly_once: bool) -> Self {
-        let header =
-            if sessions { "session_start,key,count,sum,session_end\n" } else { "window_start,key,count,sum\n" };
-        let header = header.as_bytes().to_vec();
+impl<R> ChecksumSink<R> {
+    /// A sink adding to `sum`, writing CSV to `csv` if given, headed by
+    /// `header` (exactly once when `exactly_once`: rows appear when their
+    /// checkpoint completes).
+    pub fn with_header(sum: Arc<Mutex<Checksum>>, csv: Option<PathBuf>, header: &str, exactly_once: bool) -> Self {
+        let header = format!("{header}\n").into_bytes();
         let csv = csv.map(|path| {
             if exactly_once {
                 CsvOut::ExactlyOnce(TransactionalFile::new(path, header))
@@ -367,7 +475,7 @@ impl ChecksumSink {
                 CsvOut::Plain { path, writer: None, header }
             }
         });
-        ChecksumSink { sum, csv, line: Vec::new() }
+        ChecksumSink { sum, csv, line: Vec::new(), rows: std::marker::PhantomData }
     }
 
     fn path(&self) -> PathBuf {
@@ -387,20 +495,25 @@ impl ChecksumSink {
     }
 }
 
-impl Sink<Row> for ChecksumSink {
-    fn write(&mut self, batch: &mut Vec<Record<Row>>) -> Result<(), SinkError> {
+impl ChecksumSink<Row> {
+    /// A sink of WL1-3 rows adding to `sum`, writing CSV to `csv` if given
+    /// (exactly once when `exactly_once`: rows appear when their checkpoint
+    /// completes).
+    pub fn new(sum: Arc<Mutex<Checksum>>, csv: Option<PathBuf>, sessions: bool, exactly_once: bool) -> Self {
+        let header = if sessions { "session_start,key,count,sum,session_end" } else { "window_start,key,count,sum" };
+        Self::with_header(sum, csv, header, exactly_once)
+    }
+}
+
+impl<R: ResultRow> Sink<R> for ChecksumSink<R> {
+    fn write(&mut self, batch: &mut Vec<Record<R>>) -> Result<(), SinkError> {
         use std::io::Write;
         let mut part = Checksum::default();
         self.line.clear();
         for r in batch.iter() {
-            let r = &r.value;
-            part.add(r.window_start, r.key, r.count, r.sum, r.session_end);
+            r.value.add_to(&mut part);
             if self.csv.is_some() {
-                // Numbers only: no quoting needed.
-                let _ = write!(self.line, "{},{},{},{}", r.window_start, r.key, r.count, r.sum);
-                if let Some(end) = r.session_end {
-                    let _ = write!(self.line, ",{end}");
-                }
+                r.value.write_csv(&mut self.line);
                 self.line.push(b'\n');
             }
         }
@@ -520,11 +633,86 @@ impl WorkloadOutputs {
 /// Builds the reference job of `spec` with the public builder API.
 pub fn build(spec: &WorkloadSpec) -> (JobBuilder, WorkloadOutputs) {
     let job = job(spec);
-    let events = generator(&job, spec);
     let outputs = WorkloadOutputs::default();
+    if spec.workload == Workload::Wl4 {
+        let (a, b) = (side_generator(&job, spec, 0), side_generator(&job, spec, 1));
+        let sink = join_sink(spec, &outputs);
+        join_pipeline(a, b, spec, &outputs, sink);
+        return (job, outputs);
+    }
+    let events = generator(&job, spec);
     let sink = checksum_sink(spec, &outputs);
     pipeline(events, spec, &outputs, sink);
     (job, outputs)
+}
+
+/// WL4's stream A (`side` 0, node `a`) or B (`side` 1, node `b`):
+/// `spec.parallelism` generator instances each, every one producing the
+/// events of its share that are on that side.
+pub fn side_generator(job: &JobBuilder, spec: &WorkloadSpec, side: u8) -> Stream<Event> {
+    let p = spec.parallelism;
+    let params = spec.stream;
+    // Each side's sources produce half the events: each gets half the cap.
+    let per_instance = spec.throttle.map(|t| t / 2.0 / p.max(1) as f64);
+    let mut strategy = watermarks(spec);
+    if let Some(drift) = spec.max_drift {
+        strategy = strategy.with_alignment(drift);
+    }
+    job.parallel_source(
+        if side == 0 { "a" } else { "b" },
+        p,
+        move |i| {
+            let g = Generator::new(params, i, p).side(side);
+            Throttled::new(g, per_instance.unwrap_or(f64::INFINITY))
+        },
+        |e: &Event| e.ts,
+        strategy,
+    )
+}
+
+/// The sink of WL4's pairs: folds them into `outputs`' checksum, writes
+/// them to `spec.output` as CSV `a_ts,key,a_value,b_ts,b_value` (exactly
+/// once when checkpointing).
+pub fn join_sink(spec: &WorkloadSpec, outputs: &WorkloadOutputs) -> ChecksumSink<JoinRow> {
+    ChecksumSink::with_header(
+        Arc::clone(&outputs.sum),
+        spec.output.clone(),
+        "a_ts,key,a_value,b_ts,b_value",
+        spec.checkpoint.is_some(),
+    )
+}
+
+/// WL4 from streams `a` and `b` on: both keyed by key into
+/// `spec.parallelism` instances of the interval join `join`
+/// (`between(-J, J)`), one row per pair into `sink`, late events counted
+/// in `outputs`.
+pub fn join_pipeline<S: Sink<JoinRow>>(
+    a: Stream<Event>,
+    b: Stream<Event>,
+    spec: &WorkloadSpec,
+    outputs: &WorkloadOutputs,
+    sink: S,
+) {
+    let p = spec.parallelism;
+    let late = LateCounter(Arc::clone(&outputs.late));
+    a.key_by(|e: &Event| e.key, p)
+        .interval_join("join", b.key_by(|e: &Event| e.key, p))
+        .between(-spec.interval, spec.interval)
+        .late_data(|stream| {
+            stream
+                .map(|(k, side): (u64, Either<Event, Event>)| match side {
+                    Either::Left(e) | Either::Right(e) => (k, e),
+                })
+                .sink("late", late)
+        })
+        .apply(|&key: &u64, a: &Event, b: &Event| JoinRow {
+            a_ts: a.ts,
+            key,
+            a_value: a.value,
+            b_ts: b.ts,
+            b_value: b.value,
+        })
+        .sink("results", sink);
 }
 
 /// `spec.parallelism` generator sources of `spec`'s stream (each a share,
@@ -572,6 +760,9 @@ pub fn job(spec: &WorkloadSpec) -> JobBuilder {
     if spec.workload == Workload::Wl3 {
         job = job.configuration("gap", spec.gap);
     }
+    if spec.workload == Workload::Wl4 {
+        job = job.configuration("interval", spec.interval);
+    }
     job
 }
 
@@ -599,7 +790,8 @@ pub fn pipeline<S: Sink<Row>>(events: Stream<Event>, spec: &WorkloadSpec, output
     let windows = match spec.workload {
         Workload::Wl1 => Windows::tumbling(10_000),
         Workload::Wl2 => Windows::sliding(10_000, 2_000),
-        Workload::Wl3 => Windows::session(spec.gap),
+        // WL4 is a join, built by `join_pipeline`; the CLI never passes it here.
+        Workload::Wl3 | Workload::Wl4 => Windows::session(spec.gap),
     };
     let sessions = spec.workload == Workload::Wl3;
     let late = LateCounter(Arc::clone(&outputs.late));

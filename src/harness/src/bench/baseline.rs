@@ -79,6 +79,9 @@ impl State for Sessions {
     }
 }
 
+/// The join interval `J` of every WL4 measurement (WORKLOAD.md's default).
+pub(crate) const WL4_INTERVAL: i64 = 500;
+
 /// Runs `workload` over the stream `params` with watermark bound `bound`
 /// (and session gap `gap` for WL3).
 pub(crate) fn run(workload: Workload, params: &StreamParams, bound: i64, gap: i64) -> Output {
@@ -86,6 +89,7 @@ pub(crate) fn run(workload: Workload, params: &StreamParams, bound: i64, gap: i6
         Workload::Wl1 => drive(params, bound, Tumbling::new(10_000)),
         Workload::Wl2 => drive(params, bound, Sliding::new(10_000, 2_000)),
         Workload::Wl3 => drive(params, bound, Sessions::new(gap, bound)),
+        Workload::Wl4 => super::join::run(params, bound, WL4_INTERVAL),
     }
 }
 
@@ -145,6 +149,11 @@ mod tests {
     #[test]
     fn wl3_k100000_matches_the_check_values() {
         check(Workload::Wl3, 100_000);
+    }
+
+    #[test]
+    fn wl4_k100000_matches_the_check_values() {
+        check(Workload::Wl4, 100_000);
     }
 
     #[test]

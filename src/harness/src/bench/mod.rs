@@ -18,6 +18,7 @@ mod baseline;
 mod check;
 pub(crate) mod child;
 mod hash;
+mod join;
 mod report;
 mod sessions;
 mod sliding;
@@ -67,22 +68,24 @@ impl Engine {
     }
 }
 
-/// `wl1`, `wl2` or `wl3`.
+/// `wl1`, `wl2`, `wl3` or `wl4`.
 pub(crate) fn workload_name(w: Workload) -> &'static str {
     match w {
         Workload::Wl1 => "wl1",
         Workload::Wl2 => "wl2",
         Workload::Wl3 => "wl3",
+        Workload::Wl4 => "wl4",
     }
 }
 
-/// Reads a workload name (`wl1`, `wl2`, `wl3`).
+/// Reads a workload name (`wl1`, `wl2`, `wl3`, `wl4`).
 pub fn parse_workload(s: &str) -> Result<Workload, String> {
     match s {
         "wl1" => Ok(Workload::Wl1),
         "wl2" => Ok(Workload::Wl2),
         "wl3" => Ok(Workload::Wl3),
-        _ => Err(format!("unknown workload '{s}' (wl1, wl2, wl3)")),
+        "wl4" => Ok(Workload::Wl4),
+        _ => Err(format!("unknown workload '{s}' (wl1, wl2, wl3, wl4)")),
     }
 }
 
