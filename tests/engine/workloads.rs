@@ -52,6 +52,13 @@ fn wl2_k16_matches_check_values_at_p1_and_p2() {
 }
 
 #[test]
+fn wl4_k100000_interval_join_matches_check_values_at_p1_and_p2() {
+    for p in [1, 2] {
+        check(Workload::Wl4, 100_000, p, (762_954, 762_954, 381_480_690_399, 2_924_520_852_787_172_923));
+    }
+}
+
+#[test]
 fn wl3_k100000_matches_check_values_at_p1_and_p2() {
     for p in [1, 2] {
         check(Workload::Wl3, 100_000, p, (1_813_513, 3_000_000, 1_498_945_689, 12_511_146_539_894_680_399));

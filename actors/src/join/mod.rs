@@ -13,6 +13,8 @@
 //! as a custom two-input operator.
 
 pub(crate) mod interval;
+#[cfg(test)]
+mod proptests;
 
 use serde::{Deserialize, Serialize};
 
