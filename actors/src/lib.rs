@@ -61,7 +61,7 @@ pub use state::{
 pub use time::{InputEvent, InputTracker, WatermarkStrategy};
 pub use topology::{
     ActorOperatorInfo, EdgeOutput, GraphEdge, GraphNode, IntervalJoin, JobBuilder, JobGraph, KeyedConnected,
-    KeyedStream, Stream, WindowedStream,
+    KeyedStream, Stream, WindowJoin, WindowedStream,
 };
 pub use window::{
     Aggregate, Average, Collect, Count, Max, Min, Sum, Timing, Window, WindowOptions, WindowResult, Windows,

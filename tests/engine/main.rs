@@ -12,6 +12,7 @@ mod docs_links;
 mod fan_out;
 mod fault_injection;
 mod faults;
+mod joins;
 mod operators;
 mod pipeline;
 mod pre_aggregation;

@@ -18,7 +18,11 @@ use crate::output::outlet::Outlet;
 use crate::output::Inbox;
 use crate::spawn::Restorer;
 use crate::topology::graph::{Graph, NodeInfo};
-use crate::topology::{install, lock, operator_prepare, shell_starter, take_port, KeyedStream, Port, Stream};
+use crate::topology::keyed::WindowFeed;
+use crate::topology::{
+    install, lock, operator_prepare, shell_starter, take_port, KeyedStream, Port, Stream, WindowedStream,
+};
+use crate::window::{Window, WindowResult, Windows};
 
 /// Records of two keyed streams as they reach a two-input node.
 type Sides<K, A, B> = (K, Either<A, B>);
@@ -48,6 +52,17 @@ where
     /// over both streams, its checkpoint barriers aligned across both.
     pub fn connect<B: Send + 'static>(self, other: KeyedStream<K, B>) -> KeyedConnected<K, A, B> {
         KeyedConnected { left: self, right: other }
+    }
+
+    /// Joins this stream (A) with `other` (B) by key and window in node
+    /// `name` (Flink's window join): every pair of an A and a B record of
+    /// one key in one window, when that window fires. See [`WindowJoin`].
+    pub fn window_join<B>(self, name: &str, other: KeyedStream<K, B>, windows: Windows) -> WindowJoin<K, A, B>
+    where
+        A: Clone + Serialize + DeserializeOwned,
+        B: Clone + Send + Serialize + DeserializeOwned + 'static,
+    {
+        WindowJoin { windowed: self.connect(other).window(name, windows) }
     }
 
     /// Joins this stream (A) with `other` (B) by key in node `name`: every
@@ -89,6 +104,19 @@ where
         self.left.attach_keyed(g, id, &inbox, |out, key| Box::new(KeyInto::new(out, key, Either::Left)));
         self.right.attach_keyed(g, id, &inbox, |out, key| Box::new(KeyInto::new(out, key, Either::Right)));
         inbox
+    }
+
+    /// Cuts both streams into the same windows in node `name` (Flink's
+    /// `coGroup`): each key's window holds the records of both, as
+    /// `Either`, and fires once the watermark — the minimum over both
+    /// streams — passes its end. Finish it like any windowed stream
+    /// ([`WindowedStream::aggregate`], [`WindowedStream::apply`]); the
+    /// records are not pre-aggregated before the shuffle.
+    pub fn window(self, name: &str, windows: Windows) -> WindowedStream<K, Either<A, B>> {
+        let graph = Arc::clone(&self.left.stream.graph);
+        let parallelism = self.left.parallelism;
+        let attach = Box::new(move |g: &mut Graph, id: usize| self.attach(g, id));
+        WindowedStream::new(graph, name, windows, WindowFeed::Attached { parallelism, attach })
     }
 
     /// Runs a custom two-input [`Operator`] over `(key, Either<A, B>)`
@@ -231,5 +259,77 @@ where
         });
         drop(g);
         Stream::from_port(graph, id, p, port)
+    }
+}
+
+/// A keyed window join being built: optionally [`Self::allowed_lateness`]
+/// and [`Self::late_data`], finish with [`Self::apply`].
+///
+/// Semantics (as Flink's window join, an inner join): each key's records
+/// of both streams are assigned to the windows (tumbling, sliding or
+/// session) as a windowed stream's are; when a window fires, every pair of
+/// an A and a B record in it is emitted once, as `f(key, window, a, b)`,
+/// at the window's last ms. A pair that shares several windows (sliding
+/// windows) is emitted once per window. Session windows merge over the
+/// records of both streams. A window's records are kept until it fires
+/// (and its allowed lateness has passed); a record whose windows have all
+/// closed is late: counted, and sent to the late-data output with its
+/// side. Everything is part of checkpoints.
+#[must_use = "a window join does nothing until applied"]
+pub struct WindowJoin<K: Send + 'static, A: Send + 'static, B: Send + 'static> {
+    windowed: WindowedStream<K, Either<A, B>>,
+}
+
+impl<K: Send + 'static, A: Send + 'static, B: Send + 'static> fmt::Debug for WindowJoin<K, A, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WindowJoin").field("windowed", &self.windowed).finish()
+    }
+}
+
+impl<K, A, B> WindowJoin<K, A, B>
+where
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+    A: Clone + Send + Serialize + DeserializeOwned + 'static,
+    B: Clone + Send + Serialize + DeserializeOwned + 'static,
+{
+    /// Keeps windows `ms` after they fired: a late record within it fires
+    /// the window again with the pairs it adds (as an update: the earlier
+    /// pairs again too, as for any window firing again).
+    pub fn allowed_lateness(self, ms: i64) -> Self {
+        WindowJoin { windowed: self.windowed.allowed_lateness(ms) }
+    }
+
+    /// Sends the late records (`(key, Either::Left(a) | Either::Right(b))`)
+    /// to the stream `f` builds on; without it they are only counted.
+    pub fn late_data(self, f: impl FnOnce(Stream<Sides<K, A, B>>)) -> Self {
+        WindowJoin { windowed: self.windowed.late_data(f) }
+    }
+
+    /// Emits `f(key, window, a, b)` for every pair in every window that
+    /// fires, at the window's last ms.
+    pub fn apply<O, F>(self, f: F) -> Stream<O>
+    where
+        O: Send + 'static,
+        F: FnMut(&K, &Window, &A, &B) -> O + Clone + Send + 'static,
+    {
+        self.windowed.pre_aggregate(false).aggregate(crate::window::Collect).flat_map(
+            move |r: WindowResult<K, Vec<Either<A, B>>>| {
+                let mut f = f.clone();
+                let (mut lefts, mut rights) = (Vec::new(), Vec::new());
+                for side in &r.value {
+                    match side {
+                        Either::Left(a) => lefts.push(a),
+                        Either::Right(b) => rights.push(b),
+                    }
+                }
+                let mut out = Vec::with_capacity(lefts.len() * rights.len());
+                for a in &lefts {
+                    for b in &rights {
+                        out.push(f(&r.key, &r.window, a, b));
+                    }
+                }
+                out
+            },
+        )
     }
 }

@@ -106,23 +106,7 @@ where
     /// metrics).
     pub fn window(self, name: &str, windows: Windows) -> WindowedStream<K, T> {
         let graph = Arc::clone(&self.stream.graph);
-        let id = {
-            let mut g = lock(&graph);
-            let id = g.add_node(name, ActorKind::Window, self.parallelism);
-            if let Err((parameter, value)) = windows.validate() {
-                g.invalid(name, parameter, value);
-            }
-            id
-        };
-        WindowedStream {
-            keyed: self,
-            graph,
-            id,
-            windows,
-            options: WindowOptions::default(),
-            late: Arc::new(Mutex::new(None)),
-            pre_aggregate: true,
-        }
+        WindowedStream::new(graph, name, windows, WindowFeed::Keyed(self))
     }
 
     /// Runs a custom [`Operator`] over `(key, value)` records in node
@@ -144,11 +128,28 @@ where
     }
 }
 
+/// What feeds a window node: a keyed stream, or streams that attach
+/// themselves to it keyed alike (connected keyed streams), which are not
+/// pre-aggregated.
+pub(crate) enum WindowFeed<K: Send + 'static, T: Send + 'static> {
+    Keyed(KeyedStream<K, T>),
+    Attached { parallelism: usize, attach: Box<dyn FnOnce(&mut Graph, usize) -> Inbox<(K, T)> + Send> },
+}
+
+impl<K: Send + 'static, T: Send + 'static> WindowFeed<K, T> {
+    fn parallelism(&self) -> usize {
+        match self {
+            WindowFeed::Keyed(k) => k.parallelism,
+            WindowFeed::Attached { parallelism, .. } => *parallelism,
+        }
+    }
+}
+
 /// A keyed stream cut into windows; finish it with [`Self::aggregate`] or
 /// [`Self::apply`].
 #[must_use = "a windowed stream does nothing until aggregated"]
-pub struct WindowedStream<K, T: Send + 'static> {
-    keyed: KeyedStream<K, T>,
+pub struct WindowedStream<K: Send + 'static, T: Send + 'static> {
+    keyed: WindowFeed<K, T>,
     graph: Arc<std::sync::Mutex<Graph>>,
     id: usize,
     windows: Windows,
@@ -157,7 +158,30 @@ pub struct WindowedStream<K, T: Send + 'static> {
     pre_aggregate: bool,
 }
 
-impl<K, T: Send + 'static> fmt::Debug for WindowedStream<K, T> {
+impl<K: Send + 'static, T: Send + 'static> WindowedStream<K, T> {
+    /// The window node `name` fed by `input`.
+    pub(crate) fn new(graph: Arc<Mutex<Graph>>, name: &str, windows: Windows, input: WindowFeed<K, T>) -> Self {
+        let id = {
+            let mut g = lock(&graph);
+            let id = g.add_node(name, ActorKind::Window, input.parallelism());
+            if let Err((parameter, value)) = windows.validate() {
+                g.invalid(name, parameter, value);
+            }
+            id
+        };
+        WindowedStream {
+            keyed: input,
+            graph,
+            id,
+            windows,
+            options: WindowOptions::default(),
+            late: Arc::new(Mutex::new(None)),
+            pre_aggregate: true,
+        }
+    }
+}
+
+impl<K: Send + 'static, T: Send + 'static> fmt::Debug for WindowedStream<K, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WindowedStream").field("windows", &self.windows).field("options", &self.options).finish()
     }
@@ -244,7 +268,7 @@ where
             let name = node.info.name.clone();
             g.error(BuildError::AlreadyTaken { node: name, what: "the late-data output" });
         }
-        let p = self.keyed.parallelism;
+        let p = self.keyed.parallelism();
         drop(g);
         f(Stream::from_port_side(Arc::clone(&self.graph), self.id, p, Arc::clone(&self.late), false));
         self
@@ -253,17 +277,21 @@ where
     /// Aggregates each window incrementally with `agg`.
     pub fn aggregate<A: Aggregate<T>>(self, agg: A) -> Stream<WindowResult<K, A::Out>> {
         let WindowedStream { keyed, graph, id, windows, options, late, pre_aggregate } = self;
-        let p = keyed.parallelism;
+        let p = keyed.parallelism();
         let combine = combinable(windows, &options).filter(|_| pre_aggregate && p > 1);
         let mut g = lock(&graph);
         let port: Port<WindowResult<K, A::Out>> = Arc::new(Mutex::new(None));
-        let prepare = match combine {
-            Some(len) => {
+        let prepare = match (keyed, combine) {
+            (WindowFeed::Keyed(keyed), Some(len)) => {
                 let inbox = keyed.connect_combining(&mut g, id, agg.clone(), len);
                 window_prepare(inbox, windows, options, agg, late, Arc::clone(&port))
             }
-            None => {
+            (WindowFeed::Keyed(keyed), None) => {
                 let inbox = keyed.connect_keyed(&mut g, id);
+                window_prepare(inbox, windows, options, agg, late, Arc::clone(&port))
+            }
+            (WindowFeed::Attached { attach, .. }, _) => {
+                let inbox = attach(&mut g, id);
                 window_prepare(inbox, windows, options, agg, late, Arc::clone(&port))
             }
         };

@@ -48,7 +48,7 @@ use crate::spawn::{Placement, Restorer, Spawner};
 use crate::time::alignment::AlignmentGroup;
 use crate::time::WatermarkStrategy;
 
-pub use connect::{IntervalJoin, KeyedConnected};
+pub use connect::{IntervalJoin, KeyedConnected, WindowJoin};
 pub use describe::{EdgeOutput, GraphEdge, GraphNode, JobGraph};
 use graph::{Graph, JobConfig, NodeInfo};
 pub use keyed::{KeyedStream, WindowedStream};
