@@ -3,8 +3,6 @@
 //! random out-of-order streams of both sides; late records of either side
 //! reach the late-data output.
 
-use std::collections::BTreeMap;
-
 use proptest::prelude::*;
 use weir::prelude::*;
 use weir::Windows;
