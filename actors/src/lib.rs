@@ -28,6 +28,7 @@ mod message;
 mod metrics;
 mod operator;
 mod output;
+pub mod process;
 mod runtime;
 mod shell;
 mod sink;
@@ -47,6 +48,7 @@ pub use message::{CheckpointId, Envelope, Record, StreamElement, Timestamp, END_
 pub use metrics::{ActorKind, JobMetrics, MetricsSnapshot};
 pub use operator::{Collector, Operator, OperatorContext, OperatorHarness};
 pub use output::outlet::Outlet;
+pub use process::{KeyedContext, KeyedProcess, KeyedProcessHarness, ListState, MapState, TimeDomain, ValueState};
 pub use runtime::{CheckpointSummary, JobHandle, JobReport};
 pub use shell::{Core, Cx, Outputs, Shell};
 pub use sink::{CollectSink, Collected, ExactlyOnceFileSink, FileSink, FnSink, Sink, StdoutSink, TransactionalFile};

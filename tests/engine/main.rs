@@ -16,6 +16,7 @@ mod joins;
 mod operators;
 mod pipeline;
 mod pre_aggregation;
+mod process;
 mod send_sync;
 mod sources;
 mod time;

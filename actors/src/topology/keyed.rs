@@ -109,6 +109,33 @@ where
         WindowedStream::new(graph, name, windows, WindowFeed::Keyed(self))
     }
 
+    /// Runs a keyed process function (per-key state and timers, see
+    /// [`crate::process`]) over this stream in node `name`, one instance
+    /// per key partition (`make(i)` makes instance `i`'s function).
+    pub fn process<F, M>(self, name: &str, mut make: M) -> Stream<F::Out>
+    where
+        F: crate::process::KeyedProcess<Key = K, In = T>,
+        M: FnMut(usize) -> F + Send + 'static,
+    {
+        use crate::process::ProcessCore;
+        let graph = Arc::clone(&self.stream.graph);
+        let p = self.parallelism;
+        let mut g = lock(&graph);
+        let id = g.add_node(name, ActorKind::Operator, p);
+        let inbox = self.connect_keyed(&mut g, id);
+        let port = install(&mut g, id, inbox, move |r: &mut Restorer, info: &NodeInfo| {
+            let cores = (0..info.parallelism)
+                .map(|i| {
+                    let mut core = ProcessCore(crate::process::core_engine(make(i)));
+                    r.restore_core(&info.actor(i), &mut core).map(|()| core)
+                })
+                .collect::<Result<Vec<_>, JobError>>()?;
+            Ok(crate::topology::shell_starter(cores, |_sp, _metrics, out| out))
+        });
+        drop(g);
+        Stream::from_port(graph, id, p, port)
+    }
+
     /// Runs a custom [`Operator`] over `(key, value)` records in node
     /// `name`, `parallelism` instances (`make(i)` makes instance `i`'s),
     /// each key always at the same instance.
@@ -133,8 +160,11 @@ where
 /// pre-aggregated.
 pub(crate) enum WindowFeed<K: Send + 'static, T: Send + 'static> {
     Keyed(KeyedStream<K, T>),
-    Attached { parallelism: usize, attach: Box<dyn FnOnce(&mut Graph, usize) -> Inbox<(K, T)> + Send> },
+    Attached { parallelism: usize, attach: AttachInputs<K, T> },
 }
+
+/// Connects a window node's inputs (graph, node) and returns its inbox.
+pub(crate) type AttachInputs<K, T> = Box<dyn FnOnce(&mut Graph, usize) -> Inbox<(K, T)> + Send>;
 
 impl<K: Send + 'static, T: Send + 'static> WindowFeed<K, T> {
     fn parallelism(&self) -> usize {
