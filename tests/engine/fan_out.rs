@@ -129,3 +129,39 @@ fn a_union_of_two_jobs_streams_is_refused_when_built() {
         other => panic!("expected InvalidParameter, got {:?}", other.map(|_| ())),
     }
 }
+
+#[test]
+fn split_routes_each_record_to_exactly_one_side_output_of_an_operator() {
+    // A keyed stage emits its main result as Left and a side output (the
+    // records it flags) as Right; every record leaves on exactly one side.
+    let job = JobBuilder::new("split").batch_size(64);
+    let (main, main_got) = CollectSink::new();
+    let (side, side_got) = CollectSink::new();
+    let (results, flagged) = job
+        .source("numbers", IterSource::new(0..N), |n: &i64| *n, WatermarkStrategy::monotonic())
+        .map(|n| if n % 5 == 0 { Either::Right(format!("flagged {n}")) } else { Either::Left(n * 2) })
+        .split();
+    results.filter(|n| n % 3 == 0).sink("main", main);
+    flagged.sink("side", side);
+    let report = job.build().unwrap().run_blocking().unwrap();
+    assert_eq!(
+        main_got.values(),
+        (0..N).filter(|n| n % 5 != 0).map(|n| n * 2).filter(|n| n % 3 == 0).collect::<Vec<_>>()
+    );
+    assert_eq!(side_got.values(), (0..N).filter(|n| n % 5 == 0).map(|n| format!("flagged {n}")).collect::<Vec<_>>());
+    let ts: Vec<i64> = side_got.records().iter().map(|r| r.ts).collect();
+    assert_eq!(ts, (0..N).filter(|n| n % 5 == 0).collect::<Vec<_>>(), "each side record keeps its timestamp");
+    assert_eq!(report.metrics.source_records(), N as u64);
+}
+
+#[test]
+fn an_unconnected_side_of_a_split_is_refused_when_built() {
+    let job = JobBuilder::new("half-split");
+    let (sink, _got) = CollectSink::new();
+    let (main, _side) = job
+        .source("numbers", IterSource::new(0..10i64), |n: &i64| *n, WatermarkStrategy::monotonic())
+        .map(|n| if n > 5 { Either::Left(n) } else { Either::Right(n) })
+        .split();
+    main.sink("out", sink);
+    assert!(matches!(job.build(), Err(BuildError::Unconnected(_))));
+}

@@ -92,3 +92,51 @@ mod tests {
         }
     }
 }
+
+/// Routes `Either` records to two outputs without copying: `Left` values
+/// to the first, `Right` values to the second (`Stream::split`, the side
+/// outputs of any operator).
+pub(crate) struct Split<A, B> {
+    left: Box<dyn Emit<A>>,
+    right: Box<dyn Emit<B>>,
+    lefts: Vec<Record<A>>,
+    rights: Vec<Record<B>>,
+}
+
+impl<A, B> Split<A, B> {
+    pub(crate) fn new(left: Box<dyn Emit<A>>, right: Box<dyn Emit<B>>) -> Self {
+        Split { left, right, lefts: Vec::new(), rights: Vec::new() }
+    }
+}
+
+impl<A: Send + 'static, B: Send + 'static> Emit<crate::join::Either<A, B>> for Split<A, B> {
+    fn data(&mut self, batch: &mut Vec<Record<crate::join::Either<A, B>>>) {
+        use crate::join::Either;
+        for r in batch.drain(..) {
+            match r.value {
+                Either::Left(a) => self.lefts.push(Record { ts: r.ts, value: a }),
+                Either::Right(b) => self.rights.push(Record { ts: r.ts, value: b }),
+            }
+        }
+        if !self.lefts.is_empty() {
+            self.left.data(&mut self.lefts);
+        }
+        if !self.rights.is_empty() {
+            self.right.data(&mut self.rights);
+        }
+    }
+    fn control(&mut self, ctl: Control) {
+        self.left.control(ctl);
+        self.right.control(ctl);
+    }
+    fn flush(&mut self) {
+        self.left.flush();
+        self.right.flush();
+    }
+    fn take_blocked(&mut self) -> Option<Blocked> {
+        join_blocked([self.left.take_blocked(), self.right.take_blocked()])
+    }
+    fn is_blocked(&self) -> bool {
+        self.left.is_blocked() || self.right.is_blocked()
+    }
+}

@@ -21,7 +21,7 @@ use actix::Recipient;
 use crate::error::{BuildError, JobError};
 use crate::metrics::{ActorKind, ActorMetrics};
 use crate::operator::Operator;
-use crate::output::broadcast::Broadcast;
+use crate::output::broadcast::{Broadcast, Split};
 use crate::output::edge::{Discard, RoundRobin};
 use crate::output::outlet::Outlet;
 use crate::output::stage::{Filter, FlatMap, Map};
@@ -400,6 +400,105 @@ impl<T: Send + 'static> Stream<T> {
     }
 }
 
+impl<A: Send + 'static, B: Send + 'static> Stream<crate::join::Either<A, B>> {
+    /// Splits a stream of `Either` records into the stream of the `Left`
+    /// values and the stream of the `Right` values, each keeping its
+    /// record's timestamp, without copying: the side outputs of any
+    /// operator. An operator (a `map`, a `transform`, a keyed process
+    /// function, a join's `apply`) that emits `Either::Left(result)` or
+    /// `Either::Right(side)` gets its side output as the second stream:
+    ///
+    /// ```
+    /// use weir_actors::prelude::*;
+    ///
+    /// let job = JobBuilder::new("side");
+    /// let (evens, got_evens) = CollectSink::new();
+    /// let (odds, got_odds) = CollectSink::new();
+    /// let (main, side) = job
+    ///     .source("n", IterSource::new(0..10i64), |n: &i64| *n, WatermarkStrategy::monotonic())
+    ///     .map(|n| if n % 2 == 0 { Either::Left(n) } else { Either::Right(format!("odd {n}")) })
+    ///     .split();
+    /// main.sink("evens", evens);
+    /// side.sink("odds", odds);
+    /// job.build().unwrap().run_blocking().unwrap();
+    /// assert_eq!(got_evens.values(), vec![0, 2, 4, 6, 8]);
+    /// assert_eq!(got_odds.len(), 5);
+    /// ```
+    ///
+    /// Both streams must be connected (`JobBuilder::build` refuses one
+    /// left unconnected); the upstream actor waits while either's next
+    /// mailbox is full.
+    pub fn split(self) -> (Stream<A>, Stream<B>) {
+        let graph = self.graph;
+        let (mut lefts, mut rights) = (Vec::new(), Vec::new());
+        {
+            let mut g = lock(&graph);
+            g.pending_branches += 2 * self.members.len();
+            for m in self.members {
+                if matches!(m.origin, Origin::DeadLetters) {
+                    g.invalid("split", "stream", "the dead-letter stream (it feeds one consumer)".into());
+                }
+                let fork =
+                    Arc::new(Mutex::new(SplitFork::<A, B> { upstream: Some(m.attach), left: None, right: None }));
+                let (fl, fr) = (Arc::clone(&fork), Arc::clone(&fork));
+                let left: Attach<A> = Box::new(move |g: &mut Graph, to: usize, factory: OutputFactory<A>| {
+                    let upstream = {
+                        let mut f = fl.lock().unwrap_or_else(|e| e.into_inner());
+                        f.left = Some(factory);
+                        f.upstream.take()
+                    };
+                    SplitFork::attach(&fl, upstream, g, to);
+                });
+                let right: Attach<B> = Box::new(move |g: &mut Graph, to: usize, factory: OutputFactory<B>| {
+                    let upstream = {
+                        let mut f = fr.lock().unwrap_or_else(|e| e.into_inner());
+                        f.right = Some(factory);
+                        f.upstream.take()
+                    };
+                    SplitFork::attach(&fr, upstream, g, to);
+                });
+                lefts.push(Member { origin: m.origin, parallelism: m.parallelism, attach: left });
+                rights.push(Member { origin: m.origin, parallelism: m.parallelism, attach: right });
+            }
+        }
+        (Stream { graph: Arc::clone(&graph), members: lefts }, Stream { graph, members: rights })
+    }
+}
+
+/// A split of one member: its own attachment until the first side is
+/// connected, and each side's edge factory.
+struct SplitFork<A, B> {
+    upstream: Option<Attach<crate::join::Either<A, B>>>,
+    left: Option<OutputFactory<A>>,
+    right: Option<OutputFactory<B>>,
+}
+
+impl<A: Send + 'static, B: Send + 'static> SplitFork<A, B> {
+    /// A side was connected: the first one attaches the split itself, which
+    /// reads both sides' factories when the upstream instances start.
+    fn attach(fork: &Arc<Mutex<Self>>, upstream: Option<Attach<crate::join::Either<A, B>>>, g: &mut Graph, to: usize) {
+        g.pending_branches -= 1;
+        let Some(upstream) = upstream else { return };
+        let fork = Arc::clone(fork);
+        upstream(
+            g,
+            to,
+            Box::new(move |i, metrics: &Arc<ActorMetrics>| {
+                let mut f = fork.lock().unwrap_or_else(|e| e.into_inner());
+                let left = match &mut f.left {
+                    Some(factory) => factory(i, metrics),
+                    None => Box::new(Discard) as Box<dyn Emit<A>>,
+                };
+                let right = match &mut f.right {
+                    Some(factory) => factory(i, metrics),
+                    None => Box::new(Discard) as Box<dyn Emit<B>>,
+                };
+                Box::new(Split::new(left, right)) as Box<dyn Emit<crate::join::Either<A, B>>>
+            }),
+        );
+    }
+}
+
 /// A fork of one member: the member's own attachment, until the first
 /// branch is connected, and each branch's edge factory.
 struct Fork<T> {
@@ -412,7 +511,7 @@ struct Fork<T> {
 pub(crate) fn check_branches(g: &Graph) -> Result<(), BuildError> {
     if g.pending_branches > 0 {
         return Err(BuildError::Unconnected(format!(
-            "{} fan-out branch(es) (every stream that Stream::fan_out returns must be connected)",
+            "{} fan-out branch(es) (every stream that Stream::fan_out or Stream::split returns must be connected)",
             g.pending_branches
         )));
     }
