@@ -55,44 +55,6 @@ impl<T: Clone + Send + 'static> Emit<T> for Broadcast<T> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::{Arc, Mutex};
-
-    /// Records what it is given.
-    struct Tape(Arc<Mutex<Vec<String>>>);
-
-    impl Emit<u32> for Tape {
-        fn data(&mut self, batch: &mut Vec<Record<u32>>) {
-            let mut t = self.0.lock().unwrap();
-            t.extend(batch.drain(..).map(|r| format!("{}@{}", r.value, r.ts)));
-        }
-        fn control(&mut self, ctl: Control) {
-            self.0.lock().unwrap().push(format!("{ctl:?}"));
-        }
-        fn flush(&mut self) {}
-        fn take_blocked(&mut self) -> Option<Blocked> {
-            None
-        }
-    }
-
-    #[test]
-    fn every_branch_gets_every_record_and_control_message_in_order() {
-        let tapes: Vec<_> = (0..3).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
-        let mut b = Broadcast::new(tapes.iter().map(|t| Box::new(Tape(Arc::clone(t))) as Box<dyn Emit<u32>>).collect());
-        let mut batch = vec![Record::new(1, 10), Record::new(2, 20)];
-        b.data(&mut batch);
-        assert!(batch.is_empty(), "the last branch takes the batch itself");
-        b.control(Control::Watermark(5));
-        b.data(&mut vec![Record::new(6, 30)]);
-        b.control(Control::End);
-        for t in &tapes {
-            assert_eq!(*t.lock().unwrap(), ["10@1", "20@2", "Watermark(5)", "30@6", "End"]);
-        }
-    }
-}
-
 /// Routes `Either` records to two outputs without copying: `Left` values
 /// to the first, `Right` values to the second (`Stream::split`, the side
 /// outputs of any operator).
@@ -138,5 +100,43 @@ impl<A: Send + 'static, B: Send + 'static> Emit<crate::join::Either<A, B>> for S
     }
     fn is_blocked(&self) -> bool {
         self.left.is_blocked() || self.right.is_blocked()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Records what it is given.
+    struct Tape(Arc<Mutex<Vec<String>>>);
+
+    impl Emit<u32> for Tape {
+        fn data(&mut self, batch: &mut Vec<Record<u32>>) {
+            let mut t = self.0.lock().unwrap();
+            t.extend(batch.drain(..).map(|r| format!("{}@{}", r.value, r.ts)));
+        }
+        fn control(&mut self, ctl: Control) {
+            self.0.lock().unwrap().push(format!("{ctl:?}"));
+        }
+        fn flush(&mut self) {}
+        fn take_blocked(&mut self) -> Option<Blocked> {
+            None
+        }
+    }
+
+    #[test]
+    fn every_branch_gets_every_record_and_control_message_in_order() {
+        let tapes: Vec<_> = (0..3).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
+        let mut b = Broadcast::new(tapes.iter().map(|t| Box::new(Tape(Arc::clone(t))) as Box<dyn Emit<u32>>).collect());
+        let mut batch = vec![Record::new(1, 10), Record::new(2, 20)];
+        b.data(&mut batch);
+        assert!(batch.is_empty(), "the last branch takes the batch itself");
+        b.control(Control::Watermark(5));
+        b.data(&mut vec![Record::new(6, 30)]);
+        b.control(Control::End);
+        for t in &tapes {
+            assert_eq!(*t.lock().unwrap(), ["10@1", "20@2", "Watermark(5)", "30@6", "End"]);
+        }
     }
 }
