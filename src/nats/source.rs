@@ -25,6 +25,11 @@ pub(super) const AHEAD: usize = 16;
 /// which it reports a slow consumer, however many partitions one process
 /// reads.
 const PULL_BATCH: i64 = 64;
+/// How long a pull waits at most (ordered consumer `max_expires`): the
+/// idle heartbeat is half of it, and two missed heartbeats make the
+/// consumer recreate itself, so a consumer lost with a cluster node is
+/// replaced within about twice this, not the client's default minute.
+const PULL_EXPIRES: Duration = Duration::from_secs(5);
 
 /// One partition of a partitioned JetStream stream as a [`Source`].
 ///
@@ -129,7 +134,7 @@ impl<T: DeserializeOwned + Send + 'static> JetStreamSource<T> {
     /// Starts the fetching task at `self.seq` (or the start).
     fn start(&mut self) -> &mut mpsc::Receiver<Fetched> {
         let (tx, rx) = mpsc::channel(AHEAD);
-        let js = self.nats.js();
+        let js = self.nats.control_js();
         let (stream, subject, from) = (self.stream.clone(), self.subject.clone(), self.seq);
         self.nats.spawn(fetch(js, stream, subject, from, true, tx));
         self.rx.insert(rx)
@@ -155,7 +160,10 @@ impl<T: DeserializeOwned + Send + 'static> JetStreamSource<T> {
 }
 
 /// Reads `subject` from sequence `from` (0: the start) with an ordered
-/// consumer (which recreates itself after a gap or a lost heartbeat) and
+/// consumer (which recreates itself after a gap or a lost heartbeat; made
+/// with `js`, the control context of [`Nats::control_js`], so that a
+/// creation the cluster leaves unanswered is given up and tried again in
+/// seconds) and
 /// hands the messages to the source until the source is gone, or until
 /// the first end marker if `until_end` (a subject with several writers has
 /// one end marker each).
@@ -206,6 +214,7 @@ async fn read(
             filter_subject: subject.to_string(),
             deliver_policy,
             max_batch: PULL_BATCH,
+            max_expires: PULL_EXPIRES,
             ..Default::default()
         })
         .await

@@ -237,8 +237,11 @@ fn round(
         (v.generation, v.members, v.partitions) = (assignment.generation, owners.len(), group.partitions());
         (v.done, v.lease_ms) = (done.len(), group.lease().as_millis() as u64);
     });
+    // A claim is locked while its job's checkpoint is being recorded (a
+    // request that may wait for an election): the status can wait, the
+    // heartbeat cannot.
     for (p, r) in running.iter() {
-        if let Some((_, seq)) = r.claim.lock().expect("claim").ownership.latest {
+        if let Some((_, seq)) = r.claim.try_lock().ok().and_then(|c| c.ownership.latest) {
             config.status.checkpointed(*p, seq);
         }
     }
