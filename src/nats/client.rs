@@ -181,7 +181,8 @@ impl Nats {
                         .await;
                     match connected {
                         Ok(client) => {
-                            let control = jetstream::ContextBuilder::new().timeout(CONTROL_TIMEOUT).build(client.clone());
+                            let control =
+                                jetstream::ContextBuilder::new().timeout(CONTROL_TIMEOUT).build(client.clone());
                             let js = jetstream::new(client);
                             if ready_tx.send(Ok((js, control, handle))).is_err() {
                                 return;

@@ -154,15 +154,16 @@ impl Group {
         self.nats.control(move |js| async move {
             let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
             let prefix = format!("$KV.{b}.");
-            let names: Vec<(String, String)> = super::client::subjects(&js, &format!("KV_{b}"), &format!("{prefix}member.*"))
-                .await?
-                .into_iter()
-                .filter_map(|s| {
-                    let k = s.strip_prefix(&prefix)?.to_string();
-                    let id = k.strip_prefix("member.")?.to_string();
-                    Some((k, id))
-                })
-                .collect();
+            let names: Vec<(String, String)> =
+                super::client::subjects(&js, &format!("KV_{b}"), &format!("{prefix}member.*"))
+                    .await?
+                    .into_iter()
+                    .filter_map(|s| {
+                        let k = s.strip_prefix(&prefix)?.to_string();
+                        let id = k.strip_prefix("member.")?.to_string();
+                        Some((k, id))
+                    })
+                    .collect();
             let mut beats = Vec::new();
             for (k, id) in names {
                 if let Some(e) = store.entry(&k).await.map_err(|e| NatsError::jetstream(format!("{b} {k}"), e))? {

@@ -319,6 +319,7 @@ impl<T: DeserializeOwned + Send + 'static> Source for JetStreamSource<T> {
             });
         }
         (self.seq, self.skip, self.ended) = (p.seq, p.skip, p.ended);
+        tracing::debug!(subject = %self.subject, seq = p.seq, skip = p.skip, "source seek");
         self.current.clear();
         self.rx = None;
         Ok(())

@@ -105,6 +105,7 @@ async fn read_object(js: &async_nats::jetstream::Context, ob: &str, name: &str) 
     if data.len() != info.size || info.digest.as_deref() != Some(digest.as_str()) {
         return Err(failed(&format!("{} bytes, {digest}: not what its metadata says", data.len())));
     }
+    tracing::debug!(ob, name, nuid = %info.nuid, size = data.len(), %digest, "read object");
     Ok(data)
 }
 
@@ -131,8 +132,7 @@ async fn read_checkpoint(
     let mut snapshots = HashMap::new();
     for actor in &meta.actors {
         let name = format!("{k}/{actor}");
-        let buf =
-            super::client::with_retries(&name, READ_ATTEMPTS, None, || read_object(&js, &ob, &name)).await?;
+        let buf = super::client::with_retries(&name, READ_ATTEMPTS, None, || read_object(&js, &ob, &name)).await?;
         snapshots.insert(actor.clone(), buf);
     }
     Ok((meta, snapshots))
@@ -240,8 +240,7 @@ impl JetStreamBackend {
                 let at = kv_subject(&bucket, "");
                 let subjects =
                     super::client::subjects(&js, &format!("KV_{bucket}"), &format!("{at}{prefix}{within}")).await?;
-                let seqs: Vec<u64> =
-                    subjects.iter().filter_map(|s| seq_in(&prefix, s.strip_prefix(&at)?)).collect();
+                let seqs: Vec<u64> = subjects.iter().filter_map(|s| seq_in(&prefix, s.strip_prefix(&at)?)).collect();
                 Ok(seqs)
             })
             .map_err(|e| self.io(&self.kv, e))?;
@@ -283,10 +282,11 @@ impl StateBackend for JetStreamBackend {
         self.nats
             .control(move |js| async move {
                 let objects = js.get_object_store(&ob).await.map_err(|e| NatsError::jetstream(&ob, e))?;
-                objects
+                let info = objects
                     .put(name.as_str(), &mut data.as_slice())
                     .await
                     .map_err(|e| NatsError::jetstream(format!("{ob} {name}"), e))?;
+                tracing::debug!(ob, name, nuid = %info.nuid, size = info.size, digest = ?info.digest, "wrote object");
                 Ok(())
             })
             .map_err(|e| self.io(&self.object(id.seq, actor), e))?;
