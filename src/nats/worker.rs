@@ -119,7 +119,11 @@ impl StateBackend for PartitionBackend {
             self.retain,
         )?;
         match at.read(seq) {
-            Ok(r) => Ok(Some(r)),
+            Ok(r) => {
+                let sizes: Vec<(&str, usize)> = r.snapshots.iter().map(|(a, b)| (a.as_str(), b.len())).collect();
+                tracing::debug!(partition = p, epoch, seq, ?sizes, "restoring the recorded checkpoint");
+                Ok(Some(r))
+            }
             Err(e) => {
                 // Not expected (a recorded checkpoint is never deleted):
                 // the newest older one of the same epoch is as good a
