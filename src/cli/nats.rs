@@ -214,14 +214,29 @@ fn collect(a: CollectArgs) -> Result<(), NatsError> {
         if total == 0 {
             return Ok(rows);
         }
-        let consumer = s
-            .create_consumer(pull::OrderedConfig {
-                deliver_policy: DeliverPolicy::All,
-                max_batch: 64,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| NatsError::jetstream(format!("a consumer of {name}"), e))?;
+        // On a cluster that lost a node, the creation may be placed on the
+        // dead node and never answered: give it a few seconds, a few times.
+        let mut attempt = 0;
+        let consumer = loop {
+            let created = tokio::time::timeout(
+                Duration::from_secs(3),
+                s.create_consumer(pull::OrderedConfig {
+                    deliver_policy: DeliverPolicy::All,
+                    max_batch: 64,
+                    max_expires: Duration::from_secs(5),
+                    ..Default::default()
+                }),
+            )
+            .await;
+            match created {
+                Ok(Ok(c)) => break c,
+                Ok(Err(e)) if attempt >= 9 => return Err(NatsError::jetstream(format!("a consumer of {name}"), e)),
+                Err(_) if attempt >= 9 => {
+                    return Err(NatsError::jetstream(format!("a consumer of {name}"), "timed out"));
+                }
+                _ => attempt += 1,
+            }
+        };
         let mut messages = consumer.messages().await.map_err(|e| NatsError::jetstream(format!("reading {name}"), e))?;
         let mut read = 0u64;
         while read < total {

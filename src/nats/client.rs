@@ -8,6 +8,81 @@ use async_nats::jetstream::{self, stream};
 
 use super::{PARTITIONED_BY_KEY, PARTITIONS_KEY};
 
+/// How long a request of the group or of the state backend, or a
+/// consumer's creation, waits for its answer ([`Nats::control_js`]).
+///
+/// Answers take milliseconds; what does not answer is a stream electing a
+/// leader, or (for about three minutes after a cluster node is killed,
+/// measured with nats-server 2.12.8) a consumer the meta leader placed on
+/// the dead node: about one creation in three is never answered. Failing
+/// such a request in 2 s, not the client's 10 s, lets the caller try again
+/// (a new placement) well within a group's lease.
+pub(crate) const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Tries `op` up to `attempts` times, 100 ms apart, each attempt given at
+/// most `limit` (`None`: only its requests' own timeouts): for operations
+/// that create a consumer (reading an object, a subject), whose creation
+/// may be placed on a dead node. Returns the last error.
+pub(crate) async fn with_retries<T, F, Fut>(
+    what: &str,
+    attempts: u32,
+    limit: Option<Duration>,
+    mut op: F,
+) -> Result<T, NatsError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, NatsError>>,
+{
+    let mut last = None;
+    for attempt in 0..attempts.max(1) {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let res = match limit {
+            Some(limit) => tokio::time::timeout(limit, op())
+                .await
+                .unwrap_or_else(|_| Err(NatsError::jetstream(what, format!("no answer within {limit:?}")))),
+            None => op().await,
+        };
+        match res {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                tracing::debug!(what, attempt, error = %e, "NATS operation failed; trying again");
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.expect("at least one attempt"))
+}
+
+/// The subjects of stream `stream` matching `filter` that hold messages,
+/// as its leader's stream info lists them. Unlike a KV bucket's `keys()`
+/// or an object store's `list()`, this creates no consumer (see
+/// [`CONTROL_TIMEOUT`] for why that matters on a cluster that lost a
+/// node).
+pub(crate) async fn subjects(js: &jetstream::Context, stream: &str, filter: &str) -> Result<Vec<String>, NatsError> {
+    use futures_util::TryStreamExt;
+    let failed = |e: &dyn std::fmt::Display| NatsError::jetstream(format!("stream {stream} subjects {filter}"), e);
+    let s = js.get_stream_no_info(stream).await.map_err(|e| failed(&e))?;
+    let mut info = s.info_with_subjects(filter).await.map_err(|e| failed(&e))?;
+    let mut subjects = Vec::new();
+    while let Some((subject, _count)) = info.try_next().await.map_err(|e| failed(&e))? {
+        subjects.push(subject);
+    }
+    Ok(subjects)
+}
+
+/// Removes every message of `subject` from stream `stream`, leaving no
+/// marker: a KV key or object deleted this way is gone from
+/// [`subjects`] too (a KV purge or an object delete leaves a marker
+/// behind, one more subject to list for ever).
+pub(crate) async fn purge_subject(js: &jetstream::Context, stream: &str, subject: &str) -> Result<(), NatsError> {
+    let failed = |e: &dyn std::fmt::Display| NatsError::jetstream(format!("stream {stream} subject {subject}"), e);
+    let s = js.get_stream_no_info(stream).await.map_err(|e| failed(&e))?;
+    s.purge().filter(subject).await.map_err(|e| failed(&e))?;
+    Ok(())
+}
+
 /// A NATS connection for weir's connectors: cheap to clone, shared by
 /// every source and sink of a process.
 ///
@@ -24,6 +99,8 @@ struct Inner {
     /// Replicas of every stream and bucket the connectors create.
     replicas: std::sync::atomic::AtomicUsize,
     js: jetstream::Context,
+    /// The same connection with [`CONTROL_TIMEOUT`] on every request.
+    control: jetstream::Context,
     rt: tokio::runtime::Handle,
     /// Dropped with the last handle: the I/O thread then ends.
     _stop: tokio::sync::oneshot::Sender<()>,
@@ -104,8 +181,10 @@ impl Nats {
                         .await;
                     match connected {
                         Ok(client) => {
+                            let control =
+                                jetstream::ContextBuilder::new().timeout(CONTROL_TIMEOUT).build(client.clone());
                             let js = jetstream::new(client);
-                            if ready_tx.send(Ok((js, handle))).is_err() {
+                            if ready_tx.send(Ok((js, control, handle))).is_err() {
                                 return;
                             }
                             // Serve spawned work until the last handle is dropped.
@@ -118,12 +197,13 @@ impl Nats {
                 });
             })
             .map_err(|e| NatsError::Connect { url: url.to_string(), reason: e.to_string() })?;
-        let (js, rt) = ready_rx.recv().map_err(|_| NatsError::Stopped)??;
+        let (js, control, rt) = ready_rx.recv().map_err(|_| NatsError::Stopped)??;
         Ok(Nats {
             inner: Arc::new(Inner {
                 url: url.to_string(),
                 replicas: std::sync::atomic::AtomicUsize::new(1),
                 js,
+                control,
                 rt,
                 _stop: stop_tx,
             }),
@@ -152,6 +232,13 @@ impl Nats {
         self.inner.js.clone()
     }
 
+    /// The JetStream context for the group's and the state backend's
+    /// requests and for creating consumers: every request, and every
+    /// acknowledgement, waits at most [`CONTROL_TIMEOUT`].
+    pub(crate) fn control_js(&self) -> jetstream::Context {
+        self.inner.control.clone()
+    }
+
     /// Runs `work` on the I/O thread and returns at once.
     pub(crate) fn spawn<F>(&self, work: F)
     where
@@ -169,6 +256,21 @@ impl Nats {
     {
         let (tx, rx) = mpsc::sync_channel(1);
         let fut = work(self.js());
+        self.inner.rt.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv().map_err(|_| NatsError::Stopped)?
+    }
+
+    /// [`Self::call`] with the control context ([`Self::control_js`]):
+    /// what the group and the state backend ask.
+    pub(crate) fn control<T, F>(&self, work: impl FnOnce(jetstream::Context) -> F) -> Result<T, NatsError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, NatsError>> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let fut = work(self.control_js());
         self.inner.rt.spawn(async move {
             let _ = tx.send(fut.await);
         });

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::{Nats, NatsError};
@@ -78,7 +77,7 @@ impl Group {
         }
         let bucket = format!("weir-group-{group}");
         let (b, replicas) = (bucket.clone(), nats.replicas());
-        nats.call(move |js| async move { super::client::ensure_key_value(&js, &b, replicas).await })?;
+        nats.control(move |js| async move { super::client::ensure_key_value(&js, &b, replicas).await })?;
         let g = Group {
             nats: nats.clone(),
             name: group.to_string(),
@@ -132,21 +131,19 @@ impl Group {
     /// third of it, say).
     pub fn heartbeat(&self) -> Result<(), NatsError> {
         let (b, k) = (self.bucket.clone(), member_key(&self.member));
-        self.nats.call(move |js| async move {
+        self.nats.control(move |js| async move {
             let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
             store.put(&k, "alive".into()).await.map_err(|e| NatsError::jetstream(format!("{b} {k}"), e))?;
             Ok(())
         })
     }
 
-    /// Leaves the group: deletes this member's key (the others see it gone
+    /// Leaves the group: removes this member's key (the others see it gone
     /// at once, not after the lease).
     pub fn leave(&self) -> Result<(), NatsError> {
         let (b, k) = (self.bucket.clone(), member_key(&self.member));
-        self.nats.call(move |js| async move {
-            let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
-            store.delete(&k).await.map_err(|e| NatsError::jetstream(format!("{b} {k}"), e))?;
-            Ok(())
+        self.nats.control(move |js| async move {
+            super::client::purge_subject(&js, &format!("KV_{b}"), &format!("$KV.{b}.{k}")).await
         })
     }
 
@@ -154,16 +151,19 @@ impl Group {
     /// lease of the group's newest heartbeat.
     pub fn members(&self) -> Result<Vec<String>, NatsError> {
         let (b, lease) = (self.bucket.clone(), self.lease);
-        self.nats.call(move |js| async move {
+        self.nats.control(move |js| async move {
             let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
-            let mut keys = store.keys().await.map_err(|e| NatsError::jetstream(&b, e))?;
-            let mut names = Vec::new();
-            while let Some(k) = keys.next().await {
-                let k = k.map_err(|e| NatsError::jetstream(&b, e))?;
-                if let Some(id) = k.strip_prefix("member.") {
-                    names.push((k.clone(), id.to_string()));
-                }
-            }
+            let prefix = format!("$KV.{b}.");
+            let names: Vec<(String, String)> =
+                super::client::subjects(&js, &format!("KV_{b}"), &format!("{prefix}member.*"))
+                    .await?
+                    .into_iter()
+                    .filter_map(|s| {
+                        let k = s.strip_prefix(&prefix)?.to_string();
+                        let id = k.strip_prefix("member.")?.to_string();
+                        Some((k, id))
+                    })
+                    .collect();
             let mut beats = Vec::new();
             for (k, id) in names {
                 if let Some(e) = store.entry(&k).await.map_err(|e| NatsError::jetstream(format!("{b} {k}"), e))? {
@@ -173,6 +173,14 @@ impl Group {
                 }
             }
             let newest = beats.iter().map(|b| b.1).max().unwrap_or(0);
+            // Members gone for a long while (killed, not left) are removed
+            // so that the list does not grow with every process ever run.
+            for (id, t) in &beats {
+                if newest - t > 100 * lease.as_nanos() as i128 {
+                    let subject = format!("{prefix}{}", member_key(id));
+                    let _ = super::client::purge_subject(&js, &format!("KV_{b}"), &subject).await;
+                }
+            }
             let mut alive: Vec<String> =
                 beats.into_iter().filter(|(_, t)| newest - t <= lease.as_nanos() as i128).map(|(id, _)| id).collect();
             alive.sort();
@@ -184,7 +192,7 @@ impl Group {
     /// of generation 0 before the first).
     pub fn assignment(&self) -> Result<(Assignment, u64), NatsError> {
         let (b, p) = (self.bucket.clone(), self.partitions);
-        self.nats.call(move |js| async move {
+        self.nats.control(move |js| async move {
             let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
             match store.entry(ASSIGNMENT).await.map_err(|e| NatsError::jetstream(format!("{b} {ASSIGNMENT}"), e))? {
                 Some(e) if matches!(e.operation, kv::Operation::Put) => {
@@ -218,7 +226,7 @@ impl Group {
             let next = Assignment { generation: current.generation + 1, owners };
             let value = serde_json::to_vec(&next).map_err(|e| NatsError::jetstream("an assignment", e))?;
             let b = self.bucket.clone();
-            let written = self.nats.call(move |js| async move {
+            let written = self.nats.control(move |js| async move {
                 let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
                 let res = if revision == 0 {
                     store.create(ASSIGNMENT, value.into()).await.map(|_| true).or_else(|e| match e.kind() {
@@ -292,7 +300,7 @@ impl Group {
     /// complete no checkpoint of it.
     pub fn claim(&self, p: usize) -> Result<Claim, NatsError> {
         let (b, k, me) = (self.bucket.clone(), owner_key(p), self.member.clone());
-        self.nats.call(move |js| async move {
+        self.nats.control(move |js| async move {
             let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
             loop {
                 let entry = store.entry(&k).await.map_err(|e| NatsError::jetstream(format!("{b} {k}"), e))?;
@@ -341,7 +349,7 @@ impl Group {
         next.latest = Some((claim.ownership.epoch, seq));
         let value = serde_json::to_vec(&next).map_err(|e| Fenced::Error(NatsError::jetstream("ownership", e)))?;
         let (b, k, revision) = (self.bucket.clone(), owner_key(claim.partition), claim.revision);
-        let res = self.nats.call(move |js| async move {
+        let res = self.nats.control(move |js| async move {
             let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
             match store.update(&k, value.into(), revision).await {
                 Ok(r) => Ok(Some(r)),
@@ -396,7 +404,7 @@ impl Group {
     /// or deleted).
     fn ownership(&self, p: usize) -> Result<Option<(Ownership, u64)>, NatsError> {
         let (b, k) = (self.bucket.clone(), owner_key(p));
-        self.nats.call(move |js| async move {
+        self.nats.control(move |js| async move {
             let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
             let entry = store.entry(&k).await.map_err(|e| NatsError::jetstream(format!("{b} {k}"), e))?;
             Ok(entry
@@ -431,7 +439,7 @@ impl Group {
     /// committed.
     pub fn mark_done(&self, p: usize) -> Result<(), NatsError> {
         let (b, k) = (self.bucket.clone(), done_key(p));
-        self.nats.call(move |js| async move {
+        self.nats.control(move |js| async move {
             let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
             store.put(&k, "true".into()).await.map_err(|e| NatsError::jetstream(format!("{b} {k}"), e))?;
             Ok(())
@@ -441,14 +449,11 @@ impl Group {
     /// The partitions marked finished.
     pub fn done(&self) -> Result<Vec<usize>, NatsError> {
         let b = self.bucket.clone();
-        self.nats.call(move |js| async move {
-            let store = js.get_key_value(&b).await.map_err(|e| NatsError::jetstream(&b, e))?;
-            let mut keys = store.keys().await.map_err(|e| NatsError::jetstream(&b, e))?;
-            let mut done = Vec::new();
-            while let Some(k) = keys.next().await {
-                let k = k.map_err(|e| NatsError::jetstream(&b, e))?;
-                done.extend(k.strip_prefix("done.").and_then(|p| p.parse::<usize>().ok()));
-            }
+        self.nats.control(move |js| async move {
+            let prefix = format!("$KV.{b}.done.");
+            let subjects = super::client::subjects(&js, &format!("KV_{b}"), &format!("{prefix}*")).await?;
+            let mut done: Vec<usize> =
+                subjects.iter().filter_map(|s| s.strip_prefix(&prefix)?.parse::<usize>().ok()).collect();
             done.sort_unstable();
             Ok(done)
         })

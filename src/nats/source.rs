@@ -25,6 +25,11 @@ pub(super) const AHEAD: usize = 16;
 /// which it reports a slow consumer, however many partitions one process
 /// reads.
 const PULL_BATCH: i64 = 64;
+/// How long a pull waits at most (ordered consumer `max_expires`): the
+/// idle heartbeat is half of it, and two missed heartbeats make the
+/// consumer recreate itself, so a consumer lost with a cluster node is
+/// replaced within about twice this, not the client's default minute.
+const PULL_EXPIRES: Duration = Duration::from_secs(5);
 
 /// One partition of a partitioned JetStream stream as a [`Source`].
 ///
@@ -129,7 +134,7 @@ impl<T: DeserializeOwned + Send + 'static> JetStreamSource<T> {
     /// Starts the fetching task at `self.seq` (or the start).
     fn start(&mut self) -> &mut mpsc::Receiver<Fetched> {
         let (tx, rx) = mpsc::channel(AHEAD);
-        let js = self.nats.js();
+        let js = self.nats.control_js();
         let (stream, subject, from) = (self.stream.clone(), self.subject.clone(), self.seq);
         self.nats.spawn(fetch(js, stream, subject, from, true, tx));
         self.rx.insert(rx)
@@ -155,7 +160,10 @@ impl<T: DeserializeOwned + Send + 'static> JetStreamSource<T> {
 }
 
 /// Reads `subject` from sequence `from` (0: the start) with an ordered
-/// consumer (which recreates itself after a gap or a lost heartbeat) and
+/// consumer (which recreates itself after a gap or a lost heartbeat; made
+/// with `js`, the control context of [`Nats::control_js`], so that a
+/// creation the cluster leaves unanswered is given up and tried again in
+/// seconds) and
 /// hands the messages to the source until the source is gone, or until
 /// the first end marker if `until_end` (a subject with several writers has
 /// one end marker each).
@@ -190,6 +198,16 @@ pub(super) async fn fetch(
 }
 
 /// One reading attempt; on failure, the sequence to go on from.
+///
+/// An ordered consumer of async-nats (0.51) that recreates itself before
+/// it has delivered a message starts the new consumer at the stream's
+/// start (`DeliverPolicy::All`), not at the sequence it was given. On a
+/// cluster this happens: the first pull right after the creation is
+/// answered "no responders" when the consumer is not yet running on the
+/// server chosen for it. A restored source would then hand on again
+/// everything before its checkpoint. So a message below the sequence
+/// expected ends that consumer and a new one is made at the right
+/// sequence.
 async fn read(
     js: &async_nats::jetstream::Context,
     stream: &str,
@@ -199,31 +217,43 @@ async fn read(
     tx: &mpsc::Sender<Fetched>,
 ) -> Result<(), (u64, String)> {
     let s = js.get_stream(stream).await.map_err(|e| (from, format!("stream {stream}: {e}")))?;
-    let deliver_policy =
-        if from == 0 { DeliverPolicy::All } else { DeliverPolicy::ByStartSequence { start_sequence: from } };
-    let consumer = s
-        .create_consumer(pull::OrderedConfig {
-            filter_subject: subject.to_string(),
-            deliver_policy,
-            max_batch: PULL_BATCH,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| (from, format!("a consumer of {subject}: {e}")))?;
-    let mut messages = consumer.messages().await.map_err(|e| (from, format!("reading {subject}: {e}")))?;
     let mut next = from;
-    while let Some(m) = messages.next().await {
-        let m = m.map_err(|e| (next, format!("reading {subject}: {e}")))?;
-        let info = m.info().map_err(|e| (next, format!("a message of {subject} without stream info: {e}")))?;
-        let (seq, pending) = (info.stream_sequence, info.pending);
-        let end = m.headers.as_ref().and_then(|h| h.get(END_HEADER)).is_some();
-        next = seq + 1;
-        let (payload, headers) = (m.message.payload.clone(), m.message.headers.clone());
-        if tx.send(Fetched::Message { seq, pending, payload, headers, end }).await.is_err() || (end && until_end) {
-            return Ok(());
+    'consumer: loop {
+        let deliver_policy =
+            if next == 0 { DeliverPolicy::All } else { DeliverPolicy::ByStartSequence { start_sequence: next } };
+        let consumer = s
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: subject.to_string(),
+                deliver_policy,
+                max_batch: PULL_BATCH,
+                max_expires: PULL_EXPIRES,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| (next, format!("a consumer of {subject}: {e}")))?;
+        let mut messages = consumer.messages().await.map_err(|e| (next, format!("reading {subject}: {e}")))?;
+        while let Some(m) = messages.next().await {
+            let m = m.map_err(|e| (next, format!("reading {subject}: {e}")))?;
+            let info = m.info().map_err(|e| (next, format!("a message of {subject} without stream info: {e}")))?;
+            let (seq, pending) = (info.stream_sequence, info.pending);
+            if seq < next {
+                tracing::warn!(
+                    %subject,
+                    seq,
+                    expected = next,
+                    "JetStream source: the consumer went back (recreated at the stream's start); making a new one"
+                );
+                continue 'consumer;
+            }
+            let end = m.headers.as_ref().and_then(|h| h.get(END_HEADER)).is_some();
+            next = seq + 1;
+            let (payload, headers) = (m.message.payload.clone(), m.message.headers.clone());
+            if tx.send(Fetched::Message { seq, pending, payload, headers, end }).await.is_err() || (end && until_end) {
+                return Ok(());
+            }
         }
+        return Err((next, format!("the consumer of {subject} ended")));
     }
-    Err((next, format!("the consumer of {subject} ended")))
 }
 
 impl<T: DeserializeOwned + Send + 'static> Source for JetStreamSource<T> {
@@ -256,6 +286,11 @@ impl<T: DeserializeOwned + Send + 'static> Source for JetStreamSource<T> {
                 None => self.start(),
             };
             match rx.poll_recv(cx) {
+                Poll::Ready(Some(Fetched::Message { seq, .. })) if seq < self.seq => {
+                    // Handed on before (the fetching task never sends one;
+                    // see `read`): never twice.
+                    tracing::warn!(subject = %self.subject, seq, expected = self.seq, "JetStream source: dropped a message read before");
+                }
                 Poll::Ready(Some(Fetched::Message { seq, pending, payload, end, .. })) => {
                     if let Some(lag) = &self.lag {
                         lag.store(pending, std::sync::atomic::Ordering::Relaxed);
@@ -310,8 +345,124 @@ impl<T: DeserializeOwned + Send + 'static> Source for JetStreamSource<T> {
             });
         }
         (self.seq, self.skip, self.ended) = (p.seq, p.skip, p.ended);
+        tracing::debug!(subject = %self.subject, seq = p.seq, skip = p.skip, "source seek");
         self.current.clear();
         self.rx = None;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::{Command, Stdio};
+
+    use async_nats::jetstream::stream;
+
+    use super::*;
+    use crate::nats::NatsError;
+
+    /// A nats-server with JetStream on a free port of 127.0.0.1 (killed
+    /// when dropped), from `$WEIR_NATS_SERVER`; `None` without one.
+    struct Server(std::process::Child, String, #[allow(dead_code)] tempfile::TempDir);
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn server() -> Option<Server> {
+        let Some(bin) = std::env::var_os("WEIR_NATS_SERVER") else {
+            eprintln!("skipped: WEIR_NATS_SERVER is not set");
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let store = tempfile::tempdir().unwrap();
+        let child = Command::new(bin)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "nats-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Server(child, format!("nats://127.0.0.1:{port}"), store))
+    }
+
+    fn publish(nats: &Nats, subject: &str, n: usize) {
+        let subject = subject.to_string();
+        nats.call(move |js| async move {
+            for i in 0..n {
+                js.publish(subject.clone(), format!("{i}").into())
+                    .await
+                    .map_err(|e| NatsError::jetstream("publish", e))?
+                    .await
+                    .map_err(|e| NatsError::jetstream("publish", e))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    /// What made a restored partition count part of its input twice on a
+    /// 3-node cluster: the ordered consumer of async-nats 0.51, recreated
+    /// before its first message (there: "no responders" to the first pull;
+    /// here: the consumer deleted under it), starts again at the stream's
+    /// start, not at the sequence it was created with. The source must
+    /// still hand on nothing below the sequence it asked for.
+    #[test]
+    fn a_consumer_recreated_before_its_first_message_does_not_go_back_to_the_start() {
+        let Some(server) = server() else { return };
+        let nats = Nats::connect(&server.1).unwrap();
+        nats.call(|js| async move {
+            js.create_stream(stream::Config { name: "t".into(), subjects: vec!["t.*".into()], ..Default::default() })
+                .await
+                .map_err(|e| NatsError::jetstream("stream t", e))?;
+            Ok(())
+        })
+        .unwrap();
+        // Messages 1..=5 were read before the checkpoint: read from 6.
+        publish(&nats, "t.0", 5);
+        let (tx, mut rx) = mpsc::channel(AHEAD);
+        nats.spawn(fetch(nats.control_js(), "t".into(), "t.0".into(), 6, false, tx));
+        // Once its consumer waits for message 6, delete it under it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let name = loop {
+            let names: Vec<String> = nats
+                .call(|js| async move {
+                    use futures_util::TryStreamExt;
+                    let s = js.get_stream("t").await.map_err(|e| NatsError::jetstream("stream t", e))?;
+                    s.consumer_names().try_collect().await.map_err(|e| NatsError::jetstream("consumers of t", e))
+                })
+                .unwrap();
+            if let Some(n) = names.into_iter().next() {
+                break n;
+            }
+            assert!(std::time::Instant::now() < deadline, "no consumer was made");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        nats.call(move |js| async move {
+            js.delete_consumer_from_stream(&name, "t").await.map_err(|e| NatsError::jetstream("delete", e))?;
+            Ok(())
+        })
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        publish(&nats, "t.0", 1);
+        let first = nats
+            .call(move |_| async move {
+                match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
+                    Ok(Some(Fetched::Message { seq, .. })) => Ok(seq),
+                    Ok(Some(Fetched::Failed(e))) => Err(NatsError::jetstream("fetch", e)),
+                    Ok(None) | Err(_) => Err(NatsError::jetstream("fetch", "nothing within 30 s")),
+                }
+            })
+            .unwrap();
+        assert_eq!(first, 6, "the first message handed on is the one asked for");
     }
 }

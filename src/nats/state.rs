@@ -6,8 +6,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use async_nats::jetstream::object_store;
-use futures_util::StreamExt;
-use tokio::io::AsyncReadExt;
 use weir_actors::{BackendFactory, CheckpointId, CheckpointMeta, RestoredCheckpoint, StateBackend, StateError};
 
 use super::{Nats, NatsError};
@@ -47,25 +45,97 @@ fn seq_in(prefix: &str, name: &str) -> Option<u64> {
     name.strip_prefix(prefix)?.strip_prefix("chk-")?.split('/').next()?.parse().ok()
 }
 
-/// Deletes every object of store `ob` whose name `doomed` picks.
+/// Deletes every object of store `ob` whose name `doomed` picks: its
+/// chunks, then its metadata, both purged without leaving a marker. The
+/// names come from the store stream's subjects ([`super::client::subjects`]),
+/// not from the store's `list()`, which would create a consumer.
 async fn delete_objects(
     js: &async_nats::jetstream::Context,
     ob: &str,
     doomed: impl Fn(&str) -> bool,
 ) -> Result<(), NatsError> {
+    use base64::Engine;
+    let (stream, meta) = (format!("OBJ_{ob}"), format!("$O.{ob}.M."));
     let objects = js.get_object_store(ob).await.map_err(|e| NatsError::jetstream(ob, e))?;
-    let mut list = objects.list().await.map_err(|e| NatsError::jetstream(ob, e))?;
-    let mut gone = Vec::new();
-    while let Some(info) = list.next().await {
-        let info = info.map_err(|e| NatsError::jetstream(ob, e))?;
-        if doomed(&info.name) {
-            gone.push(info.name);
+    for subject in super::client::subjects(js, &stream, &format!("{meta}>")).await? {
+        let name = subject
+            .strip_prefix(&meta)
+            .and_then(|encoded| base64::engine::general_purpose::URL_SAFE.decode(encoded).ok())
+            .and_then(|bytes| String::from_utf8(bytes).ok());
+        let Some(name) = name.filter(|n| doomed(n)) else { continue };
+        match objects.info(&name).await {
+            Ok(info) => super::client::purge_subject(js, &stream, &format!("$O.{ob}.C.{}", info.nuid)).await?,
+            Err(e) if matches!(e.kind(), object_store::InfoErrorKind::NotFound) => {}
+            Err(e) => return Err(NatsError::jetstream(format!("{ob} {name}"), e)),
         }
-    }
-    for name in gone {
-        objects.delete(&name).await.map_err(|e| NatsError::jetstream(format!("{ob} {name}"), e))?;
+        super::client::purge_subject(js, &stream, &subject).await?;
     }
     Ok(())
+}
+
+/// The KV subject of key `key` of bucket `bucket`.
+fn kv_subject(bucket: &str, key: &str) -> String {
+    format!("$KV.{bucket}.{key}")
+}
+
+/// Reads object `name` of store `ob` by direct gets of its chunks, any
+/// replica answering, and checks its size and SHA-256 digest. The store's
+/// own `get` creates a consumer for the chunks, which a cluster that lost
+/// a node may leave unanswered (see [`super::client::CONTROL_TIMEOUT`]).
+async fn read_object(js: &async_nats::jetstream::Context, ob: &str, name: &str) -> Result<Vec<u8>, NatsError> {
+    use base64::Engine;
+    let failed = |e: &dyn std::fmt::Display| NatsError::jetstream(format!("{ob} {name}"), e);
+    let objects = js.get_object_store(ob).await.map_err(|e| failed(&e))?;
+    let info = objects.info(name).await.map_err(|e| failed(&e))?;
+    if info.deleted || info.options.as_ref().is_some_and(|o| o.link.is_some()) {
+        return Err(failed(&"deleted, or a link"));
+    }
+    let stream = js.get_stream_no_info(format!("OBJ_{ob}")).await.map_err(|e| failed(&e))?;
+    let chunks = format!("$O.{ob}.C.{}", info.nuid);
+    let mut data = Vec::with_capacity(info.size);
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut seq = 1;
+    for _ in 0..info.chunks {
+        let m = stream.direct_get_next_for_subject(chunks.as_str(), Some(seq)).await.map_err(|e| failed(&e))?;
+        digest.update(&m.payload);
+        data.extend_from_slice(&m.payload);
+        seq = m.sequence + 1;
+    }
+    let digest = format!("SHA-256={}", base64::engine::general_purpose::URL_SAFE.encode(digest.finish()));
+    if data.len() != info.size || info.digest.as_deref() != Some(digest.as_str()) {
+        return Err(failed(&format!("{} bytes, {digest}: not what its metadata says", data.len())));
+    }
+    tracing::debug!(ob, name, nuid = %info.nuid, size = data.len(), %digest, "read object");
+    Ok(data)
+}
+
+/// Attempts at each read of a checkpoint back (a stream electing a leader
+/// answers nothing for a few seconds).
+const READ_ATTEMPTS: u32 = 3;
+
+/// Reads checkpoint `k`'s manifest and snapshots.
+async fn read_checkpoint(
+    js: async_nats::jetstream::Context,
+    kvb: String,
+    ob: String,
+    k: String,
+) -> Result<(CheckpointMeta, HashMap<String, Vec<u8>>), NatsError> {
+    let what = format!("{kvb} {k}");
+    let bytes = super::client::with_retries(&what, READ_ATTEMPTS, None, || async {
+        let store = js.get_key_value(&kvb).await.map_err(|e| NatsError::jetstream(&kvb, e))?;
+        store.get(&k).await.map_err(|e| NatsError::jetstream(&what, e))
+    })
+    .await?
+    .ok_or_else(|| NatsError::jetstream(&what, "gone"))?;
+    let meta: CheckpointMeta = rmp_serde::from_slice(&bytes)
+        .map_err(|e| NatsError::jetstream(&what, format!("not a checkpoint manifest: {e}")))?;
+    let mut snapshots = HashMap::new();
+    for actor in &meta.actors {
+        let name = format!("{k}/{actor}");
+        let buf = super::client::with_retries(&name, READ_ATTEMPTS, None, || read_object(&js, &ob, &name)).await?;
+        snapshots.insert(actor.clone(), buf);
+    }
+    Ok((meta, snapshots))
 }
 
 impl JetStreamBackend {
@@ -82,7 +152,7 @@ impl JetStreamBackend {
     pub fn open_prefixed(nats: &Nats, name: &str, prefix: &str, retain: usize) -> Result<Self, StateError> {
         let (kv_bucket, obj_bucket) = (format!("weir-ckpt-{name}"), format!("weir-snap-{name}"));
         let (k, o, replicas) = (kv_bucket.clone(), obj_bucket.clone(), nats.replicas());
-        nats.call(move |js| async move {
+        nats.control(move |js| async move {
             super::client::ensure_key_value(&js, &k, replicas).await?;
             if js.get_object_store(&o).await.is_err() {
                 js.create_object_store(object_store::Config {
@@ -133,7 +203,7 @@ impl JetStreamBackend {
         })?;
         let (kvb, k) = (self.kv.clone(), self.key(meta.id.seq));
         self.nats
-            .call(move |js| async move {
+            .control(move |js| async move {
                 let store = js.get_key_value(&kvb).await.map_err(|e| NatsError::jetstream(&kvb, e))?;
                 store.put(&k, bytes.into()).await.map_err(|e| NatsError::jetstream(format!("{kvb} {k}"), e))?;
                 Ok(())
@@ -163,14 +233,14 @@ impl JetStreamBackend {
         let (bucket, prefix) = (self.kv.clone(), self.prefix.clone());
         let mut seqs = self
             .nats
-            .call(move |js| async move {
-                let store = js.get_key_value(&bucket).await.map_err(|e| NatsError::jetstream(&bucket, e))?;
-                let mut keys = store.keys().await.map_err(|e| NatsError::jetstream(&bucket, e))?;
-                let mut seqs = Vec::new();
-                while let Some(k) = keys.next().await {
-                    let k = k.map_err(|e| NatsError::jetstream(&bucket, e))?;
-                    seqs.extend(seq_in(&prefix, &k));
-                }
+            .control(move |js| async move {
+                // One token per key when the prefix ends a token (as the
+                // epochs' `e<n>.` do); otherwise every key, sorted out below.
+                let within = if prefix.is_empty() || prefix.ends_with('.') { "*" } else { ">" };
+                let at = kv_subject(&bucket, "");
+                let subjects =
+                    super::client::subjects(&js, &format!("KV_{bucket}"), &format!("{at}{prefix}{within}")).await?;
+                let seqs: Vec<u64> = subjects.iter().filter_map(|s| seq_in(&prefix, s.strip_prefix(&at)?)).collect();
                 Ok(seqs)
             })
             .map_err(|e| self.io(&self.kv, e))?;
@@ -183,11 +253,10 @@ impl JetStreamBackend {
     fn clean(&self, drop: Vec<u64>, keep: Vec<u64>, before: u64) -> Result<(), StateError> {
         let (kvb, ob, prefix) = (self.kv.clone(), self.objects.clone(), self.prefix.clone());
         self.nats
-            .call(move |js| async move {
-                let store = js.get_key_value(&kvb).await.map_err(|e| NatsError::jetstream(&kvb, e))?;
+            .control(move |js| async move {
                 for s in &drop {
                     let k = key_in(&prefix, *s);
-                    store.purge(&k).await.map_err(|e| NatsError::jetstream(format!("{kvb} {k}"), e))?;
+                    super::client::purge_subject(&js, &format!("KV_{kvb}"), &kv_subject(&kvb, &k)).await?;
                 }
                 delete_objects(&js, &ob, |name| seq_in(&prefix, name).is_some_and(|s| s < before && !keep.contains(&s)))
                     .await
@@ -198,26 +267,7 @@ impl JetStreamBackend {
     /// Checkpoint `seq` read back: its manifest and every snapshot.
     pub(crate) fn read(&self, seq: u64) -> Result<RestoredCheckpoint, StateError> {
         let (kvb, ob, k) = (self.kv.clone(), self.objects.clone(), self.key(seq));
-        let got = self.nats.call(move |js| async move {
-            let store = js.get_key_value(&kvb).await.map_err(|e| NatsError::jetstream(&kvb, e))?;
-            let bytes = store
-                .get(&k)
-                .await
-                .map_err(|e| NatsError::jetstream(format!("{kvb} {k}"), e))?
-                .ok_or_else(|| NatsError::jetstream(format!("{kvb} {k}"), "gone"))?;
-            let meta: CheckpointMeta = rmp_serde::from_slice(&bytes)
-                .map_err(|e| NatsError::jetstream(format!("{kvb} {k}"), format!("not a checkpoint manifest: {e}")))?;
-            let objects = js.get_object_store(&ob).await.map_err(|e| NatsError::jetstream(&ob, e))?;
-            let mut snapshots = HashMap::new();
-            for actor in &meta.actors {
-                let name = format!("{k}/{actor}");
-                let mut o = objects.get(&name).await.map_err(|e| NatsError::jetstream(format!("{ob} {name}"), e))?;
-                let mut buf = Vec::new();
-                o.read_to_end(&mut buf).await.map_err(|e| NatsError::jetstream(format!("{ob} {name}"), e))?;
-                snapshots.insert(actor.clone(), buf);
-            }
-            Ok((meta, snapshots))
-        });
+        let got = self.nats.control(move |js| read_checkpoint(js, kvb, ob, k));
         match got {
             Ok((meta, snapshots)) => Ok(RestoredCheckpoint { meta, snapshots, skipped: Vec::new() }),
             Err(e) => Err(StateError::Corrupt { path: self.path(&self.key(seq)), reason: e.to_string() }),
@@ -230,12 +280,13 @@ impl StateBackend for JetStreamBackend {
         let (ob, name, data) = (self.objects.clone(), self.object(id.seq, actor), bytes.to_vec());
         let len = data.len() as u64;
         self.nats
-            .call(move |js| async move {
+            .control(move |js| async move {
                 let objects = js.get_object_store(&ob).await.map_err(|e| NatsError::jetstream(&ob, e))?;
-                objects
+                let info = objects
                     .put(name.as_str(), &mut data.as_slice())
                     .await
                     .map_err(|e| NatsError::jetstream(format!("{ob} {name}"), e))?;
+                tracing::debug!(ob, name, nuid = %info.nuid, size = info.size, digest = ?info.digest, "wrote object");
                 Ok(())
             })
             .map_err(|e| self.io(&self.object(id.seq, actor), e))?;
@@ -251,13 +302,10 @@ impl StateBackend for JetStreamBackend {
         let (ob, prefix) = (self.objects.clone(), format!("{}/", self.key(id.seq)));
         let (kvb, k) = (self.kv.clone(), self.key(id.seq));
         self.nats
-            .call(move |js| async move {
+            .control(move |js| async move {
                 // A manifest written before the commit was refused (a fenced
                 // partition backend) goes too.
-                let store = js.get_key_value(&kvb).await.map_err(|e| NatsError::jetstream(&kvb, e))?;
-                if store.get(&k).await.map_err(|e| NatsError::jetstream(format!("{kvb} {k}"), e))?.is_some() {
-                    store.purge(&k).await.map_err(|e| NatsError::jetstream(format!("{kvb} {k}"), e))?;
-                }
+                super::client::purge_subject(&js, &format!("KV_{kvb}"), &kv_subject(&kvb, &k)).await?;
                 delete_objects(&js, &ob, |name| name.starts_with(&prefix)).await
             })
             .map_err(|e| self.io(&self.key(id.seq), e))

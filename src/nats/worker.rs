@@ -119,7 +119,11 @@ impl StateBackend for PartitionBackend {
             self.retain,
         )?;
         match at.read(seq) {
-            Ok(r) => Ok(Some(r)),
+            Ok(r) => {
+                let sizes: Vec<(&str, usize)> = r.snapshots.iter().map(|(a, b)| (a.as_str(), b.len())).collect();
+                tracing::debug!(partition = p, epoch, seq, ?sizes, "restoring the recorded checkpoint");
+                Ok(Some(r))
+            }
             Err(e) => {
                 // Not expected (a recorded checkpoint is never deleted):
                 // the newest older one of the same epoch is as good a
@@ -237,8 +241,11 @@ fn round(
         (v.generation, v.members, v.partitions) = (assignment.generation, owners.len(), group.partitions());
         (v.done, v.lease_ms) = (done.len(), group.lease().as_millis() as u64);
     });
+    // A claim is locked while its job's checkpoint is being recorded (a
+    // request that may wait for an election): the status can wait, the
+    // heartbeat cannot.
     for (p, r) in running.iter() {
-        if let Some((_, seq)) = r.claim.lock().expect("claim").ownership.latest {
+        if let Some((_, seq)) = r.claim.try_lock().ok().and_then(|c| c.ownership.latest) {
             config.status.checkpointed(*p, seq);
         }
     }

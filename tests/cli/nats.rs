@@ -39,17 +39,24 @@ fn server_binary() -> Option<PathBuf> {
     std::env::split_paths(&path).map(|d| d.join("nats-server")).find(|p| p.is_file())
 }
 
-/// Starts a server, or returns `None` (and says why) when there is no
-/// binary outside CI.
-fn server() -> Option<Server> {
-    let Some(bin) = server_binary() else {
+/// The server binary, or `None` (saying why) when there is none outside
+/// CI.
+fn binary_or_skip() -> Option<PathBuf> {
+    let bin = server_binary();
+    if bin.is_none() {
         assert!(
             std::env::var_os("CI").is_none(),
             "no nats-server: set WEIR_NATS_SERVER or put nats-server on the PATH (.ci/run installs it)"
         );
         eprintln!("skipped: no nats-server (set WEIR_NATS_SERVER or put it on the PATH)");
-        return None;
-    };
+    }
+    bin
+}
+
+/// Starts a server, or returns `None` (and says why) when there is no
+/// binary outside CI.
+fn server() -> Option<Server> {
+    let bin = binary_or_skip()?;
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let store = tempfile::tempdir().unwrap();
     let child = Command::new(&bin)
@@ -611,6 +618,117 @@ fn a_job_keyed_otherwise_than_its_input_repartitions_exactly_once_through_a_kill
     assert!(!w4.contains("finished partitions []"), "the joining worker ran partitions to their end:\n{w4}");
 
     let (code, out, err) = run(&["nats", "collect", "--nats", url, "--stream", "rout"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("duplicates"), "{out}");
+    assert_eq!(out.lines().last(), Some(WL1_K16), "{out}");
+}
+
+/// A 3-node cluster on 127.0.0.1 (free client and route ports, a
+/// temporary store each); its servers are killed when dropped.
+struct Cluster {
+    nodes: Vec<Option<Server>>,
+    urls: String,
+}
+
+impl Cluster {
+    /// Starts the three servers, or returns `None` when there is no binary
+    /// outside CI (as [`server`] does).
+    fn start() -> Option<Cluster> {
+        let bin = binary_or_skip()?;
+        let free = || TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free(), free())).collect();
+        let routes = ports.iter().map(|(_, r)| format!("nats://127.0.0.1:{r}")).collect::<Vec<_>>().join(",");
+        let nodes: Vec<Option<Server>> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (client, route))| {
+                let store = tempfile::tempdir().unwrap();
+                let child = Command::new(&bin)
+                    .args(["-js", "-a", "127.0.0.1", "-p", &client.to_string(), "-n", &format!("n{i}")])
+                    .args(["--cluster_name", "c", "--cluster", &format!("nats://127.0.0.1:{route}")])
+                    .args(["--routes", &routes, "-sd"])
+                    .arg(store.path())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+                Some(Server { child, url: format!("nats://127.0.0.1:{client}"), _store: store })
+            })
+            .collect();
+        let urls = nodes.iter().flatten().map(|s| s.url.clone()).collect::<Vec<_>>().join(",");
+        let cluster = Cluster { nodes, urls };
+        // Ready once JetStream answers with a meta leader elected.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = Nats::connect(&cluster.urls).ok().is_some_and(|n| {
+                n.call(|js| async move {
+                    js.query_account().await.map(|_| ()).map_err(|e| weir::nats::NatsError::jetstream("account", e))
+                })
+                .is_ok()
+            });
+            if ready {
+                return Some(cluster);
+            }
+            assert!(Instant::now() < deadline, "the cluster did not elect a JetStream meta leader");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// SIGKILLs node `name` (`n0`, `n1`, `n2`).
+    fn kill(&mut self, name: &str) {
+        let i: usize = name.strip_prefix('n').and_then(|i| i.parse().ok()).expect("a node name");
+        let mut node = self.nodes[i].take().expect("alive");
+        node.child.kill().unwrap();
+        node.child.wait().unwrap();
+    }
+
+    /// The URLs of the nodes alive.
+    fn alive(&self) -> String {
+        self.nodes.iter().flatten().map(|s| s.url.clone()).collect::<Vec<_>>().join(",")
+    }
+}
+
+/// The node leading stream `stream`'s replicas.
+fn stream_leader(nats: &Nats, stream: &str) -> String {
+    let stream = stream.to_string();
+    nats.call(move |js| async move {
+        let mut s = js.get_stream(&stream).await.map_err(|e| weir::nats::NatsError::jetstream(&stream, e))?;
+        let info = s.info().await.map_err(|e| weir::nats::NatsError::jetstream(&stream, e))?;
+        Ok(info.cluster.as_ref().and_then(|c| c.leader.clone()).unwrap_or_default())
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_group_on_a_three_node_cluster_finishes_exactly_once_when_the_input_leader_is_killed() {
+    let Some(mut cluster) = Cluster::start() else { return };
+    let urls = cluster.urls.clone();
+    let publish = ["nats", "publish", "wl1", "--events", "3000000", "--nats", &urls, "--stream", "cin"];
+    let (code, _, err) = run(&[&publish[..], &["--partitions", "8", "--replicas", "3"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let leader = stream_leader(&Nats::connect(&urls).unwrap(), "cin");
+    let dir = tempfile::tempdir().unwrap();
+    let log = |name: &str| dir.path().join(name);
+    // A lease of 3 s and checkpoints every 200 ms: an election takes
+    // seconds, and each checkpoint writes to the cluster's three nodes.
+    let mut args = worker_args(&urls, "cg", "cin", "cout", "500000");
+    for (flag, value) in [("--lease-ms", "3000"), ("--checkpoint-interval-ms", "200")] {
+        let at = args.iter().position(|a| a == flag).expect("worker_args sets it");
+        args[at + 1] = value.to_string();
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).chain(["--replicas", "3"]).collect();
+    let mut first = worker(&args, &log("w1"));
+    let mut second = worker(&args, &log("w2"));
+    // Mid-job (3,000,000 events at 500,000/s take 6 s), the node leading
+    // the input stream dies with everything it led: the input, and some of
+    // the group's, checkpoints' and output's streams.
+    std::thread::sleep(Duration::from_millis(3000));
+    cluster.kill(&leader);
+    let killed = Instant::now();
+    finish_all(dir.path(), &mut [("w1", &mut first), ("w2", &mut second)]);
+    eprintln!("workers finished {:.1} s after the kill of {leader}", killed.elapsed().as_secs_f64());
+
+    let (code, out, err) = run(&["nats", "collect", "--nats", &cluster.alive(), "--stream", "cout"]);
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("duplicates"), "{out}");
     assert_eq!(out.lines().last(), Some(WL1_K16), "{out}");

@@ -103,7 +103,7 @@ impl<T: DeserializeOwned + Send + 'static> RepartitionSource<T> {
 
     fn start(&mut self) -> &mut mpsc::Receiver<Fetched> {
         let (tx, rx) = mpsc::channel(AHEAD);
-        let js = self.from.nats.js();
+        let js = self.from.nats.control_js();
         let (stream, subject, from) = (self.from.stream.clone(), self.subject.clone(), self.pos.seq);
         self.from.nats.spawn(fetch(js, stream, subject, from, false, tx));
         self.rx.insert(rx)
