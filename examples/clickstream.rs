@@ -168,7 +168,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .window("sections", Windows::tumbling(10_000))
         .aggregate(Count)
         .sink("section-counts", sections_sink);
-    by_user.key_by(|c: &Enriched| c.user, 2).process("sessions", |_| Sessionizer).sink("session-results", sessions_sink);
+    by_user
+        .key_by(|c: &Enriched| c.user, 2)
+        .process("sessions", |_| Sessionizer)
+        .sink("session-results", sessions_sink);
     orders
         .key_by(|o: &Order| o.user, 2)
         .interval_join("attribution", for_orders.key_by(|c: &Enriched| c.user, 2))
