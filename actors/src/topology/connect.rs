@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::{BuildError, JobError};
+use crate::error::JobError;
 use crate::join::interval::IntervalJoinCore;
 use crate::join::Either;
 use crate::metrics::{ActorKind, ActorMetrics};
@@ -20,7 +20,7 @@ use crate::spawn::Restorer;
 use crate::topology::graph::{Graph, NodeInfo};
 use crate::topology::keyed::WindowFeed;
 use crate::topology::{
-    install, lock, operator_prepare, shell_starter, take_port, KeyedStream, Port, Stream, WindowedStream,
+    install, late_stream, lock, operator_prepare, shell_starter, take_port, KeyedStream, Port, Stream, WindowedStream,
 };
 use crate::window::{Window, WindowResult, Windows};
 
@@ -93,9 +93,8 @@ where
     fn attach(self, g: &mut Graph, id: usize) -> Inbox<Sides<K, A, B>> {
         let (pl, pr) = (self.left.parallelism, self.right.parallelism);
         if pl != pr {
-            let node = g.nodes[id].info.name.clone();
-            g.invalid(
-                &node,
+            g.invalid_at(
+                id,
                 "parallelism",
                 format!("{pl} for the first stream and {pr} for the second (connected keyed streams must be keyed with the same parallelism)"),
             );
@@ -194,9 +193,7 @@ where
     B: Clone + Send + Serialize + DeserializeOwned + 'static,
 {
     fn invalid(&self, parameter: &'static str, value: String) {
-        let mut g = lock(&self.graph);
-        let node = g.nodes[self.id].info.name.clone();
-        g.invalid(&node, parameter, value);
+        lock(&self.graph).invalid_at(self.id, parameter, value);
     }
 
     /// Pairs `b.ts` in `[a.ts + lower, a.ts + upper]`, both inclusive
@@ -213,15 +210,7 @@ where
     /// behind the watermark when they arrived — to the stream `f` builds
     /// on. Without it they are only counted (metrics `late_records`).
     pub fn late_data(self, f: impl FnOnce(Stream<Sides<K, A, B>>)) -> Self {
-        let mut g = lock(&self.graph);
-        let node = &mut g.nodes[self.id];
-        if std::mem::replace(&mut node.side_taken, true) {
-            let name = node.info.name.clone();
-            g.error(BuildError::AlreadyTaken { node: name, what: "the late-data output" });
-        }
-        let p = g.nodes[self.id].info.parallelism;
-        drop(g);
-        f(Stream::from_port_side(Arc::clone(&self.graph), self.id, p, Arc::clone(&self.late), false));
+        f(late_stream(&self.graph, self.id, &self.late));
         self
     }
 

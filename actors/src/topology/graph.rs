@@ -63,6 +63,12 @@ impl Graph {
         self.error(BuildError::InvalidParameter { node: node.to_string(), parameter, value });
     }
 
+    /// Records an invalid `parameter` of node `id`.
+    pub(crate) fn invalid_at(&mut self, id: usize, parameter: &'static str, value: String) {
+        let node = self.nodes[id].info.name.clone();
+        self.invalid(&node, parameter, value);
+    }
+
     /// Adds a node; its spawn function may be set later.
     pub(crate) fn add_node(&mut self, name: &str, kind: ActorKind, parallelism: usize) -> usize {
         if !self.names.insert(name.to_string()) {

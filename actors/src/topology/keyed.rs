@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::{BuildError, JobError};
+use crate::error::JobError;
 use crate::metrics::{ActorKind, ActorMetrics};
 use crate::operator::Operator;
 use crate::output::edge::{KeyBy, Partitioned};
@@ -17,7 +17,7 @@ use crate::output::pool::BatchPool;
 use crate::output::{Emit, Inbox, Target};
 use crate::spawn::{Restorer, Spawner, StartFn};
 use crate::topology::graph::{Graph, NodeInfo};
-use crate::topology::{install, lock, operator_prepare, take_port, Port, Stream};
+use crate::topology::{install, late_stream, lock, operator_prepare, take_port, Port, Stream};
 use crate::window::core::WindowCore;
 use crate::window::partial::combine::Combine;
 use crate::window::partial::{combinable, Keyed};
@@ -282,9 +282,7 @@ where
     }
 
     fn invalid(&self, parameter: &'static str, value: String) {
-        let mut g = lock(&self.graph);
-        let node = g.nodes[self.id].info.name.clone();
-        g.invalid(&node, parameter, value);
+        lock(&self.graph).invalid_at(self.id, parameter, value);
     }
 
     /// Sends the late data — records whose windows had all closed (beyond
@@ -292,15 +290,7 @@ where
     /// `.late_data(|late| late.sink("late", sink))`. Without it late
     /// records are only counted (metrics `late_records`).
     pub fn late_data(self, f: impl FnOnce(Stream<(K, T)>)) -> Self {
-        let mut g = lock(&self.graph);
-        let node = &mut g.nodes[self.id];
-        if std::mem::replace(&mut node.side_taken, true) {
-            let name = node.info.name.clone();
-            g.error(BuildError::AlreadyTaken { node: name, what: "the late-data output" });
-        }
-        let p = self.keyed.parallelism();
-        drop(g);
-        f(Stream::from_port_side(Arc::clone(&self.graph), self.id, p, Arc::clone(&self.late), false));
+        f(late_stream(&self.graph, self.id, &self.late));
         self
     }
 

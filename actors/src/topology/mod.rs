@@ -77,6 +77,20 @@ pub(crate) fn take_port<T: Send + 'static>(port: &Port<T>) -> OutputFactory<T> {
         .unwrap_or_else(|| Box::new(|_, _| Box::new(crate::output::edge::Discard)))
 }
 
+/// The stream of node `id`'s late-data output `port`; taking it twice is a
+/// build error.
+pub(crate) fn late_stream<T: Send + 'static>(graph: &Arc<Mutex<Graph>>, id: usize, port: &Port<T>) -> Stream<T> {
+    let mut g = lock(graph);
+    let node = &mut g.nodes[id];
+    if std::mem::replace(&mut node.side_taken, true) {
+        let name = node.info.name.clone();
+        g.error(BuildError::AlreadyTaken { node: name, what: "the late-data output" });
+    }
+    let p = g.nodes[id].info.parallelism;
+    drop(g);
+    Stream::from_port_side(Arc::clone(graph), id, p, Arc::clone(port), false)
+}
+
 /// Builds a job. Cheap to clone (clones share the graph).
 #[derive(Clone)]
 pub struct JobBuilder {
