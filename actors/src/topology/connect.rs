@@ -296,14 +296,13 @@ where
 
     /// Emits `f(key, window, a, b)` for every pair in every window that
     /// fires, at the window's last ms.
-    pub fn apply<O, F>(self, f: F) -> Stream<O>
+    pub fn apply<O, F>(self, mut f: F) -> Stream<O>
     where
         O: Send + 'static,
         F: FnMut(&K, &Window, &A, &B) -> O + Clone + Send + 'static,
     {
         self.windowed.pre_aggregate(false).aggregate(crate::window::Collect).flat_map(
             move |r: WindowResult<K, Vec<Either<A, B>>>| {
-                let mut f = f.clone();
                 let (mut lefts, mut rights) = (Vec::new(), Vec::new());
                 for side in &r.value {
                     match side {
