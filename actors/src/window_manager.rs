@@ -160,7 +160,7 @@ where
             if step >= wm {
                 return true;
             }
-            if cx.may_pause() && (cx.out().0.is_blocked() || cx.out().1.is_blocked()) {
+            if cx.out().0.is_blocked() || cx.out().1.is_blocked() {
                 return false;
             }
         }

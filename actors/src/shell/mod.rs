@@ -29,9 +29,12 @@
 //! output is blocked, leaving [`Core::pending`] true: the shell then waits
 //! until the receivers have room and calls [`Core::resume`] until nothing
 //! is pending, handling nothing else meanwhile; the watermark (or end of
-//! input) goes out only after that. While it replays what it held back
-//! during an alignment, the shell does not let a hook pause
-//! ([`Cx::may_pause`]).
+//! input) goes out only after that. A hook may also stop on its own
+//! futures: a core that says [`Core::is_async`] has them polled on its
+//! actor's thread through [`Core::poll_async`], and while it is pending
+//! and its outputs have room the shell waits for them instead. What was
+//! held back during an alignment is replayed through the same path, before
+//! anything else in the mailbox, so a hook may pause in it too.
 
 mod guard;
 pub(crate) mod outputs;
@@ -40,12 +43,16 @@ pub(crate) use guard::{guarded, ActorGuard};
 use outputs::sealed::Ports;
 pub use outputs::Outputs;
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::task::{self, Poll};
 use std::time::Duration;
 
-use actix::fut::ActorFutureExt;
+use actix::fut::{ActorFuture, ActorFutureExt};
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler};
 
 use crate::checkpoint::align::Alignment;
@@ -142,6 +149,25 @@ pub trait Core: Send + Sized + 'static {
     /// nothing.
     fn on_start(&mut self) {}
 
+    /// Whether this core runs futures of its own (calls in flight), which
+    /// the shell then drives with [`Core::poll_async`]. Asked once, at
+    /// start. Default: `false`.
+    fn is_async(&self) -> bool {
+        false
+    }
+
+    /// Drives the core's futures, on the actor's thread: called after
+    /// messages, whenever a future the core polled with `task` wakes it,
+    /// and in a loop while the core is [`Core::pending`] with room on its
+    /// outputs. Emit what completed; return `Ready` if anything did (or
+    /// the core's state changed), `Pending` once every future it holds has
+    /// registered `task`'s waker. Only called when [`Core::is_async`].
+    /// Default: `Ready`.
+    fn poll_async(&mut self, task: &mut task::Context<'_>, cx: &mut Cx<'_, Self>) -> Result<Poll<()>, OperatorError> {
+        let _ = (task, cx);
+        Ok(Poll::Ready(()))
+    }
+
     /// How many records `batch` stands for in the metrics, and how many of
     /// them arrived pre-aggregated. Default: its length, none.
     fn weigh(batch: &[Record<Self::In>]) -> (usize, usize) {
@@ -161,7 +187,6 @@ pub struct Cx<'a, C: Core> {
     input: usize,
     watermark: Timestamp,
     metrics: &'a ActorMetrics,
-    may_pause: bool,
 }
 
 impl<C: Core> fmt::Debug for Cx<'_, C> {
@@ -190,12 +215,6 @@ impl<C: Core> Cx<'_, C> {
     /// The actor's name, `<node>#<instance>`.
     pub fn actor(&self) -> &str {
         &self.metrics.name
-    }
-
-    /// Whether the hook may stop part-way with [`Core::pending`] (`false`
-    /// while the shell replays what it held back during an alignment).
-    pub fn may_pause(&self) -> bool {
-        self.may_pause
     }
 
     /// Counts `n` records as late (metrics `late_records`).
@@ -237,8 +256,11 @@ struct ShellState<C: Core> {
     /// What waits for the core's pending work (a watermark to forward,
     /// end of input).
     deferred: Option<Deferred>,
-    /// Replaying held messages after a barrier: hooks may not pause.
-    replaying: bool,
+    /// Messages held back during an alignment, handled before anything
+    /// else in the mailbox once the barrier went out.
+    replay: VecDeque<Envelope<C::In>>,
+    /// The core runs futures ([`Core::is_async`]).
+    is_async: bool,
 }
 
 /// What the shell completes once a core has no pending work left.
@@ -266,7 +288,8 @@ impl<C: Core> Shell<C> {
             failed: false,
             finished: false,
             deferred: None,
-            replaying: false,
+            replay: VecDeque::new(),
+            is_async: false,
         }))
     }
 }
@@ -281,8 +304,7 @@ pub(crate) struct ShellWiring {
 
 impl<C: Core> ShellState<C> {
     fn cx(&mut self, input: usize) -> (&mut C, Cx<'_, C>) {
-        let may_pause = !self.replaying;
-        let cx = Cx { out: &mut self.out, input, watermark: self.watermark, metrics: &self.metrics, may_pause };
+        let cx = Cx { out: &mut self.out, input, watermark: self.watermark, metrics: &self.metrics };
         (&mut self.core, cx)
     }
 
@@ -374,7 +396,7 @@ impl<C: Core> ShellState<C> {
     }
 
     /// Every input delivered barrier `id`: snapshot, acknowledge, forward,
-    /// then replay what was held back.
+    /// then queue what was held back to be handled next.
     fn barrier(&mut self, id: CheckpointId) -> Result<(), OperatorError> {
         let (alignment, held) = self.align.complete(&self.metrics.mailbox);
         if let Some(p) = &self.participant {
@@ -384,11 +406,13 @@ impl<C: Core> ShellState<C> {
             p.ack(Ack { id, actor: self.metrics.name.clone(), state: state.into_bytes(), alignment });
         }
         self.out.barrier(id);
-        // What was held cannot wait behind a paused hook: replay it whole.
-        self.replaying = true;
-        let replayed = held.into_iter().try_for_each(|env| self.dispatch(env));
-        self.replaying = false;
-        replayed
+        // What was held arrived before anything still queued for replay
+        // (an alignment completed while replaying an earlier one held only
+        // messages from ahead of the rest of that replay): it goes first.
+        for env in held.into_iter().rev() {
+            self.replay.push_front(env);
+        }
+        Ok(())
     }
 
     /// A hook failed: the job fails, naming this actor; nothing more is
@@ -403,58 +427,89 @@ impl<C: Core> ShellState<C> {
         self.guard.lifecycle().fail(err);
     }
 
-    /// After every message: flush when nothing more is queued, and wait
-    /// while a downstream mailbox is full — then go on with pending work.
+    /// After every message: flush when nothing more is queued, wait while
+    /// a downstream mailbox is full or the core waits for its futures, go
+    /// on with pending work, then with what an alignment held back. Every
+    /// path that returns with work left waits (`ctx.wait`, so the mailbox
+    /// is not read meanwhile) and comes back here.
     fn after_message(&mut self, ctx: &mut Context<Shell<C>>) {
         loop {
-            if self.metrics.mailbox.len() == 0 {
+            if self.failed {
+                return;
+            }
+            if self.metrics.mailbox.len() == 0 && self.replay.is_empty() {
                 self.out.flush();
             }
             let blocked = self.out.take_blocked();
-            if self.deferred.is_some() {
-                let Some(fut) = blocked else {
-                    // Delivered already: go on now.
-                    if !self.guarded_resume(ctx) {
-                        return;
-                    }
-                    continue;
-                };
-                let m = Arc::clone(&self.metrics);
-                m.block_started();
-                // Nothing else is handled until the pending work is done.
-                ctx.wait(actix::fut::wrap_future::<_, Shell<C>>(fut).map(move |_, act, ctx| {
-                    m.block_ended();
-                    if act.0.guarded_resume(ctx) {
-                        act.0.after_message(ctx);
-                    }
-                }));
-                return;
+            if self.deferred.is_some() || self.core.pending() {
+                if let Some(fut) = blocked {
+                    let m = Arc::clone(&self.metrics);
+                    m.block_started();
+                    // Nothing else is handled until the pending work is done.
+                    ctx.wait(actix::fut::wrap_future::<_, Shell<C>>(fut).map(move |_, act, ctx| {
+                        m.block_ended();
+                        if act.0.guarded_resume(ctx) {
+                            act.0.after_message(ctx);
+                        }
+                    }));
+                    return;
+                }
+                if self.is_async && self.core.pending() {
+                    // Waiting for its own futures, not for the outputs:
+                    // what it emitted so far goes out now.
+                    self.out.flush();
+                    ctx.wait(AsyncWait::<C>(PhantomData).map(|_, act, ctx| {
+                        if act.0.guarded_resume(ctx) {
+                            act.0.after_message(ctx);
+                        }
+                    }));
+                    return;
+                }
+                // Delivered already: go on now.
+                if !self.guarded_resume(ctx) {
+                    return;
+                }
+                continue;
             }
-            let ended = !self.finished && self.inputs.all_ended() && self.core.is_terminal();
+            let ended = self.replay.is_empty() && !self.finished && self.inputs.all_ended() && self.core.is_terminal();
             self.finished |= ended;
             if let Some(fut) = blocked {
                 let m = Arc::clone(&self.metrics);
                 m.block_started();
                 let lifecycle = Arc::clone(self.guard.lifecycle());
-                ctx.wait(actix::fut::wrap_future::<_, Shell<C>>(fut).map(move |_, _, _| {
+                ctx.wait(actix::fut::wrap_future::<_, Shell<C>>(fut).map(move |_, act, ctx| {
                     m.block_ended();
                     // A terminal actor counts as finished once what it
                     // delivered has been taken.
                     if ended {
                         lifecycle.sink_done();
                     }
+                    if !act.0.replay.is_empty() {
+                        act.0.after_message(ctx);
+                    }
                 }));
-            } else if ended {
+                return;
+            }
+            if let Some(env) = self.replay.pop_front() {
+                let (actor, lifecycle) = (self.metrics.name.clone(), Arc::clone(self.guard.lifecycle()));
+                let during = "a message held back during a checkpoint alignment";
+                let r = guarded(&lifecycle, &actor, during, || self.dispatch(env));
+                if !self.outcome(ctx, r) {
+                    return;
+                }
+                continue;
+            }
+            if ended {
                 self.guard.lifecycle().sink_done();
             }
             return;
         }
     }
 
-    /// [`Self::resume`] under the panic guard; `false` if the job failed.
-    fn guarded_resume(&mut self, ctx: &mut Context<Shell<C>>) -> bool {
-        let (actor, lifecycle) = (self.metrics.name.clone(), Arc::clone(self.guard.lifecycle()));
-        match guarded(&lifecycle, &actor, "resuming its pending work", || self.resume()) {
+    /// What a guarded hook returned: an error or a panic (`None`) fails
+    /// the job and stops the actor. `true` if it went well.
+    fn outcome(&mut self, ctx: &mut Context<Shell<C>>, r: Option<Result<(), OperatorError>>) -> bool {
+        match r {
             Some(Ok(())) => true,
             Some(Err(e)) => {
                 self.fail(e);
@@ -467,6 +522,31 @@ impl<C: Core> ShellState<C> {
                 false
             }
         }
+    }
+
+    /// [`Core::poll_async`] under the panic guard; `None` if the job failed.
+    fn poll_core(&mut self, ctx: &mut Context<Shell<C>>, task: &mut task::Context<'_>) -> Option<Poll<()>> {
+        if self.failed {
+            return None;
+        }
+        let (actor, lifecycle) = (self.metrics.name.clone(), Arc::clone(self.guard.lifecycle()));
+        let mut progress = Poll::Pending;
+        let r = guarded(&lifecycle, &actor, "its asynchronous work", || {
+            let (core, mut cx) = self.cx(0);
+            progress = core.poll_async(task, &mut cx)?;
+            Ok(())
+        });
+        self.outcome(ctx, r).then_some(progress)
+    }
+
+    /// [`Self::resume`] under the panic guard; `false` if the job failed.
+    fn guarded_resume(&mut self, ctx: &mut Context<Shell<C>>) -> bool {
+        if self.failed {
+            return false;
+        }
+        let (actor, lifecycle) = (self.metrics.name.clone(), Arc::clone(self.guard.lifecycle()));
+        let r = guarded(&lifecycle, &actor, "resuming its pending work", || self.resume());
+        self.outcome(ctx, r)
     }
 
     /// Runs `step` as a guarded hook: an error or a panic fails the job and
@@ -482,16 +562,44 @@ impl<C: Core> ShellState<C> {
         }
         let actor = self.metrics.name.clone();
         let lifecycle = Arc::clone(self.guard.lifecycle());
-        match crate::shell::guarded(&lifecycle, &actor, during, || step(self)) {
-            Some(Ok(())) => self.after_message(ctx),
-            Some(Err(e)) => {
-                self.fail(e);
-                ctx.stop();
+        let r = guarded(&lifecycle, &actor, during, || step(self));
+        if self.outcome(ctx, r) {
+            self.after_message(ctx);
+        }
+    }
+}
+
+/// Waits, without reading the mailbox, until a pending async core's
+/// futures make progress; then the shell resumes it.
+struct AsyncWait<C>(PhantomData<fn() -> C>);
+
+impl<C: Core> ActorFuture<Shell<C>> for AsyncWait<C> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, act: &mut Shell<C>, ctx: &mut Context<Shell<C>>, task: &mut task::Context<'_>) -> Poll<()> {
+        match act.0.poll_core(ctx, task) {
+            Some(Poll::Pending) if act.0.core.pending() => Poll::Pending,
+            _ => Poll::Ready(()),
+        }
+    }
+}
+
+/// Polls an async core's futures for the life of its actor, while the
+/// shell reads its mailbox (it is not polled while the shell waits).
+struct Driver<C>(PhantomData<fn() -> C>);
+
+impl<C: Core> ActorFuture<Shell<C>> for Driver<C> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, act: &mut Shell<C>, ctx: &mut Context<Shell<C>>, task: &mut task::Context<'_>) -> Poll<()> {
+        match act.0.poll_core(ctx, task) {
+            None => Poll::Ready(()),
+            Some(Poll::Ready(())) => {
+                // Results went out: flush or wait as after a message.
+                act.0.after_message(ctx);
+                Poll::Pending
             }
-            None => {
-                self.failed = true;
-                ctx.stop();
-            }
+            Some(Poll::Pending) => Poll::Pending,
         }
     }
 }
@@ -507,6 +615,10 @@ impl<C: Core> Actor for Shell<C> {
             st.failed = true;
             ctx.stop();
             return;
+        }
+        st.is_async = st.core.is_async();
+        if st.is_async {
+            ctx.spawn(Driver::<C>(PhantomData));
         }
         if let Some(every) = st.core.tick_interval() {
             ctx.run_interval(every, |act: &mut Shell<C>, ctx| {
