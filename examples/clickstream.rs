@@ -3,8 +3,11 @@
 //!
 //! - `POST /clicks` and `POST /orders` take JSON lines (`weir::web::Ingest`,
 //!   each into its own push source);
-//! - the clicks are enriched (the page's section, from a lookup table) and
-//!   **fanned out** (`Stream::fan_out`) to two consumers:
+//! - the clicks are **enriched through `map_async`**: each asks a page
+//!   directory — an actix actor of the service — for its page's section,
+//!   with at most 64 lookups in flight and a 2 s timeout, failed lookups
+//!   going to a dead-letter output; then they are **fanned out**
+//!   (`Stream::fan_out`) to three consumers:
 //!   - clicks per section in tumbling 10 s windows, served at
 //!     `GET /api/sections`;
 //!   - **user sessions** from a keyed process function (per-user state and an
@@ -19,15 +22,12 @@
 //! itself, stops the job (which drains: open windows and sessions close),
 //! reads the three result endpoints and checks each against a count made
 //! here, then exits: `cargo run --release --example clickstream`.
-//!
-//! (The enrichment is a plain `map` over an in-memory table; calling an
-//! outside service per click needs `map_async`, which weir does not have
-//! yet.)
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::time::Duration;
 
+use actix::{Actor, Context, Handler, Message};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde::{Deserialize, Serialize};
 use weir::prelude::*;
@@ -104,6 +104,27 @@ fn section(page: &str) -> &'static str {
     PAGES.iter().find(|(p, _)| *p == page).map_or("other", |(_, s)| s)
 }
 
+/// The service's page directory, an actix actor the job asks per click
+/// (it stands for a database or another service).
+struct PageDirectory;
+
+impl Actor for PageDirectory {
+    type Context = Context<Self>;
+}
+
+/// Which section is this page in?
+#[derive(Message)]
+#[rtype(result = "String")]
+struct SectionOf(String);
+
+impl Handler<SectionOf> for PageDirectory {
+    type Result = String;
+
+    fn handle(&mut self, SectionOf(page): SectionOf, _ctx: &mut Context<Self>) -> String {
+        section(&page).to_string()
+    }
+}
+
 /// Sessions per user: each click extends the user's open session or, more
 /// than `GAP` after its last click, closes it and opens another; an
 /// event-time timer closes a session `GAP` after its last click. (Clicks
@@ -147,20 +168,28 @@ impl KeyedProcess for Sessionizer {
 
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    println!("weir example: clickstream — fan-out, sessions, an interval join, in an actix-web service\n");
+    println!("weir example: clickstream — map_async, fan-out, sessions, an interval join, in an actix-web service\n");
     let (click_source, clicks_in) = push_source::<Click>(256);
     let (order_source, orders_in) = push_source::<Order>(256);
     let (sections_sink, sections) = CollectSink::new();
     let (sessions_sink, sessions) = CollectSink::new();
     let (attributed_sink, attributed) = CollectSink::new();
+    let (failed_sink, failed) = CollectSink::new();
+    let directory = PageDirectory.start();
 
     let job = JobBuilder::new("clickstream");
     let strategy = WatermarkStrategy::bounded_out_of_orderness(500).with_interval(Duration::from_millis(50));
-    let clicks = job.source("clicks", click_source, |c: &Click| c.ts, strategy).map(|c: Click| Enriched {
-        user: c.user,
-        section: section(&c.page).to_string(),
-        ts: c.ts,
-    });
+    let clicks = job
+        .source("clicks", click_source, |c: &Click| c.ts, strategy)
+        .map_async("enrich", 64, Duration::from_secs(2))
+        .dead_letters(|failed| failed.sink("failed-lookups", failed_sink))
+        .apply(move |c: Click| {
+            let directory = directory.clone();
+            async move {
+                let section = directory.send(SectionOf(c.page)).await.map_err(|e| format!("page directory: {e}"))?;
+                Ok::<_, String>(Enriched { user: c.user, section, ts: c.ts })
+            }
+        });
     let orders = job.source("orders", order_source, |o: &Order| o.ts, strategy);
     let [by_section, by_user, for_orders] = clicks.fan_out();
     by_section
@@ -282,11 +311,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     want_attributed.sort();
     got_attributed.sort();
     assert_eq!(got_attributed, want_attributed, "clicks attributed to orders");
+    assert_eq!(failed.len(), 0, "every page lookup answered: {:?}", failed.values().first());
 
     println!("  [client] GET /api/sections: {} (section, window) counts", got_sections.len());
     println!("  [client] GET /api/sessions: {} sessions of {USERS} users", got_sessions.len());
     println!("  [client] GET /api/attributed: {} (order, click) pairs", got_attributed.len());
-    println!("\n  All three match what was posted: every click reached both consumers once, every pair once.");
+    println!(
+        "  [job] {} clicks enriched through map_async (page directory actor), {} failed lookups",
+        all_clicks.len(),
+        failed.len()
+    );
+    println!("\n  All three match what was posted: every click reached every consumer once, every pair once.");
     server_handle.stop(true).await;
     Ok(())
 }

@@ -14,6 +14,7 @@
 //! Most users depend on the `weir` crate, which re-exports this one with
 //! connectors and the command-line tool.
 
+pub mod async_map;
 #[doc(hidden)]
 #[cfg(feature = "bench-internals")]
 pub mod bench_support;
@@ -40,6 +41,7 @@ mod topology;
 mod window;
 mod window_manager;
 
+pub use async_map::{AsyncError, AsyncFailure};
 pub use checkpoint::{CheckpointConfig, CheckpointStats, Snapshot};
 pub use error::{BuildError, JobError, OperatorError, SinkError, SnapshotError};
 pub use job::Job;
@@ -62,7 +64,7 @@ pub use state::{
 };
 pub use time::{InputEvent, InputTracker, WatermarkStrategy};
 pub use topology::{
-    ActorOperatorInfo, EdgeOutput, GraphEdge, GraphNode, IntervalJoin, JobBuilder, JobGraph, KeyedConnected,
+    ActorOperatorInfo, AsyncMap, EdgeOutput, GraphEdge, GraphNode, IntervalJoin, JobBuilder, JobGraph, KeyedConnected,
     KeyedStream, Stream, WindowJoin, WindowedStream,
 };
 pub use window::{
@@ -72,10 +74,10 @@ pub use window::{
 /// What a job author needs, in one `use weir_actors::prelude::*`.
 pub mod prelude {
     pub use crate::{
-        push_source, ActorKind, Aggregate, Average, Collect, CollectSink, Collected, Count, DeadLetter, Either,
-        FileSink, FileSource, FnSink, IterSource, Job, JobBuilder, JobHandle, Max, Min, PushHandle, Record, Sink,
-        StdoutSink, Stream, Sum, Throttled, Timestamp, Timing, TrySendError, WatermarkStrategy, Window, WindowResult,
-        Windows, END_OF_TIME,
+        push_source, ActorKind, Aggregate, AsyncError, AsyncFailure, Average, Collect, CollectSink, Collected, Count,
+        DeadLetter, Either, FileSink, FileSource, FnSink, IterSource, Job, JobBuilder, JobHandle, Max, Min, PushHandle,
+        Record, Sink, StdoutSink, Stream, Sum, Throttled, Timestamp, Timing, TrySendError, WatermarkStrategy, Window,
+        WindowResult, Windows, END_OF_TIME,
     };
 }
 

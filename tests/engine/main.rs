@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod async_map;
 mod backpressure;
 mod builder;
 mod checkpoints;

@@ -15,11 +15,12 @@
 //! The order of a message's effects, which every core can rely on:
 //! - a batch: [`Core::on_batch`], then its buffer goes back to the sender;
 //! - a watermark that advances the minimum: [`Core::on_watermark`], then
-//!   the watermark leaves on every output, after what the hook emitted;
+//!   the watermark leaves on every output, after what the hook emitted
+//!   (unless the core sends its own, [`Core::forwards_watermarks`]);
 //! - every input delivered barrier `n`: [`Core::snapshot`] (the state now
 //!   reflects exactly the records before the barrier), the acknowledgement
 //!   to the coordinator, the barrier on every output, then what was held
-//!   back during the alignment;
+//!   back during the alignment, before anything else in the mailbox;
 //! - every input ended: [`Core::on_watermark`]`(i64::MAX)` if that
 //!   watermark had not come yet, [`Core::on_end`], then the final watermark
 //!   and end of input on every output.
@@ -156,6 +157,14 @@ pub trait Core: Send + Sized + 'static {
         false
     }
 
+    /// Whether the core sends watermarks on its outputs itself, once what
+    /// precedes them has left (an async core whose results trail its
+    /// input). The shell then forwards none but the final one, with end of
+    /// input. Asked once, at start. Default: `false`.
+    fn forwards_watermarks(&self) -> bool {
+        false
+    }
+
     /// Drives the core's futures, on the actor's thread: called after
     /// messages, whenever a future the core polled with `task` wakes it,
     /// and in a loop while the core is [`Core::pending`] with room on its
@@ -261,6 +270,8 @@ struct ShellState<C: Core> {
     replay: VecDeque<Envelope<C::In>>,
     /// The core runs futures ([`Core::is_async`]).
     is_async: bool,
+    /// The core sends its own watermarks ([`Core::forwards_watermarks`]).
+    own_watermarks: bool,
 }
 
 /// What the shell completes once a core has no pending work left.
@@ -290,6 +301,7 @@ impl<C: Core> Shell<C> {
             deferred: None,
             replay: VecDeque::new(),
             is_async: false,
+            own_watermarks: false,
         }))
     }
 }
@@ -361,7 +373,7 @@ impl<C: Core> ShellState<C> {
         self.metrics.set_watermark(wm);
         // The final watermark goes out with `End`, after what `on_end`
         // emits, so that nothing follows it.
-        if wm != END_OF_TIME {
+        if wm != END_OF_TIME && !self.own_watermarks {
             self.out.watermark(wm);
         }
     }
@@ -576,7 +588,12 @@ struct AsyncWait<C>(PhantomData<fn() -> C>);
 impl<C: Core> ActorFuture<Shell<C>> for AsyncWait<C> {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, act: &mut Shell<C>, ctx: &mut Context<Shell<C>>, task: &mut task::Context<'_>) -> Poll<()> {
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut Shell<C>,
+        ctx: &mut Context<Shell<C>>,
+        task: &mut task::Context<'_>,
+    ) -> Poll<()> {
         match act.0.poll_core(ctx, task) {
             Some(Poll::Pending) if act.0.core.pending() => Poll::Pending,
             _ => Poll::Ready(()),
@@ -591,7 +608,12 @@ struct Driver<C>(PhantomData<fn() -> C>);
 impl<C: Core> ActorFuture<Shell<C>> for Driver<C> {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, act: &mut Shell<C>, ctx: &mut Context<Shell<C>>, task: &mut task::Context<'_>) -> Poll<()> {
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut Shell<C>,
+        ctx: &mut Context<Shell<C>>,
+        task: &mut task::Context<'_>,
+    ) -> Poll<()> {
         match act.0.poll_core(ctx, task) {
             None => Poll::Ready(()),
             Some(Poll::Ready(())) => {
@@ -617,6 +639,7 @@ impl<C: Core> Actor for Shell<C> {
             return;
         }
         st.is_async = st.core.is_async();
+        st.own_watermarks = st.core.forwards_watermarks();
         if st.is_async {
             ctx.spawn(Driver::<C>(PhantomData));
         }

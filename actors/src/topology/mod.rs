@@ -24,6 +24,7 @@
 //! [`JobBuilder::build`] as a [`BuildError`] naming the node and parameter;
 //! a type mismatch between stages is a compile error.
 
+mod async_map;
 mod connect;
 mod describe;
 pub(crate) mod graph;
@@ -48,6 +49,7 @@ use crate::spawn::{Placement, Restorer, Spawner};
 use crate::time::alignment::AlignmentGroup;
 use crate::time::WatermarkStrategy;
 
+pub use async_map::AsyncMap;
 pub use connect::{IntervalJoin, KeyedConnected, WindowJoin};
 pub use describe::{EdgeOutput, GraphEdge, GraphNode, JobGraph};
 use graph::{Graph, JobConfig, NodeInfo};
@@ -80,11 +82,22 @@ pub(crate) fn take_port<T: Send + 'static>(port: &Port<T>) -> OutputFactory<T> {
 /// The stream of node `id`'s late-data output `port`; taking it twice is a
 /// build error.
 pub(crate) fn late_stream<T: Send + 'static>(graph: &Arc<Mutex<Graph>>, id: usize, port: &Port<T>) -> Stream<T> {
+    side_stream(graph, id, port, "the late-data output")
+}
+
+/// The stream of node `id`'s side output `port` (`what`, in an error);
+/// taking it twice is a build error.
+pub(crate) fn side_stream<T: Send + 'static>(
+    graph: &Arc<Mutex<Graph>>,
+    id: usize,
+    port: &Port<T>,
+    what: &'static str,
+) -> Stream<T> {
     let mut g = lock(graph);
     let node = &mut g.nodes[id];
     if std::mem::replace(&mut node.side_taken, true) {
         let name = node.info.name.clone();
-        g.error(BuildError::AlreadyTaken { node: name, what: "the late-data output" });
+        g.error(BuildError::AlreadyTaken { node: name, what });
     }
     let p = g.nodes[id].info.parallelism;
     drop(g);

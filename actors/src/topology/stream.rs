@@ -276,7 +276,7 @@ impl<T: Send + 'static> Stream<T> {
     /// The parallelism of a node fed by this stream one to one: this
     /// stream's, or for a union the largest of its streams' (fed
     /// round-robin).
-    fn own_parallelism(&self) -> usize {
+    pub(crate) fn own_parallelism(&self) -> usize {
         match self.members.as_slice() {
             [one] => one.parallelism,
             many => many.iter().map(|m| m.parallelism).max().unwrap_or(1),
@@ -381,9 +381,20 @@ impl<T: Send + 'static> Stream<T> {
         U: Send + 'static,
         P: FnOnce(&mut Restorer, &NodeInfo) -> Result<Starter<T, U>, JobError> + Send + 'static,
     {
+        let id = lock(&self.graph).add_node(name, kind, parallelism);
+        self.into_node_at(id, forward, prepare)
+    }
+
+    /// [`Self::into_node`] for node `id`, added already (a builder that
+    /// names its side outputs before it is finished).
+    pub(crate) fn into_node_at<U, P>(self, id: usize, forward: bool, prepare: P) -> Stream<U>
+    where
+        U: Send + 'static,
+        P: FnOnce(&mut Restorer, &NodeInfo) -> Result<Starter<T, U>, JobError> + Send + 'static,
+    {
         let graph = Arc::clone(&self.graph);
         let mut g = lock(&graph);
-        let id = g.add_node(name, kind, parallelism);
+        let parallelism = g.nodes[id].info.parallelism;
         let inbox: Inbox<T> = Arc::new(OnceLock::new());
         let batch_size = g.config.batch_size;
         self.connect_to(&mut g, id, forward, |offset, forward| {
