@@ -61,6 +61,31 @@ pub(crate) enum Item<T> {
     Record(Record<T>),
     /// A watermark, after the records before it.
     Watermark(Timestamp),
+    /// An idleness notice, after the records before it.
+    Idle,
+}
+
+/// What a held mark is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Watermark(Timestamp),
+    Idle,
+}
+
+impl Mark {
+    fn leave<T, U>(self, out: &mut impl Leave<T, U>) {
+        match self {
+            Mark::Watermark(wm) => out.watermark(wm),
+            Mark::Idle => out.idle(),
+        }
+    }
+
+    fn item<T>(self) -> Item<T> {
+        match self {
+            Mark::Watermark(wm) => Item::Watermark(wm),
+            Mark::Idle => Item::Idle,
+        }
+    }
 }
 
 /// Where what leaves the calls goes, in order.
@@ -71,6 +96,8 @@ pub(crate) trait Leave<T, U> {
     fn failed(&mut self, r: Record<(T, AsyncError)>);
     /// A watermark: every result before it has left.
     fn watermark(&mut self, wm: Timestamp);
+    /// An idleness notice: every result before it has left.
+    fn idle(&mut self);
 }
 
 /// The calls of one `map_async` instance: at most `capacity` slots, the
@@ -90,8 +117,9 @@ pub(crate) struct Calls<T, U, F, Fut> {
     timeout: Duration,
     next_seq: u64,
     slots: BTreeMap<u64, Slot<T, U>>,
-    /// Held watermarks: (first sequence number after it, watermark).
-    marks: VecDeque<(u64, Timestamp)>,
+    /// Held watermarks and idleness notices: (first sequence number after
+    /// it, the mark).
+    marks: VecDeque<(u64, Mark)>,
     running: FuturesUnordered<Call<Fut>>,
     backlog: VecDeque<Item<T>>,
 }
@@ -164,19 +192,29 @@ where
     /// Watermark `wm` after the records offered so far: it leaves now if
     /// nothing is in flight, otherwise once what precedes it has.
     pub(crate) fn watermark(&mut self, wm: Timestamp, out: &mut impl Leave<T, U>) {
+        self.mark(Mark::Watermark(wm), out);
+    }
+
+    /// An idleness notice after the records offered so far, held as a
+    /// watermark is: results before it must not trail it.
+    pub(crate) fn idle(&mut self, out: &mut impl Leave<T, U>) {
+        self.mark(Mark::Idle, out);
+    }
+
+    fn mark(&mut self, mark: Mark, out: &mut impl Leave<T, U>) {
         if self.backlog.is_empty() {
-            self.place(wm, out);
+            self.place(mark, out);
         } else {
-            self.backlog.push_back(Item::Watermark(wm));
+            self.backlog.push_back(mark.item());
         }
     }
 
-    /// A watermark after every call started so far leaves now, or is held.
-    fn place(&mut self, wm: Timestamp, out: &mut impl Leave<T, U>) {
+    /// A mark after every call started so far leaves now, or is held.
+    fn place(&mut self, mark: Mark, out: &mut impl Leave<T, U>) {
         if self.slots.is_empty() && self.marks.is_empty() {
-            out.watermark(wm);
+            mark.leave(out);
         } else {
-            self.marks.push_back((self.next_seq, wm));
+            self.marks.push_back((self.next_seq, mark));
         }
     }
 
@@ -185,7 +223,8 @@ where
         while self.slots.len() < self.capacity {
             match self.backlog.pop_front() {
                 Some(Item::Record(r)) => self.start(r),
-                Some(Item::Watermark(wm)) => self.place(wm, out),
+                Some(Item::Watermark(wm)) => self.place(Mark::Watermark(wm), out),
+                Some(Item::Idle) => self.place(Mark::Idle, out),
                 None => return,
             }
         }
@@ -262,12 +301,12 @@ where
                     leave(slot, result, out);
                 }
             }
-            let Some(&(first_after, wm)) = self.marks.front() else { return };
+            let Some(&(first_after, mark)) = self.marks.front() else { return };
             if self.slots.range(..first_after).next().is_some() {
                 return;
             }
             self.marks.pop_front();
-            out.watermark(wm);
+            mark.leave(out);
             if self.order == Order::Unordered {
                 let next = self.bound();
                 let done: Vec<u64> =
@@ -288,12 +327,12 @@ where
         let mut items = Vec::with_capacity(self.slots.len() + self.marks.len() + self.backlog.len());
         let mut marks = self.marks.iter().peekable();
         for (seq, s) in &self.slots {
-            while let Some((_, wm)) = marks.next_if(|m| m.0 <= *seq) {
-                items.push(Item::Watermark(*wm));
+            while let Some((_, mark)) = marks.next_if(|m| m.0 <= *seq) {
+                items.push(mark.item());
             }
             items.push(Item::Record(Record { ts: s.ts, value: s.input.clone() }));
         }
-        items.extend(marks.map(|(_, wm)| Item::Watermark(*wm)));
+        items.extend(marks.map(|(_, mark)| mark.item()));
         items.extend(self.backlog.iter().cloned());
         items
     }
@@ -327,9 +366,9 @@ pub(crate) struct AsyncMapCore<T, U, F, Fut> {
 struct Leaving<T, U> {
     done: Vec<Record<U>>,
     failed: Vec<Record<(T, AsyncError)>>,
-    /// Watermarks that left, each after the records before it: (index in
-    /// `done`, index in `failed`, watermark).
-    watermarks: Vec<(usize, usize, Timestamp)>,
+    /// Watermarks and idleness notices that left, each after the records
+    /// before it: (index in `done`, index in `failed`, mark).
+    watermarks: Vec<(usize, usize, Mark)>,
     dead: DeadLetters,
 }
 
@@ -343,7 +382,11 @@ impl<T, U> Leave<T, U> for Leaving<T, U> {
     }
 
     fn watermark(&mut self, wm: Timestamp) {
-        self.watermarks.push((self.done.len(), self.failed.len(), wm));
+        self.watermarks.push((self.done.len(), self.failed.len(), Mark::Watermark(wm)));
+    }
+
+    fn idle(&mut self) {
+        self.watermarks.push((self.done.len(), self.failed.len(), Mark::Idle));
     }
 }
 
@@ -395,12 +438,20 @@ impl<T, U> Leaving<T, U> {
         // Indices count from the start of `done`/`failed`, which shrink as
         // parts are sent.
         let (mut sent_done, mut sent_failed) = (0, 0);
-        for (d, f, wm) in marks.drain(..) {
+        for (d, f, mark) in marks.drain(..) {
             self.send_upto(d - sent_done, f - sent_failed, cx);
             (sent_done, sent_failed) = (d, f);
             let (out, dead) = cx.out();
-            out.watermark(wm);
-            dead.watermark(wm);
+            match mark {
+                Mark::Watermark(wm) => {
+                    out.watermark(wm);
+                    dead.watermark(wm);
+                }
+                Mark::Idle => {
+                    out.idle();
+                    dead.idle();
+                }
+            }
         }
         self.send_upto(self.done.len(), self.failed.len(), cx);
         self.watermarks = marks;
@@ -481,6 +532,12 @@ where
 
     fn forwards_watermarks(&self) -> bool {
         true
+    }
+
+    fn on_idle(&mut self, cx: &mut Cx<'_, Self>) -> Result<(), OperatorError> {
+        self.calls.idle(&mut self.out);
+        self.out.send(cx);
+        Ok(())
     }
 
     fn pending(&self) -> bool {

@@ -57,6 +57,7 @@ enum Event {
     /// A dead letter: (timestamp, error).
     Failed(i64, AsyncError),
     Watermark(i64),
+    Idle,
 }
 
 #[derive(Debug, Default)]
@@ -71,6 +72,9 @@ impl Leave<In, i64> for Events {
     }
     fn watermark(&mut self, wm: i64) {
         self.0.push(Event::Watermark(wm));
+    }
+    fn idle(&mut self) {
+        self.0.push(Event::Idle);
     }
 }
 
@@ -141,6 +145,28 @@ fn a_watermark_leaves_after_the_calls_before_it_and_before_the_results_after_it(
 }
 
 #[test]
+fn an_idleness_notice_waits_for_the_calls_before_it() {
+    let mut c = calls(Order::Unordered, 8);
+    let mut out = Events::default();
+    runtime().block_on(async {
+        let Input::Batch(mut b) = batch(0, &[(20, 1)]) else { unreachable!() };
+        c.offer(&mut b);
+        c.idle(&mut out);
+        assert!(out.0.is_empty(), "held while the call before it runs");
+        std::future::poll_fn(|task| {
+            let _ = c.poll(task, &mut out);
+            if c.is_idle() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    });
+    assert_eq!(out.0, vec![Event::Result(0, 10), Event::Idle]);
+}
+
+#[test]
 fn a_watermark_with_nothing_in_flight_leaves_at_once() {
     let mut c = calls(Order::Ordered, 2);
     let mut out = Events::default();
@@ -182,6 +208,9 @@ fn a_call_that_does_not_complete_in_time_is_a_dead_letter_that_says_so() {
         }
         fn watermark(&mut self, wm: i64) {
             self.0.push(format!("wm {wm}"));
+        }
+        fn idle(&mut self) {
+            self.0.push("idle".into());
         }
     }
     runtime().block_on(async {
@@ -272,6 +301,7 @@ fn check(inputs: &[Input], events: &[Event], ordered: bool) -> Result<(), TestCa
                 left_ts.push(*ts);
             }
             Event::Failed(ts, e) => prop_assert!(false, "record {} failed with {:?}", ts, e),
+            Event::Idle => prop_assert!(false, "no idleness was given"),
             Event::Watermark(wm) => {
                 // Every record before it left, none after it.
                 let before = marks.iter().find(|m| m.0 == *wm).map(|m| m.1).expect("a watermark that was given");

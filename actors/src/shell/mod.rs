@@ -157,12 +157,22 @@ pub trait Core: Send + Sized + 'static {
         false
     }
 
-    /// Whether the core sends watermarks on its outputs itself, once what
-    /// precedes them has left (an async core whose results trail its
-    /// input). The shell then forwards none but the final one, with end of
-    /// input. Asked once, at start. Default: `false`.
+    /// Whether the core sends watermarks and idleness notices on its
+    /// outputs itself, once what precedes them has left (an async core
+    /// whose results trail its input). The shell then forwards no
+    /// watermark but the final one, with end of input, and calls
+    /// [`Core::on_idle`] instead of forwarding idleness. Asked once, at
+    /// start. Default: `false`.
     fn forwards_watermarks(&self) -> bool {
         false
+    }
+
+    /// Every input went idle; only called when the core
+    /// [`Core::forwards_watermarks`], which must then send the notice on
+    /// (`Outlet::idle`) once what precedes it has left. Default: nothing.
+    fn on_idle(&mut self, cx: &mut Cx<'_, Self>) -> Result<(), OperatorError> {
+        let _ = cx;
+        Ok(())
     }
 
     /// Drives the core's futures, on the actor's thread: called after
@@ -338,6 +348,10 @@ impl<C: Core> ShellState<C> {
             element => match self.inputs.on_message(env.input, &element) {
                 InputEvent::None => {}
                 InputEvent::Watermark(wm) => self.advance(wm, env.input)?,
+                InputEvent::Idle if self.own_watermarks => {
+                    let (core, mut cx) = self.cx(env.input);
+                    core.on_idle(&mut cx)?;
+                }
                 InputEvent::Idle => self.out.idle(),
                 InputEvent::Barrier(id) => self.barrier(id)?,
                 InputEvent::End => {
