@@ -221,3 +221,57 @@ fn an_alignment_drift_of_zero_is_a_build_error() {
     let err = job.build().expect_err("drift 0 is invalid").to_string();
     assert!(err.contains("alignment drift") && err.contains("must be > 0"), "{err}");
 }
+
+/// Two sources of one instance each, fast and slow as in `fast_and_slow`,
+/// meeting in a union. Returns the violations of a drift of `DRIFT` and
+/// what the windows counted.
+fn two_sources(strategy: WatermarkStrategy) -> (u64, u64) {
+    let newest: Arc<[AtomicI64; 2]> = Arc::new([AtomicI64::new(i64::MIN), AtomicI64::new(i64::MIN)]);
+    let violations = Arc::new(AtomicU64::new(0));
+    let job = JobBuilder::new("grouped").batch_size(64);
+    let (sink, got) = CollectSink::new();
+    let source = |me: usize| {
+        let records: Vec<Ev> = (0..10_000).map(|t| (t, (t % 4) as u32)).collect();
+        let rate = if me == 0 { f64::INFINITY } else { 50_000.0 };
+        let inner = Throttled::new(IterSource::new(records), rate);
+        let (newest, violations) = (Arc::clone(&newest), Arc::clone(&violations));
+        Watched { inner, me, drift: DRIFT, newest, violations }
+    };
+    let fast = job.source("fast", source(0), |e: &Ev| e.0, strategy);
+    let slow = job.source("slow", source(1), |e: &Ev| e.0, strategy);
+    fast.union(slow)
+        .key_by(|e| e.1, 2)
+        .window("windows", Windows::tumbling(1000))
+        .aggregate(Count)
+        .sink("out", sink);
+    job.build().unwrap().run_blocking().unwrap();
+    assert!(got.values().iter().all(|r| r.value == 500 && r.timing == Timing::OnTime), "{:?}", got.values());
+    (violations.load(SeqCst), got.values().iter().map(|r| r.value).sum())
+}
+
+#[test]
+fn sources_in_one_alignment_group_never_read_further_apart_than_the_drift() {
+    let base = WatermarkStrategy::monotonic().with_interval(Duration::from_millis(5));
+    let (violations, counted) = two_sources(base.with_alignment_group("both", DRIFT));
+    assert_eq!(violations, 0, "the fast source read more than 200 ms of event time ahead of the slow one");
+    assert_eq!(counted, 20_000);
+    // The control: aligning each source only with itself holds nothing back.
+    let (violations, counted) = two_sources(base.with_alignment(DRIFT));
+    assert!(violations > 0, "the fast source did not run ahead: the test above would prove nothing");
+    assert_eq!(counted, 20_000);
+}
+
+#[test]
+fn an_alignment_group_named_with_two_drifts_is_a_build_error() {
+    let job = JobBuilder::new("bad");
+    let a = job.source("a", IterSource::new(vec![(0i64, 0u32)]), |e: &Ev| e.0, {
+        WatermarkStrategy::monotonic().with_alignment_group("g", 100)
+    });
+    let b = job.source("b", IterSource::new(vec![(0i64, 0u32)]), |e: &Ev| e.0, {
+        WatermarkStrategy::monotonic().with_alignment_group("g", 200)
+    });
+    a.union(b).sink("out", CollectSink::new().0);
+    let err = job.build().expect_err("two drifts in one group").to_string();
+    assert!(err.contains("\"b\"") || err.contains("b:") || err.contains(" b "), "names the source: {err}");
+    assert!(err.contains("alignment drift") && err.contains("\"g\""), "{err}");
+}

@@ -30,13 +30,21 @@ pub struct WatermarkStrategy {
     /// Watermark alignment between the instances of a parallel source:
     /// the largest event-time drift allowed, ms.
     pub(crate) max_drift: Option<i64>,
+    /// The alignment group shared with other sources, by name.
+    pub(crate) group: Option<&'static str>,
 }
 
 impl WatermarkStrategy {
     /// Watermark = highest timestamp seen minus `bound_ms`: records may
     /// arrive up to `bound_ms` behind the newest one without being late.
     pub fn bounded_out_of_orderness(bound_ms: i64) -> Self {
-        WatermarkStrategy { bound: bound_ms, interval: Duration::from_millis(200), idle_timeout: None, max_drift: None }
+        WatermarkStrategy {
+            bound: bound_ms,
+            interval: Duration::from_millis(200),
+            idle_timeout: None,
+            max_drift: None,
+            group: None,
+        }
     }
 
     /// Watermark = highest timestamp seen: for inputs whose timestamps never
@@ -78,6 +86,27 @@ impl WatermarkStrategy {
     /// ```
     pub fn with_alignment(mut self, max_drift_ms: i64) -> Self {
         self.max_drift = Some(max_drift_ms);
+        self
+    }
+
+    /// Watermark alignment across sources (Flink's alignment groups): every
+    /// instance of every source whose strategy names the same `group` —
+    /// with the same `max_drift_ms` — is aligned with all the others, as
+    /// [`Self::with_alignment`] aligns the instances of one source. For
+    /// sources that meet downstream (the two sides of a join, the inputs of
+    /// a union): a side that reads ahead only fills the join's state until
+    /// the other catches up, since the join's watermark is the minimum of
+    /// both. Applies at any parallelism. A group named with two different
+    /// drifts is refused by `JobBuilder::build`.
+    ///
+    /// ```
+    /// use weir_actors::WatermarkStrategy;
+    /// let both_sides = WatermarkStrategy::bounded_out_of_orderness(2_000).with_alignment_group("orders+clicks", 1_000);
+    /// # let _ = both_sides;
+    /// ```
+    pub fn with_alignment_group(mut self, group: &'static str, max_drift_ms: i64) -> Self {
+        self.max_drift = Some(max_drift_ms);
+        self.group = Some(group);
         self
     }
 

@@ -8,13 +8,15 @@
 //! ([`Graph::spawn_order`]), so that every node finds the addresses of the
 //! nodes it sends to.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use crate::error::BuildError;
 use crate::metrics::ActorKind;
 use crate::output::OutputFactory;
 use crate::source::DeadLetter;
 use crate::spawn::PrepareFn;
+use crate::time::alignment::AlignmentGroup;
 pub(crate) use crate::spawn::{JobConfig, NodeInfo, Placement};
 use crate::topology::{EdgeOutput, GraphEdge, GraphNode, JobGraph};
 
@@ -38,6 +40,42 @@ pub(crate) struct Graph {
     dead_requested: bool,
     /// Branches of `Stream::fan_out` not connected yet.
     pub(crate) pending_branches: usize,
+    /// Named watermark-alignment groups across sources.
+    pub(crate) alignment_groups: Arc<Mutex<AlignmentGroups>>,
+}
+
+/// The named alignment groups of a job: members counted while it is
+/// built, each group made once when its first source starts.
+#[derive(Debug, Default)]
+pub(crate) struct AlignmentGroups {
+    groups: HashMap<&'static str, GroupPlan>,
+}
+
+#[derive(Debug)]
+struct GroupPlan {
+    members: usize,
+    max_drift: i64,
+    made: Option<Arc<AlignmentGroup>>,
+}
+
+impl AlignmentGroups {
+    /// Adds `instances` members to `group`; returns the index of the first,
+    /// or the drift the group was named with first if it differs.
+    pub(crate) fn join(&mut self, group: &'static str, instances: usize, max_drift: i64) -> Result<usize, i64> {
+        let plan = self.groups.entry(group).or_insert(GroupPlan { members: 0, max_drift, made: None });
+        if plan.max_drift != max_drift {
+            return Err(plan.max_drift);
+        }
+        plan.members += instances;
+        Ok(plan.members - instances)
+    }
+
+    /// The group named `group`, made with every member counted.
+    pub(crate) fn get(&mut self, group: &'static str) -> Option<Arc<AlignmentGroup>> {
+        let plan = self.groups.get_mut(group)?;
+        let (members, drift) = (plan.members, plan.max_drift);
+        Some(Arc::clone(plan.made.get_or_insert_with(|| Arc::new(AlignmentGroup::new(members, drift)))))
+    }
 }
 
 impl Graph {
@@ -52,6 +90,7 @@ impl Graph {
             dead: None,
             dead_requested: false,
             pending_branches: 0,
+            alignment_groups: Arc::default(),
         }
     }
 

@@ -231,6 +231,17 @@ impl JobBuilder {
         if let Err((parameter, value)) = strategy.validate() {
             g.invalid(name, parameter, value);
         }
+        // A named group spans sources: this node's instances are members
+        // `first..first + parallelism` of it.
+        let named = strategy.group.zip(strategy.max_drift).map(|(group, drift)| {
+            let joined = g.alignment_groups.lock().unwrap_or_else(|e| e.into_inner()).join(group, parallelism, drift);
+            let first = joined.unwrap_or_else(|first_drift| {
+                let value = format!("{drift} ms in group {group:?}, named with {first_drift} ms by another source");
+                g.invalid(name, "alignment drift", value);
+                0
+            });
+            (group, first, Arc::clone(&g.alignment_groups))
+        });
         let port: Port<S::Item> = Arc::new(Mutex::new(None));
         let out_port = Arc::clone(&port);
         g.nodes[id].prepare = Some(Box::new(move |r: &mut Restorer, info: &NodeInfo| {
@@ -254,9 +265,14 @@ impl JobBuilder {
             }
             Ok(Box::new(move |sp: &mut Spawner, info: &NodeInfo| {
                 let mut factory = take_port(&out_port);
-                let group = match strategy.max_drift {
-                    Some(drift) if info.parallelism > 1 => Some(Arc::new(AlignmentGroup::new(info.parallelism, drift))),
-                    _ => None,
+                let (group, first) = match (&named, strategy.max_drift) {
+                    (Some((name, first, groups)), _) => {
+                        (groups.lock().unwrap_or_else(|e| e.into_inner()).get(name), *first)
+                    }
+                    (None, Some(drift)) if info.parallelism > 1 => {
+                        (Some(Arc::new(AlignmentGroup::new(info.parallelism, drift))), 0)
+                    }
+                    _ => (None, 0),
                 };
                 for (i, (source, snapshot)) in prepared.into_iter().enumerate() {
                     let metrics = sp.metrics(info, i);
@@ -270,7 +286,7 @@ impl JobBuilder {
                         participant: sp.participant(),
                         gate: Arc::clone(&sp.gate),
                         guard: sp.guard(&metrics.name),
-                        alignment: group.as_ref().map(|g| (Arc::clone(g), i)),
+                        alignment: group.as_ref().map(|g| (Arc::clone(g), first + i)),
                     };
                     let ts = timestamps.clone();
                     let addr = sp.start(i, move |_| {

@@ -656,7 +656,9 @@ pub fn side_generator(job: &JobBuilder, spec: &WorkloadSpec, side: u8) -> Stream
     let per_instance = spec.throttle.map(|t| t / 2.0 / p.max(1) as f64);
     let mut strategy = watermarks(spec);
     if let Some(drift) = spec.max_drift {
-        strategy = strategy.with_alignment(drift);
+        // Both sides in one group: a side that ran ahead would only fill
+        // the join's state, whose watermark is the minimum of both.
+        strategy = strategy.with_alignment_group("wl4-sides", drift);
     }
     job.parallel_source(
         if side == 0 { "a" } else { "b" },
