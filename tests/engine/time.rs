@@ -239,11 +239,7 @@ fn two_sources(strategy: WatermarkStrategy) -> (u64, u64) {
     };
     let fast = job.source("fast", source(0), |e: &Ev| e.0, strategy);
     let slow = job.source("slow", source(1), |e: &Ev| e.0, strategy);
-    fast.union(slow)
-        .key_by(|e| e.1, 2)
-        .window("windows", Windows::tumbling(1000))
-        .aggregate(Count)
-        .sink("out", sink);
+    fast.union(slow).key_by(|e| e.1, 2).window("windows", Windows::tumbling(1000)).aggregate(Count).sink("out", sink);
     job.build().unwrap().run_blocking().unwrap();
     assert!(got.values().iter().all(|r| r.value == 500 && r.timing == Timing::OnTime), "{:?}", got.values());
     (violations.load(SeqCst), got.values().iter().map(|r| r.value).sum())

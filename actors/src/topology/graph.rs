@@ -16,8 +16,8 @@ use crate::metrics::ActorKind;
 use crate::output::OutputFactory;
 use crate::source::DeadLetter;
 use crate::spawn::PrepareFn;
-use crate::time::alignment::AlignmentGroup;
 pub(crate) use crate::spawn::{JobConfig, NodeInfo, Placement};
+use crate::time::alignment::AlignmentGroup;
 use crate::topology::{EdgeOutput, GraphEdge, GraphNode, JobGraph};
 
 pub(crate) struct Node {
