@@ -46,7 +46,7 @@ pub use checkpoint::{CheckpointConfig, CheckpointStats, Snapshot};
 pub use error::{BuildError, JobError, OperatorError, SinkError, SnapshotError};
 pub use job::Job;
 pub use join::Either;
-pub use message::{CheckpointId, Envelope, Record, StreamElement, Timestamp, END_OF_TIME};
+pub use message::{CheckpointId, Envelope, Record, SharedBatch, StreamElement, Timestamp, END_OF_TIME};
 pub use metrics::{ActorKind, JobMetrics, MetricsSnapshot};
 pub use operator::{Collector, Operator, OperatorContext, OperatorHarness};
 pub use output::outlet::Outlet;

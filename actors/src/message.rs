@@ -8,13 +8,19 @@
 //! follows.
 //!
 //! Records travel in batches (a `Vec`), never one message per record: a
-//! message costs far more than the work most operators do per record.
+//! message costs far more than the work most operators do per record. The
+//! branches of a fan-out share one batch ([`SharedBatch`]) where they pass
+//! batches on whole; the consumer that takes it last takes the batch
+//! itself, an earlier one a copy.
 //!
 //! Invariants every sender keeps on one edge:
 //! - watermarks are non-decreasing;
 //! - after `Watermark(t)` no record with timestamp `< t` follows;
 //! - end of input is `Watermark(i64::MAX)` then `End`, and nothing follows
 //!   `End`.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -50,11 +56,84 @@ pub struct CheckpointId {
     pub seq: u64,
 }
 
+/// A batch of records shared by the branches of a fan-out
+/// (`Stream::fan_out`): one allocation, sent to every branch that passes
+/// batches on whole. A consumer takes the records with
+/// [`SharedBatch::into_vec`]: the last holder gets the batch itself, an
+/// earlier one a copy, so records are copied only as long as another
+/// consumer still reads them, and on the consumer's thread, not the
+/// producer's.
+pub struct SharedBatch<T> {
+    // A mutex, not a bare `Arc<Vec<..>>`: that would need records that are
+    // `Sync` to cross threads; it is locked once per batch, never per
+    // record.
+    batch: Arc<Mutex<Vec<Record<T>>>>,
+    len: usize,
+    copy: fn(&[Record<T>]) -> Vec<Record<T>>,
+}
+
+impl<T: Clone> SharedBatch<T> {
+    /// Shares `batch`.
+    pub fn new(batch: Vec<Record<T>>) -> Self {
+        let len = batch.len();
+        SharedBatch { batch: Arc::new(Mutex::new(batch)), len, copy: <[Record<T>]>::to_vec }
+    }
+}
+
+impl<T> SharedBatch<T> {
+    /// Reads the records in place.
+    pub fn with_records<R>(&self, f: impl FnOnce(&[Record<T>]) -> R) -> R {
+        f(&self.batch.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The records to own: the batch itself if no other consumer holds it
+    /// any more, otherwise a copy.
+    pub fn into_vec(self) -> Vec<Record<T>> {
+        match Arc::try_unwrap(self.batch) {
+            Ok(batch) => batch.into_inner().unwrap_or_else(|e| e.into_inner()),
+            Err(shared) => (self.copy)(&shared.lock().unwrap_or_else(|e| e.into_inner())),
+        }
+    }
+}
+
+impl<T> Clone for SharedBatch<T> {
+    /// Another handle on the same batch (no record is copied).
+    fn clone(&self) -> Self {
+        SharedBatch { batch: Arc::clone(&self.batch), len: self.len, copy: self.copy }
+    }
+}
+
+impl<T> fmt::Debug for SharedBatch<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedBatch").field("records", &self.len).finish()
+    }
+}
+
+impl<T: PartialEq> PartialEq for SharedBatch<T> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.batch, &other.batch) || other.with_records(|b| self.with_records(|a| a == b))
+    }
+}
+
 /// What one edge carries, in order (Flink calls these stream elements).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum StreamElement<T> {
     /// A batch of records (never empty when sent by weir).
     Data(Vec<Record<T>>),
+    /// A batch of records shared with the other branches of a fan-out
+    /// (never empty). Within a process only: it is never serialized.
+    #[serde(skip)]
+    Shared(SharedBatch<T>),
     /// No later record on this edge has a timestamp below this one.
     Watermark(Timestamp),
     /// The sender has no data for now: do not hold the watermark back for
@@ -86,6 +165,7 @@ impl<T> Envelope<T> {
     pub fn records(&self) -> usize {
         match &self.element {
             StreamElement::Data(b) => b.len(),
+            StreamElement::Shared(b) => b.len(),
             _ => 0,
         }
     }

@@ -4,11 +4,13 @@
 //! A [`Broadcast`] sits where a stream forks (`Stream::fan_out`): every
 //! batch goes to each branch's edge, control messages too, and the actor
 //! waits while any branch is blocked — so the slowest consumer paces the
-//! producer. The last branch takes the batch itself; each other branch
-//! takes a copy (records cloned), so a fork of `n` branches copies each
-//! record `n - 1` times; wrap large records in an `Arc` to share them.
+//! producer. Branches whose edge passes batches on whole (a branch without
+//! fused stages or `key_by`) share the batch: one [`SharedBatch`] travels
+//! to all of them, and a consumer copies records only if another still
+//! holds the batch when it takes them — on its own thread, never the
+//! producer's. Every other branch takes a copy here (records cloned).
 
-use crate::message::Record;
+use crate::message::{Record, SharedBatch};
 use crate::output::{join_blocked, Blocked, Control, Emit};
 
 /// Sends everything to every branch.
@@ -26,16 +28,34 @@ impl<T> Broadcast<T> {
 
 impl<T: Clone + Send + 'static> Emit<T> for Broadcast<T> {
     fn data(&mut self, batch: &mut Vec<Record<T>>) {
-        let Some((last, rest)) = self.branches.split_last_mut() else {
-            batch.clear();
+        if batch.is_empty() {
             return;
-        };
-        for b in rest {
+        }
+        let sharing = self.branches.iter().filter(|b| b.takes_shared()).count();
+        if sharing < 2 {
+            // Nothing to share: copies for all but the last branch, which
+            // takes the batch itself.
+            let Some((last, rest)) = self.branches.split_last_mut() else {
+                batch.clear();
+                return;
+            };
+            for b in rest {
+                self.copy.clear();
+                self.copy.extend_from_slice(batch);
+                b.data(&mut self.copy);
+            }
+            last.data(batch);
+            return;
+        }
+        for b in self.branches.iter_mut().filter(|b| !b.takes_shared()) {
             self.copy.clear();
             self.copy.extend_from_slice(batch);
             b.data(&mut self.copy);
         }
-        last.data(batch);
+        let shared = SharedBatch::new(std::mem::take(batch));
+        for b in self.branches.iter_mut().filter(|b| b.takes_shared()) {
+            b.shared(shared.clone());
+        }
     }
     fn control(&mut self, ctl: Control) {
         for b in &mut self.branches {
@@ -138,5 +158,50 @@ mod tests {
         for t in &tapes {
             assert_eq!(*t.lock().unwrap(), ["10@1", "20@2", "Watermark(5)", "30@6", "End"]);
         }
+    }
+
+    /// Passes batches on whole: keeps the shared batches it is given.
+    struct Whole(Arc<Mutex<Vec<SharedBatch<u32>>>>);
+
+    impl Emit<u32> for Whole {
+        fn data(&mut self, batch: &mut Vec<Record<u32>>) {
+            self.0.lock().unwrap().push(SharedBatch::new(std::mem::take(batch)));
+        }
+        fn control(&mut self, _ctl: Control) {}
+        fn flush(&mut self) {}
+        fn take_blocked(&mut self) -> Option<Blocked> {
+            None
+        }
+        fn takes_shared(&self) -> bool {
+            true
+        }
+        fn shared(&mut self, batch: SharedBatch<u32>) {
+            self.0.lock().unwrap().push(batch);
+        }
+    }
+
+    #[test]
+    fn branches_that_pass_batches_on_whole_share_one_batch_and_the_others_get_copies() {
+        let wholes: Vec<_> = (0..2).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
+        let tape = Arc::new(Mutex::new(Vec::new()));
+        let mut branches: Vec<Box<dyn Emit<u32>>> =
+            wholes.iter().map(|w| Box::new(Whole(Arc::clone(w))) as Box<dyn Emit<u32>>).collect();
+        branches.insert(1, Box::new(Tape(Arc::clone(&tape))));
+        let mut b = Broadcast::new(branches);
+        let mut batch = vec![Record::new(1, 10), Record::new(2, 20)];
+        let allocation = batch.as_ptr();
+        b.data(&mut batch);
+        assert!(batch.is_empty());
+        assert_eq!(*tape.lock().unwrap(), ["10@1", "20@2"], "a branch with stages gets a copy");
+        let first = wholes[0].lock().unwrap().pop().expect("a shared batch");
+        let second = wholes[1].lock().unwrap().pop().expect("a shared batch");
+        assert_eq!(first, second);
+        // The first consumer to take it copies (the other still reads it);
+        // the last takes the producer's batch itself.
+        let copied = first.into_vec();
+        assert_ne!(copied.as_ptr(), allocation);
+        let owned = second.into_vec();
+        assert_eq!(owned.as_ptr(), allocation, "the last holder gets the batch, not a copy");
+        assert_eq!(copied, owned);
     }
 }

@@ -4,7 +4,7 @@
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
-use crate::message::Record;
+use crate::message::{Record, SharedBatch, StreamElement};
 use crate::metrics::ActorMetrics;
 use crate::output::keys::BatchKeys;
 use crate::output::{Blocked, Control, Emit, HeldWatermarks, Sender, Target};
@@ -48,9 +48,9 @@ impl<T: Send + 'static> RoundRobin<T> {
         let t = self.next;
         let batch = std::mem::replace(&mut self.buf, self.sender.buffer((t + 1) % self.sender.len(), self.batch_size));
         self.next = (self.next + 1) % self.sender.len();
-        self.sender.send(t, crate::message::StreamElement::Data(batch));
+        self.sender.send(t, StreamElement::Data(batch));
         if let Some(wm) = self.held.take(t) {
-            self.sender.send(t, crate::message::StreamElement::Watermark(wm));
+            self.sender.send(t, StreamElement::Watermark(wm));
         }
     }
 
@@ -100,6 +100,22 @@ impl<T: Send + 'static> Emit<T> for RoundRobin<T> {
     fn is_blocked(&self) -> bool {
         self.sender.is_blocked()
     }
+    fn takes_shared(&self) -> bool {
+        true
+    }
+    fn shared(&mut self, batch: SharedBatch<T>) {
+        if !batch.with_records(|records| self.held.may_pass(records)) {
+            self.release();
+        }
+        // What it was filling goes first: order on the edge.
+        self.send_buf();
+        let t = self.next;
+        self.next = (self.next + 1) % self.sender.len();
+        self.sender.send(t, StreamElement::Shared(batch));
+        if let Some(wm) = self.held.take(t) {
+            self.sender.send(t, StreamElement::Watermark(wm));
+        }
+    }
 }
 
 /// Per-destination batches of keyed records to `p` targets, with the
@@ -128,9 +144,9 @@ impl<V: Send + 'static> Partitioned<V> {
     /// Sends target `t`'s batch, and the watermark held for it after it.
     pub(crate) fn send(&mut self, t: usize) {
         let batch = std::mem::replace(&mut self.bufs[t], self.sender.buffer(t, self.batch_size));
-        self.sender.send(t, crate::message::StreamElement::Data(batch));
+        self.sender.send(t, StreamElement::Data(batch));
         if let Some(wm) = self.held.take(t) {
-            self.sender.send(t, crate::message::StreamElement::Watermark(wm));
+            self.sender.send(t, StreamElement::Watermark(wm));
         }
     }
 

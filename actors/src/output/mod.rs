@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use actix::dev::SendError;
 use actix::Recipient;
 
-use crate::message::{CheckpointId, Envelope, Record, StreamElement, Timestamp};
+use crate::message::{CheckpointId, Envelope, Record, SharedBatch, StreamElement, Timestamp};
 use crate::metrics::mailbox::MailboxGauge;
 use crate::metrics::ActorMetrics;
 use pool::BatchPool;
@@ -82,6 +82,18 @@ pub(crate) trait Emit<T>: Send + 'static {
     /// any keeps the default.
     fn is_blocked(&self) -> bool {
         false
+    }
+    /// Whether it passes batches on whole, so that a fan-out may hand it a
+    /// [`SharedBatch`] ([`Emit::shared`]) instead of a copy. Default: no.
+    fn takes_shared(&self) -> bool {
+        false
+    }
+    /// Sends a batch shared with other outputs. The default takes the
+    /// records (a copy while others hold the batch) and sends them as
+    /// [`Emit::data`] does.
+    fn shared(&mut self, batch: SharedBatch<T>) {
+        let mut records = batch.into_vec();
+        self.data(&mut records);
     }
 }
 
@@ -195,8 +207,10 @@ impl<T: Send + 'static> Sender<T> {
 
     /// Offers `msg` to target `t`; keeps it if the mailbox is full.
     pub(crate) fn send(&mut self, t: usize, msg: StreamElement<T>) {
-        if let StreamElement::Data(b) = &msg {
-            self.metrics.add_out((self.weigh)(b));
+        match &msg {
+            StreamElement::Data(b) => self.metrics.add_out((self.weigh)(b)),
+            StreamElement::Shared(b) => self.metrics.add_out(b.with_records(self.weigh)),
+            _ => {}
         }
         let env = Envelope { input: self.input, element: msg };
         // Order on the edge: once something is held for `t`, everything

@@ -334,17 +334,8 @@ impl<C: Core> ShellState<C> {
     fn dispatch(&mut self, env: Envelope<C::In>) -> Result<(), OperatorError> {
         let Some(env) = self.align.admit(&self.inputs, &self.metrics.mailbox, env) else { return Ok(()) };
         match env.element {
-            StreamElement::Data(mut batch) => {
-                let (records, pre) = C::weigh(&batch);
-                self.metrics.add_in(records);
-                if pre > 0 {
-                    self.metrics.pre_aggregated_in.fetch_add(pre as u64, Relaxed);
-                }
-                self.inputs.on_data(env.input);
-                let (core, mut cx) = self.cx(env.input);
-                core.on_batch(&mut batch, &mut cx)?;
-                self.pool.put(env.input, batch);
-            }
+            StreamElement::Data(batch) => self.data(env.input, batch)?,
+            StreamElement::Shared(shared) => self.data(env.input, shared.into_vec())?,
             element => match self.inputs.on_message(env.input, &element) {
                 InputEvent::None => {}
                 InputEvent::Watermark(wm) => self.advance(wm, env.input)?,
@@ -366,6 +357,21 @@ impl<C: Core> ShellState<C> {
                 }
             },
         }
+        Ok(())
+    }
+
+    /// A batch from `input`: counted, handed to the core, its buffer back
+    /// to the sender.
+    fn data(&mut self, input: usize, mut batch: Vec<Record<C::In>>) -> Result<(), OperatorError> {
+        let (records, pre) = C::weigh(&batch);
+        self.metrics.add_in(records);
+        if pre > 0 {
+            self.metrics.pre_aggregated_in.fetch_add(pre as u64, Relaxed);
+        }
+        self.inputs.on_data(input);
+        let (core, mut cx) = self.cx(input);
+        core.on_batch(&mut batch, &mut cx)?;
+        self.pool.put(input, batch);
         Ok(())
     }
 
@@ -679,7 +685,7 @@ impl<C: Core> Handler<Envelope<C::In>> for Shell<C> {
         let st = &mut *self.0;
         st.metrics.mailbox.taken();
         let during = match &env.element {
-            StreamElement::Data(_) => "a batch",
+            StreamElement::Data(_) | StreamElement::Shared(_) => "a batch",
             StreamElement::Watermark(_) => "a watermark",
             StreamElement::Idle => "an idleness notice",
             StreamElement::Barrier(_) => "a checkpoint barrier",

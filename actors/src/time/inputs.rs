@@ -84,7 +84,7 @@ impl InputTracker {
             return InputEvent::None;
         }
         match msg {
-            StreamElement::Data(_) => {
+            StreamElement::Data(_) | StreamElement::Shared(_) => {
                 self.on_data(input);
                 InputEvent::None
             }

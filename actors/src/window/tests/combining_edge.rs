@@ -214,6 +214,7 @@ proptest! {
                         edge_wm = edge_wm.max(w);
                         core.on_watermark(w, &mut out);
                     }
+                    StreamElement::Shared(_) => prop_assert!(false, "a keyed edge never shares a batch"),
                     StreamElement::Idle | StreamElement::Barrier(_) | StreamElement::End => {}
                 }
             }
