@@ -165,3 +165,29 @@ fn an_unconnected_side_of_a_split_is_refused_when_built() {
     main.sink("out", sink);
     assert!(matches!(job.build(), Err(BuildError::Unconnected(_))));
 }
+
+#[test]
+fn branches_on_other_threads_share_batches_and_each_gets_every_record_once() {
+    // One thread per actor: every branch's sink runs elsewhere than the
+    // source, so the fork hands them one shared batch each time.
+    let job = JobBuilder::new("shared").batch_size(128).mailbox_capacity(4).placement(weir::Placement::ThreadPerActor);
+    let sinks: Vec<_> = (0..3).map(|_| CollectSink::new()).collect();
+    let numbers = job.source(
+        "numbers",
+        IterSource::new((0..N).map(|n| (n, format!("n{n}")))),
+        |r: &(i64, String)| r.0,
+        WatermarkStrategy::monotonic(),
+    );
+    let branches: [Stream<(i64, String)>; 3] = numbers.fan_out();
+    let mut got = Vec::new();
+    for (i, (branch, (sink, collected))) in branches.into_iter().zip(sinks).enumerate() {
+        branch.sink(&format!("sink{i}"), sink);
+        got.push(collected);
+    }
+    let report = job.build().unwrap().run_blocking().unwrap();
+    let want: Vec<(i64, String)> = (0..N).map(|n| (n, format!("n{n}"))).collect();
+    for (i, g) in got.iter().enumerate() {
+        assert_eq!(g.values(), want, "branch {i}: every record once, in order");
+    }
+    assert_eq!(report.metrics.source_records(), N as u64);
+}

@@ -21,7 +21,8 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+use std::thread::ThreadId;
 
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
@@ -37,9 +38,25 @@ pub(crate) struct MailboxGauge {
     paused: Mutex<BTreeSet<usize>>,
     /// Woken when the paused inputs resume.
     resumed: Notify,
+    /// The thread the actor runs on, once it started.
+    home: OnceLock<ThreadId>,
 }
 
 impl MailboxGauge {
+    /// The actor runs on the calling thread (set once, when it starts).
+    pub(crate) fn set_home(&self) {
+        let _ = self.home.set(std::thread::current().id());
+    }
+
+    /// Whether the actor runs on another thread than the caller (or is
+    /// not known to run on the caller's).
+    pub(crate) fn is_elsewhere(&self) -> bool {
+        match self.home.get() {
+            Some(home) => *home != std::thread::current().id(),
+            None => true,
+        }
+    }
+
     /// Messages queued now.
     pub(crate) fn len(&self) -> usize {
         self.queued.load(Relaxed)

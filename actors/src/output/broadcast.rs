@@ -5,10 +5,12 @@
 //! batch goes to each branch's edge, control messages too, and the actor
 //! waits while any branch is blocked — so the slowest consumer paces the
 //! producer. Branches whose edge passes batches on whole (a branch without
-//! fused stages or `key_by`) share the batch: one [`SharedBatch`] travels
-//! to all of them, and a consumer copies records only if another still
-//! holds the batch when it takes them — on its own thread, never the
-//! producer's. Every other branch takes a copy here (records cloned).
+//! fused stages or `key_by`) to an actor on another thread share the
+//! batch: one [`SharedBatch`] travels to all of them, and a consumer
+//! copies records only if another still holds the batch when it takes
+//! them — on its own thread, not the producer's. Every other branch takes
+//! a copy made here, while the batch is in cache (records cloned); with
+//! no branch sharing, the last takes the batch itself.
 
 use crate::message::{Record, SharedBatch};
 use crate::output::{join_blocked, Blocked, Control, Emit};
@@ -32,29 +34,40 @@ impl<T: Clone + Send + 'static> Emit<T> for Broadcast<T> {
             return;
         }
         let sharing = self.branches.iter().filter(|b| b.takes_shared()).count();
-        if sharing < 2 {
-            // Nothing to share: copies for all but the last branch, which
-            // takes the batch itself.
-            let Some((last, rest)) = self.branches.split_last_mut() else {
-                batch.clear();
-                return;
+        // Branches that do not share get a copy made now; the batch itself
+        // goes to the one that shares, or is shared by several, or (none
+        // shares) goes to the last branch.
+        let last = self.branches.len().saturating_sub(1);
+        for (i, b) in self.branches.iter_mut().enumerate() {
+            let copied = match sharing {
+                0 => i != last,
+                _ => !b.takes_shared(),
             };
-            for b in rest {
+            if copied {
                 self.copy.clear();
                 self.copy.extend_from_slice(batch);
                 b.data(&mut self.copy);
             }
-            last.data(batch);
-            return;
         }
-        for b in self.branches.iter_mut().filter(|b| !b.takes_shared()) {
-            self.copy.clear();
-            self.copy.extend_from_slice(batch);
-            b.data(&mut self.copy);
-        }
-        let shared = SharedBatch::new(std::mem::take(batch));
-        for b in self.branches.iter_mut().filter(|b| b.takes_shared()) {
-            b.shared(shared.clone());
+        match sharing {
+            0 | 1 => {
+                let taker = if sharing == 0 {
+                    self.branches.last_mut()
+                } else {
+                    self.branches.iter_mut().find(|b| b.takes_shared())
+                };
+                match taker {
+                    Some(b) => b.data(batch),
+                    None => batch.clear(),
+                }
+            }
+            _ => {
+                // The caller fills its buffer again: leave it one as large.
+                let shared = SharedBatch::new(std::mem::replace(batch, Vec::with_capacity(batch.capacity())));
+                for b in self.branches.iter_mut().filter(|b| b.takes_shared()) {
+                    b.shared(shared.clone());
+                }
+            }
         }
     }
     fn control(&mut self, ctl: Control) {

@@ -101,7 +101,11 @@ impl<T: Send + 'static> Emit<T> for RoundRobin<T> {
         self.sender.is_blocked()
     }
     fn takes_shared(&self) -> bool {
-        true
+        // Sharing pays when the next receiver runs on another thread: it
+        // copies there, if it must, instead of here. On this thread a copy
+        // made now, while the batch is in cache, is cheaper than one made
+        // later.
+        self.sender.is_elsewhere(self.next)
     }
     fn shared(&mut self, batch: SharedBatch<T>) {
         if !batch.with_records(|records| self.held.may_pass(records)) {

@@ -194,6 +194,11 @@ impl<T: Send + 'static> Sender<T> {
         self.targets.len()
     }
 
+    /// Whether target `t` runs on another thread than the caller.
+    pub(crate) fn is_elsewhere(&self, t: usize) -> bool {
+        self.targets[t].queued.is_elsewhere()
+    }
+
     /// The targets' published watermarks (`Target::watermark`).
     pub(crate) fn watermarks(&self) -> Vec<Arc<AtomicI64>> {
         self.targets.iter().map(|t| Arc::clone(&t.watermark)).collect()

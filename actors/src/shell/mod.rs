@@ -651,6 +651,7 @@ impl<C: Core> Actor for Shell<C> {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.0.metrics.actor_started();
+        self.0.metrics.mailbox.set_home();
         let st = &mut *self.0;
         let (actor, lifecycle) = (st.metrics.name.clone(), Arc::clone(st.guard.lifecycle()));
         if guarded(&lifecycle, &actor, "its start", || st.core.on_start()).is_none() {
