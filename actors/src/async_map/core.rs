@@ -404,13 +404,7 @@ impl<T, U, F, Fut> fmt::Debug for AsyncMapCore<T, U, F, Fut> {
     }
 }
 
-impl<T, U, E, F, Fut> AsyncMapCore<T, U, F, Fut>
-where
-    T: Clone,
-    E: fmt::Display,
-    F: FnMut(T) -> Fut,
-    Fut: Future<Output = Result<U, E>>,
-{
+impl<T, U, F, Fut> AsyncMapCore<T, U, F, Fut> {
     pub(crate) fn new(calls: Calls<T, U, F, Fut>, dead_connected: bool) -> Self {
         let out = Leaving {
             done: Vec::new(),
