@@ -11,11 +11,10 @@ use serde::Serialize;
 
 use crate::async_map::{AsyncFailure, AsyncMapCore, Calls, Order};
 use crate::error::JobError;
-use crate::metrics::{ActorKind, ActorMetrics};
-use crate::output::outlet::Outlet;
+use crate::metrics::ActorKind;
 use crate::spawn::Restorer;
 use crate::topology::graph::{Graph, NodeInfo};
-use crate::topology::{lock, shell_starter, side_stream, take_port, Port, Stream};
+use crate::topology::{lock, shell_starter, side_stream, with_side_port, Port, Stream};
 
 impl<T: Send + 'static> Stream<T> {
     /// Calls an asynchronous function per record — a database, a cache,
@@ -130,14 +129,7 @@ where
                     r.restore_core(&info.actor(i), &mut core).map(|()| core)
                 })
                 .collect::<Result<Vec<_>, JobError>>()?;
-            let mut dead_factory = None;
-            let mut instance = 0;
-            Ok(shell_starter(cores, move |_sp, metrics: &Arc<ActorMetrics>, out| {
-                let factory = dead_factory.get_or_insert_with(|| take_port(&dead_port));
-                let dead = Outlet::new(factory(instance, metrics), Arc::clone(metrics));
-                instance += 1;
-                (out, dead)
-            }))
+            Ok(shell_starter(cores, with_side_port(dead_port)))
         })
     }
 }

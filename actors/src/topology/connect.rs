@@ -11,16 +11,16 @@ use serde::Serialize;
 use crate::error::JobError;
 use crate::join::interval::IntervalJoinCore;
 use crate::join::Either;
-use crate::metrics::{ActorKind, ActorMetrics};
+use crate::metrics::ActorKind;
 use crate::operator::Operator;
 use crate::output::edge::KeyInto;
-use crate::output::outlet::Outlet;
 use crate::output::Inbox;
 use crate::spawn::Restorer;
 use crate::topology::graph::{Graph, NodeInfo};
 use crate::topology::keyed::WindowFeed;
 use crate::topology::{
-    install, late_stream, lock, operator_prepare, shell_starter, take_port, KeyedStream, Port, Stream, WindowedStream,
+    install, late_stream, lock, operator_prepare, shell_starter, with_side_port, KeyedStream, Port, Stream,
+    WindowedStream,
 };
 use crate::window::{Window, WindowResult, Windows};
 
@@ -237,14 +237,7 @@ where
                     r.restore_core(&info.actor(i), &mut core).map(|()| core)
                 })
                 .collect::<Result<Vec<_>, JobError>>()?;
-            let mut late_factory = None;
-            let mut instance = 0;
-            Ok(shell_starter(cores, move |_sp, metrics: &Arc<ActorMetrics>, out| {
-                let factory = late_factory.get_or_insert_with(|| take_port(&late_port));
-                let late = Outlet::new(factory(instance, metrics), Arc::clone(metrics));
-                instance += 1;
-                (out, late)
-            }))
+            Ok(shell_starter(cores, with_side_port(late_port)))
         });
         drop(g);
         Stream::from_port(graph, id, p, port)

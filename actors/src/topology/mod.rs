@@ -370,6 +370,26 @@ where
     })
 }
 
+/// The ports of a node with a side output: its main outlet and, per
+/// instance in start order, an outlet from the side `port`'s factory
+/// (a discarding one if nothing took the side output).
+pub(crate) fn with_side_port<U, S>(
+    port: Port<S>,
+) -> impl FnMut(&mut Spawner, &Arc<ActorMetrics>, Outlet<U>) -> (Outlet<U>, Outlet<S>) + Send + 'static
+where
+    U: Send + 'static,
+    S: Send + 'static,
+{
+    let mut factory = None;
+    let mut instance = 0;
+    move |_sp, metrics, out| {
+        let factory = factory.get_or_insert_with(|| take_port(&port));
+        let side = Outlet::new(factory(instance, metrics), Arc::clone(metrics));
+        instance += 1;
+        (out, side)
+    }
+}
+
 /// Phase one of a custom [`Operator`] node: `make(i)` for each instance,
 /// restored.
 pub(crate) fn operator_prepare<O, M>(
